@@ -1,0 +1,1 @@
+"""Siaga: Telegram chat-ops for election-day security."""

@@ -1,0 +1,173 @@
+"""The `siaga` command line: the operators' side of the bot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+from bot.db import make_engine, make_sessionmaker
+from bot.runtime import system_clock
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siaga", description="Election-day security chat-ops bot.")
+    parser.add_argument("--config", default="config.toml", help="TOML configuration file (default: config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the bot (long polling by default)")
+    run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
+    run.set_defaults(handler=cmd_run)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands.add_parser("upgrade", help="create or migrate the database").set_defaults(handler=cmd_db_upgrade)
+
+    imp = commands.add_parser("import", help="import .xlsx workbooks or .csv files (all or nothing)")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.set_defaults(handler=cmd_import)
+
+    invite = commands.add_parser("invite", help="issue one-time registration codes")
+    invite.add_argument("nrps", nargs="+", metavar="NRP")
+    invite.set_defaults(handler=cmd_invite)
+
+    check = commands.add_parser("check", help="report TPS under-staffed by their kerawanan pattern")
+    check.add_argument("--unit", help="unit code (default: the whole tree)")
+    check.add_argument("--shift", help="shift code (default: every shift)")
+    check.set_defaults(handler=cmd_check)
+
+    data = commands.add_parser("demo-data", help="write a synthetic province workbook")
+    data.add_argument("--tps", type=int, default=100, help="number of TPS (Sumsel: 25985)")
+    data.add_argument("--seed", type=int, default=1)
+    data.add_argument("out", type=Path, metavar="OUT.xlsx|DIR")
+    data.set_defaults(handler=cmd_demo_data, needs_settings=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        logs.configure(settings.logging.level, secrets=_secrets(settings))
+        return args.handler(args, settings) or 0
+    except ConfigError as error:
+        print(f"siaga: {error}", file=sys.stderr)
+        return 2
+
+
+def _secrets(settings: Settings) -> list[str]:
+    token = settings.telegram.token
+    return [token.get_secret_value()] if token else []
+
+
+def run_with_database(
+    settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]
+) -> int:
+    """Run `work(session)` in one transaction on the configured database."""
+
+    async def go() -> int:
+        engine = make_engine(settings.database.url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_application
+
+    settings.require_token()
+    application = build_application(settings)
+    if args.webhook:
+        raise ConfigError("webhook mode is not available yet; run without --webhook")
+    application.run_polling(drop_pending_updates=False)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.migrate import upgrade
+
+    async def go() -> None:
+        engine = make_engine(settings.database.url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+    print("database is up to date")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.roster import import_files
+
+    missing = [str(path) for path in args.files if not path.exists()]
+    if missing:
+        print("siaga import: no such file: " + ", ".join(missing), file=sys.stderr)
+        return 2
+
+    async def work(session: Any) -> int:
+        report = await import_files(session, paths=args.files, actor="cli")
+        print(report.format())
+        return 0 if report.ok else 1
+
+    return run_with_database(settings, work)
+
+
+def cmd_invite(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.registration import deep_link, issue_codes
+
+    async def work(session: Any) -> int:
+        ttl = timedelta(hours=settings.registration.code_ttl_hours)
+        invitations = await issue_codes(session, nrps=args.nrps, now=system_clock(), ttl=ttl)
+        await session.commit()
+        failed = 0
+        for invitation in invitations:
+            if invitation.code is None:
+                failed += 1
+                print(f"siaga invite: {invitation.nrp}: {invitation.error}", file=sys.stderr)
+            else:
+                link = deep_link(settings.telegram.bot_username, invitation.code)
+                print(f"{invitation.nrp}\t{invitation.code}\t{link}")
+        return 1 if failed else 0
+
+    return run_with_database(settings, work)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.staffing import format_report, understaffed_report
+
+    async def work(session: Any) -> int:
+        report = await understaffed_report(
+            session, staffing=settings.staffing, unit_code=args.unit, shift_code=args.shift
+        )
+        print(format_report(report))
+        return 0
+
+    return run_with_database(settings, work)
+
+
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import demodata
+
+    province = demodata.generate(tps=args.tps, seed=args.seed)
+    if args.out.suffix == ".xlsx":
+        demodata.write_xlsx(province, args.out)
+    else:
+        demodata.write_csv(province, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""SQLAlchemy 2.0 tables and the pydantic schemas that validate what comes in."""
+
+from models.audit import AuditLog
+from models.base import Base
+from models.delivery import Broadcast, CheckinAlert, Outbox
+from models.operations import (
+    ChatState,
+    Checkin,
+    CommandGroup,
+    Contingency,
+    ContingencyMessage,
+    ContingencyStep,
+    ProcessedUpdate,
+    Sitrep,
+)
+from models.roster import (
+    Assignment,
+    Personnel,
+    RegistrationCode,
+    RegistrationFailure,
+    Shift,
+    Tps,
+    TpsLocation,
+    TpsSecondaryUnit,
+    Unit,
+    UnitClosure,
+)
+
+__all__ = [
+    "Assignment", "AuditLog", "Base", "Broadcast", "ChatState", "Checkin", "CheckinAlert",
+    "CommandGroup", "Contingency", "ContingencyMessage", "ContingencyStep", "Outbox", "Personnel",
+    "ProcessedUpdate", "RegistrationCode", "RegistrationFailure", "Shift", "Sitrep", "Tps",
+    "TpsLocation", "TpsSecondaryUnit", "Unit", "UnitClosure",
+]
