@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 import handlers
+from handlers import menus
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.runtime import RUNTIME_KEY, Clock, Runtime, system_clock
@@ -24,6 +25,9 @@ def build_application(settings: Settings, *, clock: Clock = system_clock) -> App
     """
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     runtime = Runtime(settings=settings, sessions=make_sessionmaker(engine), clock=clock)
+
+    async def post_init(application: Application) -> None:
+        await menus.set_default_menus(application)
 
     async def post_shutdown(_: Application) -> None:
         await engine.dispose()
@@ -41,6 +45,7 @@ def build_application(settings: Settings, *, clock: Clock = system_clock) -> App
             )
         )
         .concurrent_updates(True)
+        .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )

@@ -1,25 +1,100 @@
-"""Cross-cutting handler pieces: update de-duplication and the runtime."""
+"""Cross-cutting handler pieces: de-duplication, who is speaking, and the guards.
+
+Every guard looks the sender up in the database on each update: roles and
+units are never taken from callback data or cached between updates.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
+from bot.render import Lang, Msg, lang_of
+from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
 from bot.runtime import Runtime, runtime_of
+from bot.services.people import Actor, actor_for
 from bot.services.updates import claim_update
 
+Context = ContextTypes.DEFAULT_TYPE
+ActorHandler = Callable[[Update, Context, Actor], Awaitable[None]]
+PlainHandler = Callable[[Update, Context], Awaitable[None]]
 
-def runtime(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+
+def runtime(context: Context) -> Runtime:
     return runtime_of(context.bot_data)
 
 
-async def drop_duplicates(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def user_lang(update: Update) -> Lang:
+    """The language of someone not registered yet: their Telegram app's, else Indonesian."""
+    user = update.effective_user
+    return lang_of("en" if user and (user.language_code or "").startswith("en") else "id")
+
+
+async def drop_duplicates(update: Update, context: Context) -> None:
     """Telegram redelivers after timeouts; a second copy stops here, silently."""
     rt = runtime(context)
     async with rt.sessions() as session:
         first = await claim_update(session, update_id=update.update_id, now=rt.now())
     if not first:
         raise ApplicationHandlerStop
+
+
+async def load_actor(update: Update, context: Context) -> Actor | None:
+    if update.effective_user is None:
+        return None
+    async with runtime(context).sessions() as session:
+        return await actor_for(session, telegram_user_id=update.effective_user.id)
+
+
+async def answer(update: Update, text: str) -> None:
+    """Reply to a message, or to a button press with a popup."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_html(text)
+
+
+def registered(handler: ActorHandler) -> PlainHandler:
+    """Only registered personnel, in a private chat with the bot."""
+
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: Context) -> None:
+        actor = await load_actor(update, context)
+        if actor is None:
+            await answer(update, NOT_REGISTERED(user_lang(update)))
+            return
+        chat = update.effective_chat
+        if update.callback_query is None and chat is not None and chat.type != ChatType.PRIVATE:
+            await answer(update, PRIVATE_ONLY(actor.language))
+            return
+        await handler(update, context, actor)
+
+    return guarded
+
+
+def commander(handler: ActorHandler) -> PlainHandler:
+    """Only a komandan or an admin; what they may touch is checked by the service."""
+
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: Context) -> None:
+        actor = await load_actor(update, context)
+        if actor is None:
+            await answer(update, NOT_REGISTERED(user_lang(update)))
+            return
+        if not actor.is_commander:
+            await answer(update, COMMANDERS_ONLY(actor.language))
+            return
+        await handler(update, context, actor)
+
+    return guarded
+
+
+def say(msg: Msg, actor: Actor, **values: object) -> str:
+    return msg(actor.language, **values)
 
 
 def register(application: Application, *, group: int) -> None:

@@ -10,12 +10,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
-from models import Personnel, RegistrationCode
+from models import Personnel, RegistrationCode, RegistrationFailure
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 10
@@ -79,3 +80,108 @@ async def _revoke_unused(session: AsyncSession, *, personnel_id: int, now: datet
     )
     for row in rows:
         row.expires_at = min(row.expires_at, now)
+
+
+class Outcome(StrEnum):
+    registered = "registered"
+    already = "already"
+    throttled = "throttled"
+    invalid = "invalid"
+    expired = "expired"
+    used = "used"
+    account_taken = "account_taken"
+    person_taken = "person_taken"
+
+
+@dataclass(frozen=True)
+class Registration:
+    outcome: Outcome
+    personnel_id: int | None = None
+    name: str = ""
+    rank: str = ""
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    telegram_user_id: int,
+    code: str,
+    nrp: str | None,
+    now: datetime,
+    max_failures_per_hour: int,
+) -> Registration:
+    """Link a Telegram account to the roster entry a code was issued for.
+
+    Every refusal but throttling counts as a failure of this account, and
+    after `max_failures_per_hour` the account is refused before the code is
+    even looked at: guessing a code is hopeless at five tries an hour.
+    """
+    linked = await session.scalar(select(Personnel).where(Personnel.telegram_user_id == telegram_user_id))
+    if linked is not None:
+        outcome = Outcome.already if nrp in (None, linked.nrp) else Outcome.account_taken
+        return Registration(outcome, linked.id, linked.name, linked.rank)
+    if await _recent_failures(session, telegram_user_id=telegram_user_id, now=now) >= max_failures_per_hour:
+        return Registration(Outcome.throttled)
+    outcome, row, person = await _check_code(session, code=code, nrp=nrp, now=now)
+    if outcome is not Outcome.registered:
+        return await _fail(session, telegram_user_id=telegram_user_id, outcome=outcome, now=now)
+    assert row is not None and person is not None
+    claimed = await session.execute(
+        update(RegistrationCode)
+        .where(RegistrationCode.id == row.id, RegistrationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:
+        return await _fail(session, telegram_user_id=telegram_user_id, outcome=Outcome.used, now=now)
+    person.telegram_user_id = telegram_user_id
+    person.registered_at = now
+    person.reachable = True
+    person.unreachable_reason = None
+    audit.record(session, action="registration.registered", entity="personnel", entity_id=person.id, actor_id=person.id)
+    await session.commit()
+    return Registration(Outcome.registered, person.id, person.name, person.rank)
+
+
+async def _check_code(
+    session: AsyncSession, *, code: str, nrp: str | None, now: datetime
+) -> tuple[Outcome, RegistrationCode | None, Personnel | None]:
+    found = (
+        await session.execute(
+            select(RegistrationCode, Personnel)
+            .join(Personnel, Personnel.id == RegistrationCode.personnel_id)
+            .where(RegistrationCode.code_hash == hash_code(code))
+        )
+    ).first()
+    if found is None:
+        return Outcome.invalid, None, None
+    row, person = found
+    if nrp is not None and person.nrp != nrp.strip():
+        return Outcome.invalid, None, None
+    if row.used_at is not None:
+        return Outcome.used, None, None
+    if row.expires_at <= now:
+        return Outcome.expired, None, None
+    if person.telegram_user_id is not None:
+        return Outcome.person_taken, None, None
+    return Outcome.registered, row, person
+
+
+async def _recent_failures(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> int:
+    return await session.scalar(
+        select(func.count())
+        .select_from(RegistrationFailure)
+        .where(
+            RegistrationFailure.telegram_user_id == telegram_user_id,
+            RegistrationFailure.at > now - timedelta(hours=1),
+        )
+    ) or 0
+
+
+async def _fail(session: AsyncSession, *, telegram_user_id: int, outcome: Outcome, now: datetime) -> Registration:
+    session.add(RegistrationFailure(telegram_user_id=telegram_user_id, at=now))
+    audit.record(
+        session, action="registration.refused", entity="telegram_user", entity_id=telegram_user_id,
+        detail={"outcome": outcome.value},
+    )
+    await session.commit()
+    return Registration(outcome)

@@ -1,0 +1,39 @@
+"""What the bot is waiting for from one person, kept in the database.
+
+After `/hadir` a location is a check-in; after `/lapor` a location or photo
+belongs to that report. A row per user, so any worker reads the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ChatState
+
+
+@dataclass(frozen=True)
+class Waiting:
+    kind: str
+    ref_id: int | None
+
+
+async def expect(
+    session: AsyncSession, *, telegram_user_id: int, kind: str, ref_id: int | None, now: datetime, ttl: timedelta
+) -> None:
+    await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
+    session.add(ChatState(telegram_user_id=telegram_user_id, kind=kind, ref_id=ref_id, expires_at=now + ttl))
+
+
+async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> Waiting | None:
+    row = await session.scalar(select(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
+    if row is None or row.expires_at <= now:
+        return None
+    return Waiting(row.kind, row.ref_id)
+
+
+async def clear(session: AsyncSession, *, telegram_user_id: int) -> None:
+    await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))

@@ -1,0 +1,95 @@
+"""Who is speaking, and what they may act on.
+
+Authorization is decided here, from the database, on every update and every
+button press: callback data only says what was pressed, never who may.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import audit
+from bot.services.units import is_within
+from models import CommandGroup, Personnel, Unit
+from models.enums import Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A registered person as the handlers need them: no phone, no NRP."""
+
+    personnel_id: int
+    name: str
+    rank: str
+    role: str
+    unit_id: int
+    unit_code: str
+    unit_name: str
+    language: str
+
+    @property
+    def is_commander(self) -> bool:
+        return self.role in (Role.komandan, Role.admin)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+    @property
+    def title(self) -> str:
+        return f"{self.rank} {self.name}".strip()
+
+
+async def actor_for(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
+    row = (
+        await session.execute(
+            select(Personnel, Unit)
+            .join(Unit, Unit.id == Personnel.unit_id)
+            .where(Personnel.telegram_user_id == telegram_user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    person, unit = row
+    return Actor(
+        personnel_id=person.id,
+        name=person.name,
+        rank=person.rank,
+        role=person.role,
+        unit_id=unit.id,
+        unit_code=unit.code,
+        unit_name=unit.name,
+        language=person.language,
+    )
+
+
+async def commands_unit(session: AsyncSession, *, actor: Actor, unit_id: int) -> bool:
+    """An admin commands every unit; a komandan their own unit's subtree; an anggota none."""
+    if actor.is_admin:
+        return True
+    if actor.role != Role.komandan:
+        return False
+    return await is_within(session, unit_id, actor.unit_id)
+
+
+async def unit_by_code(session: AsyncSession, *, code: str) -> Unit | None:
+    return await session.scalar(select(Unit).where(func.upper(Unit.code) == code.strip().upper()))
+
+
+async def group_unit(session: AsyncSession, *, chat_id: int) -> Unit | None:
+    """The unit a command group speaks for, if this chat is one."""
+    return await session.scalar(
+        select(Unit).join(CommandGroup, CommandGroup.unit_id == Unit.id).where(CommandGroup.chat_id == chat_id)
+    )
+
+
+async def set_language(session: AsyncSession, *, actor: Actor, language: str) -> None:
+    await session.execute(update(Personnel).where(Personnel.id == actor.personnel_id).values(language=language))
+    audit.record(
+        session, action="personnel.language", entity="personnel", entity_id=actor.personnel_id,
+        actor_id=actor.personnel_id, detail={"language": language},
+    )
+    await session.commit()

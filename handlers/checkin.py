@@ -1,0 +1,71 @@
+"""`/hadir`, a shared location, and `/selesai`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler, MessageHandler, filters
+
+from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_keyboard, location_keyboard
+from bot.services import chatstate
+from bot.services.checkin import check_in, check_out
+from bot.services.people import Actor
+from handlers import sitrep
+from handlers.common import Context, registered, runtime
+
+WAIT_FOR_LOCATION = timedelta(minutes=10)
+
+
+@registered
+async def hadir(update: Update, context: Context, actor: Actor) -> None:
+    """Ask for the location with a button: a typed place proves nothing."""
+    assert update.effective_message and update.effective_user
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        await chatstate.expect(
+            session, telegram_user_id=update.effective_user.id, kind="checkin", ref_id=None,
+            now=rt.now(), ttl=WAIT_FOR_LOCATION,
+        )
+        await session.commit()
+    await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
+
+
+@registered
+async def location(update: Update, context: Context, actor: Actor) -> None:
+    """A location is a check-in, unless a report is waiting for it."""
+    message = update.effective_message
+    assert message and message.location and update.effective_user
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
+    if waiting is not None and waiting.kind == "sitrep" and waiting.ref_id is not None:
+        await sitrep.attach_location(update, context, actor, waiting.ref_id)
+        return
+    async with rt.sessions() as session:
+        result = await check_in(
+            session, personnel_id=actor.personnel_id, lat=message.location.latitude, lon=message.location.longitude,
+            sent_at=message.date, forwarded=message.forward_origin is not None, now=rt.now(),
+            settings=rt.settings.checkin,
+        )
+    text = checkin_text(
+        result, actor.language, rt.settings.operation.zone,
+        geofence_m=rt.settings.checkin.geofence_meters, opens_before_minutes=rt.settings.checkin.opens_before_minutes,
+    )
+    await message.reply_html(text, reply_markup=done_keyboard())
+
+
+@registered
+async def selesai(update: Update, context: Context, actor: Actor) -> None:
+    """Close the running shift."""
+    assert update.effective_message
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        result = await check_out(session, personnel_id=actor.personnel_id, now=rt.now(), settings=rt.settings.checkin)
+    await update.effective_message.reply_html(checkout_text(result, actor.language, rt.settings.operation.zone))
+
+
+def register_handlers(application: Application) -> None:
+    application.add_handler(CommandHandler(["hadir", "checkin"], hadir))
+    application.add_handler(CommandHandler(["selesai", "checkout"], selesai))
+    application.add_handler(MessageHandler(filters.LOCATION & filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, location))
