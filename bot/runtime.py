@@ -57,3 +57,17 @@ RUNTIME_KEY = "runtime"
 
 def runtime_of(bot_data: dict[str, Any]) -> Runtime:
     return bot_data[RUNTIME_KEY]
+
+
+@dataclass
+class ManualClock:
+    """Time that moves only when a test says so: escalations and grace periods without sleeping."""
+
+    current: datetime
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.current += delta
+        return self.current

@@ -1,0 +1,48 @@
+"""Sitreps: the reporter files once, commanders of the unit verify, others are refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import sitrep
+from bot.services.people import actor_for
+from bot.services.sitrep import SitrepOutcome
+from models import AuditLog, Sitrep
+from tests.factories import NOW, build_roster, link
+
+OPENS = timedelta(hours=2)
+
+
+async def _actors(session: AsyncSession):
+    roster = await build_roster(session)
+    ids = {}
+    for number, key in enumerate(["budi", "citra", "kapolsek_a1", "kapolsek_a2", "kapolres"], start=1):
+        await link(session, roster.person(key), 900 + number)
+        ids[key] = await actor_for(session, telegram_user_id=900 + number)
+    return roster, ids
+
+
+async def test_filed_once_with_phase_from_shift(session: AsyncSession) -> None:
+    roster, actors = await _actors(session)
+    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Antrean panjang", now=NOW, opens_before=OPENS)
+    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["citra"], category="aman", now=NOW) is SitrepOutcome.not_yours
+    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="gangguan", now=NOW) is SitrepOutcome.filed
+    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="aman", now=NOW) is SitrepOutcome.already
+    row = await session.get(Sitrep, sitrep_id)
+    assert row and (row.category, row.phase, row.tps_id) == ("gangguan", "pemungutan", roster.tps["TPS-A1-001"].id)
+
+
+async def test_verify_needs_authority_over_the_unit(session: AsyncSession) -> None:
+    _, actors = await _actors(session)
+    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Banjir", now=NOW, opens_before=OPENS)
+    await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="bencana", now=NOW)
+    assert [item.id for item in await sitrep.recent(session, actor=actors["kapolres"])] == [sitrep_id]
+    assert await sitrep.recent(session, actor=actors["kapolsek_a2"]) == []
+    for who, expected in [("budi", SitrepOutcome.forbidden), ("kapolsek_a2", SitrepOutcome.forbidden),
+                          ("kapolsek_a1", SitrepOutcome.verified), ("kapolres", SitrepOutcome.already)]:
+        assert await sitrep.verify(session, sitrep_id=sitrep_id, actor=actors[who], now=NOW) is expected, who
+    audits = (await session.scalars(select(AuditLog.action).where(AuditLog.entity == "sitrep"))).all()
+    assert audits == ["sitrep.drafted", "sitrep.filed", "sitrep.verified"]
