@@ -6,19 +6,24 @@ units are never taken from callback data or cached between updates.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
 from bot.render import Lang, Msg, lang_of
+from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
 from bot.runtime import Runtime, runtime_of
 from bot.services.people import Actor, actor_for
 from bot.services.updates import claim_update
 
+log = logging.getLogger("siaga.handlers")
 Context = ContextTypes.DEFAULT_TYPE
 ActorHandler = Callable[[Update, Context, Actor], Awaitable[None]]
 PlainHandler = Callable[[Update, Context], Awaitable[None]]
@@ -97,5 +102,25 @@ def say(msg: Msg, actor: Actor, **values: object) -> str:
     return msg(actor.language, **values)
 
 
+async def on_error(update: object, context: Context) -> None:
+    """Say plainly that nothing was saved, rather than leave someone believing it was.
+
+    Only the update id and the error type are logged: message texts may
+    carry names, NRPs or codes.
+    """
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
+    if not isinstance(update, Update) or update.effective_user is None:
+        return
+    actor = None
+    with contextlib.suppress(Exception):
+        actor = await load_actor(update, context)
+    lang = actor.language if actor else user_lang(update)
+    with contextlib.suppress(TelegramError):
+        await answer(update, FAILED(lang))
+
+
 def register(application: Application, *, group: int) -> None:
     application.add_handler(TypeHandler(Update, drop_duplicates), group=group)
+    application.add_error_handler(on_error)

@@ -31,8 +31,8 @@ async def bahasa(update: Update, context: Context, actor: Actor) -> None:
         return
     async with runtime(context).sessions() as session:
         await set_language(session, actor=actor, language=choice)
-    await update.effective_message.reply_html(LANGUAGE_SET(choice))
     await refresh_menu(context, update.effective_user.id)
+    await update.effective_message.reply_html(LANGUAGE_SET(choice))
 
 
 async def refresh_menu(context: Context, telegram_user_id: int) -> None:

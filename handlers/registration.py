@@ -59,9 +59,9 @@ async def _register(update: Update, context: Context, *, code: str, nrp: str | N
             now=rt.now(),
             max_failures_per_hour=rt.settings.registration.max_failures_per_hour,
         )
-    await update.effective_message.reply_html(await _reply(update, context, result))
     if result.outcome is Outcome.registered:
         await refresh_menu(context, update.effective_user.id)
+    await update.effective_message.reply_html(await _reply(update, context, result))
 
 
 async def _reply(update: Update, context: Context, result: Registration) -> str:

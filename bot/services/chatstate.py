@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import dialect_insert
 from models import ChatState
 
 
@@ -24,8 +25,11 @@ class Waiting:
 async def expect(
     session: AsyncSession, *, telegram_user_id: int, kind: str, ref_id: int | None, now: datetime, ttl: timedelta
 ) -> None:
-    await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
-    session.add(ChatState(telegram_user_id=telegram_user_id, kind=kind, ref_id=ref_id, expires_at=now + ttl))
+    """Replace whatever was awaited before; an upsert, so two quick updates cannot collide."""
+    insert = dialect_insert(session)
+    values = {"kind": kind, "ref_id": ref_id, "expires_at": now + ttl}
+    statement = insert(ChatState).values(telegram_user_id=telegram_user_id, **values)
+    await session.execute(statement.on_conflict_do_update(index_elements=["telegram_user_id"], set_=values))
 
 
 async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> Waiting | None:

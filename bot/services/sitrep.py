@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
@@ -76,7 +76,7 @@ async def _unit_of(session: AsyncSession, tps_id: int) -> int:
 async def file(
     session: AsyncSession, *, sitrep_id: int, actor: Actor, category: str, now: datetime
 ) -> SitrepOutcome:
-    """Choose the category; only the reporter may, and only once."""
+    """Choose the category; only the reporter may, and only once (two quick presses file once)."""
     if category not in SitrepCategory.__members__:
         return SitrepOutcome.invalid
     row = await session.get(Sitrep, sitrep_id)
@@ -84,11 +84,16 @@ async def file(
         return SitrepOutcome.unknown
     if row.personnel_id != actor.personnel_id:
         return SitrepOutcome.not_yours
-    if row.filed_at is not None:
+    filed = await session.execute(
+        update(Sitrep)
+        .where(Sitrep.id == sitrep_id, Sitrep.filed_at.is_(None))
+        .values(category=category, filed_at=now)
+    )
+    if filed.rowcount != 1:
+        await session.rollback()
         return SitrepOutcome.already
-    row.category, row.filed_at = category, now
     audit.record(
-        session, action="sitrep.filed", entity="sitrep", entity_id=row.id, actor_id=actor.personnel_id,
+        session, action="sitrep.filed", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id,
         detail={"category": category, "phase": row.phase},
     )
     await session.commit()
@@ -128,10 +133,15 @@ async def verify(session: AsyncSession, *, sitrep_id: int, actor: Actor, now: da
         return SitrepOutcome.unknown
     if not await commands_unit(session, actor=actor, unit_id=row.unit_id):
         return SitrepOutcome.forbidden
-    if row.verified_at is not None:
+    verified = await session.execute(
+        update(Sitrep)
+        .where(Sitrep.id == sitrep_id, Sitrep.verified_at.is_(None))
+        .values(verified_by_id=actor.personnel_id, verified_at=now)
+    )
+    if verified.rowcount != 1:
+        await session.rollback()
         return SitrepOutcome.already
-    row.verified_by_id, row.verified_at = actor.personnel_id, now
-    audit.record(session, action="sitrep.verified", entity="sitrep", entity_id=row.id, actor_id=actor.personnel_id)
+    audit.record(session, action="sitrep.verified", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id)
     await session.commit()
     return SitrepOutcome.verified
 
