@@ -7,7 +7,7 @@ its handlers to the default group.
 
 from telegram.ext import Application
 
-from handlers import checkin, common, menus, registration, schedule, sitrep
+from handlers import checkin, common, fallback, menus, registration, schedule, sitrep
 
 DEDUPE_GROUP = -1
 
@@ -19,3 +19,4 @@ def register_all(application: Application) -> None:
     schedule.register_handlers(application)
     checkin.register_handlers(application)
     sitrep.register_handlers(application)
+    fallback.register_handlers(application)

@@ -19,3 +19,12 @@ GREETING_REGISTERED = Msg(
     id="Selamat datang kembali, {rank} {name}. Ketik /bantuan untuk daftar perintah.",
     en="Welcome back, {rank} {name}. Send /help for the list of commands.",
 )
+
+UNKNOWN_COMMAND = Msg(
+    id="Perintah tidak dikenal. Ketik /bantuan untuk daftar perintah.",
+    en="Unknown command. Send /help for the list of commands.",
+)
+PLAIN_TEXT = Msg(
+    id="Untuk melapor, awali dengan <code>/lapor</code>. Ketik /bantuan untuk daftar perintah.",
+    en="To file a report, start with <code>/report</code>. Send /help for the list of commands.",
+)
