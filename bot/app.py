@@ -3,38 +3,68 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 import handlers
-from handlers import menus
+from bot import scheduler
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
+from bot.dispatcher import Dispatcher, make_bot
 from bot.runtime import RUNTIME_KEY, Clock, Runtime, system_clock
+from handlers import menus
 
 log = logging.getLogger("siaga.app")
 
 
-def build_application(settings: Settings, *, clock: Clock = system_clock) -> Application:
-    """The real bot: PTB's Application with our handlers, database and clock.
+def worker_id() -> str:
+    """Stable for a process's life, distinct between processes: the outbox lease owner."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_application(
+    settings: Settings, *, clock: Clock = system_clock, with_dispatcher: bool = True, with_scheduler: bool = True
+) -> Application:
+    """The real bot: PTB's Application with our handlers, database, clock, dispatcher and sweeps.
 
     No PTB rate limiter: replies are direct, everything else goes through the
-    outbox dispatcher, which paces itself to Telegram's limits.
+    outbox dispatcher, which paces itself to Telegram's limits on a Bot of
+    its own (its own connection pool, so a reminder run never queues
+    behind replies or the other way round).
     """
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     runtime = Runtime(settings=settings, sessions=make_sessionmaker(engine), clock=clock)
+    token = settings.require_token()
 
     async def post_init(application: Application) -> None:
         await menus.set_default_menus(application)
+        if with_dispatcher:
+            bot = make_bot(token=token, base_url=settings.telegram.base_url)
+            await bot.initialize()
+            dispatcher = Dispatcher(
+                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock
+            )
+            await dispatcher.start()
+            runtime.services["dispatcher"] = dispatcher
+        if with_scheduler:
+            scheduler.schedule(application)
+
+    async def post_stop(_: Application) -> None:
+        dispatcher = runtime.services.pop("dispatcher", None)
+        if dispatcher is not None:
+            await dispatcher.stop()
+            await dispatcher.bot.shutdown()
 
     async def post_shutdown(_: Application) -> None:
         await engine.dispose()
 
     application = (
         ApplicationBuilder()
-        .token(settings.require_token())
+        .token(token)
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
         .defaults(
@@ -46,6 +76,7 @@ def build_application(settings: Settings, *, clock: Clock = system_clock) -> App
         )
         .concurrent_updates(True)
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
         .build()
     )

@@ -122,6 +122,15 @@ class DeliverySettings(Section):
     poll_seconds: float = Field(default=0.5, gt=0)
 
 
+class SchedulerSettings(Section):
+    """How often each sweep wakes; each is idempotent, so a missed tick only delays."""
+
+    escalation_seconds: float = Field(default=2, gt=0)
+    reminders_seconds: float = Field(default=60, gt=0)
+    missed_checkins_seconds: float = Field(default=60, gt=0)
+    broadcast_reports_seconds: float = Field(default=30, gt=0)
+
+
 class LoggingSettings(Section):
     level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
@@ -140,6 +149,7 @@ class Settings(BaseSettings):
     staffing: StaffingSettings = StaffingSettings()
     registration: RegistrationSettings = RegistrationSettings()
     delivery: DeliverySettings = DeliverySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
     logging: LoggingSettings = LoggingSettings()
 
     toml_path: ClassVar[Path | None] = None

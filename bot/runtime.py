@@ -51,6 +51,12 @@ class Runtime:
     def now(self) -> datetime:
         return self.clock()
 
+    def wake_dispatcher(self) -> None:
+        """Something urgent was queued: send it now rather than at the dispatcher's next poll."""
+        dispatcher = self.services.get("dispatcher")
+        if dispatcher is not None:
+            dispatcher.wake()
+
 
 RUNTIME_KEY = "runtime"
 

@@ -11,7 +11,7 @@ from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_k
 from bot.services import chatstate
 from bot.services.checkin import check_in, check_out
 from bot.services.people import Actor
-from handlers import sitrep
+from handlers import incidents, sitrep
 from handlers.common import Context, registered, runtime
 
 WAIT_FOR_LOCATION = timedelta(minutes=10)
@@ -41,6 +41,9 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
         waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
     if waiting is not None and waiting.kind == "sitrep" and waiting.ref_id is not None:
         await sitrep.attach_location(update, context, actor, waiting.ref_id)
+        return
+    if waiting is not None and waiting.kind == "contingency" and waiting.ref_id is not None:
+        await incidents.attach_location(update, context, actor, waiting.ref_id)
         return
     async with rt.sessions() as session:
         result = await check_in(

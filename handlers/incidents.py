@@ -30,7 +30,6 @@ from bot.render.incidents import (
 from bot.render.registration import UNREGISTERED_GROUP
 from bot.services import chatstate
 from bot.services import incidents as service
-from bot.services.escalation import sweep
 from bot.services.incidents import IncidentOutcome, ListOutcome
 from bot.services.people import Actor
 from handlers.common import Context, commander, registered, runtime
@@ -44,13 +43,6 @@ ACTIONS = {"a": service.acknowledge, "r": service.resolve, "n": service.escalate
 def markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
     """The render's Bot API JSON keyboard as a PTB object."""
     return InlineKeyboardMarkup.de_json(data, None) if data else None
-
-
-def wake_dispatcher(context: Context) -> None:
-    """An alert was queued: the dispatcher claims it now rather than at its next poll."""
-    dispatcher = runtime(context).services.get("dispatcher")
-    if dispatcher is not None:
-        dispatcher.wake()
 
 
 @registered
@@ -90,7 +82,7 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
         text, _ = result_popup(result, actor.language, rt.settings.operation.zone)
         await query.answer(text, show_alert=True)
         return
-    wake_dispatcher(context)
+    runtime(context).wake_dispatcher()
     await query.answer()
     await query.edit_message_text(raised_text(result, actor.language))
     await query.message.reply_html(ASK_LOCATION(actor.language, id=int(raw_id)),
@@ -110,7 +102,7 @@ async def attach_location(update: Update, context: Context, actor: Actor, contin
         await chatstate.clear(session, telegram_user_id=update.effective_user.id)
         await session.commit()
     if result.outcome is IncidentOutcome.located:
-        wake_dispatcher(context)
+        runtime(context).wake_dispatcher()
         await message.reply_html(LOCATED(actor.language, id=contingency_id), reply_markup=done_keyboard())
     else:
         text, _ = result_popup(result, actor.language, rt.settings.operation.zone)
@@ -137,7 +129,7 @@ async def action_pressed(update: Update, context: Context, actor: Actor) -> None
     text, alert = result_popup(result, actor.language, rt.settings.operation.zone)
     await query.answer(text, show_alert=alert)
     if result.outcome in CHANGED:
-        wake_dispatcher(context)
+        runtime(context).wake_dispatcher()
     if len(parts) > 3:
         await _redraw(update, context, actor, int(parts[3]))
 
@@ -180,15 +172,6 @@ async def insiden(update: Update, context: Context, actor: Actor) -> None:
     assert update.effective_message
     text, keyboard = await _page(update, context, actor, 0)
     await update.effective_message.reply_html(text, reply_markup=keyboard)
-
-
-async def escalation_job(context: Context) -> None:
-    """The scheduler's tick: fire due escalation timers and reminders, then wake the dispatcher."""
-    rt = runtime(context)
-    async with rt.sessions() as session:
-        made = await sweep(session, now=rt.now(), settings=rt.settings)
-    if made:
-        wake_dispatcher(context)
 
 
 def register_handlers(application: Application) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler
 
-from bot.render import Msg, lang_of
+from bot.render import Msg
 from bot.render import registration as texts
 from bot.render.start import GREETING, GREETING_REGISTERED
 from bot.services.registration import Outcome, Registration, register

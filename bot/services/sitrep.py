@@ -90,7 +90,6 @@ async def file(
         .values(category=category, filed_at=now)
     )
     if filed.rowcount != 1:
-        await session.rollback()
         return SitrepOutcome.already
     audit.record(
         session, action="sitrep.filed", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id,
@@ -139,7 +138,6 @@ async def verify(session: AsyncSession, *, sitrep_id: int, actor: Actor, now: da
         .values(verified_by_id=actor.personnel_id, verified_at=now)
     )
     if verified.rowcount != 1:
-        await session.rollback()
         return SitrepOutcome.already
     audit.record(session, action="sitrep.verified", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id)
     await session.commit()

@@ -1,9 +1,11 @@
 """End-to-end fixtures: the real bot Application against the Bot API emulator.
 
 A test gets a `World`: the emulator, the running bot (built by
-`bot.app.build_application`, polling over HTTP), the factory roster in a real
-database, a manual clock, and simulated Telegram users for the roster's
-people. Tests then read as transcripts:
+`bot.app.build_application`, polling over HTTP, with its outbox dispatcher),
+the factory roster in a real database, a manual clock, and simulated
+Telegram users for the roster's people. The periodic scheduler is off: a
+test moves the clock and calls `world.tick()` (or one sweep) itself, so
+nothing arrives that the test did not cause. Tests then read as transcripts:
 
     budi = await world.registered("budi")
     await budi.send("/jadwal")
@@ -26,6 +28,7 @@ from bot.app import build_application
 from bot.config import Settings, load_settings
 from bot.emulator import Emulator, Limits, SentMessage, SimGroup, SimUser, running
 from bot.runtime import ManualClock, Runtime, runtime_of
+from bot.scheduler import run_all
 from models import CommandGroup, Outbox
 from models.enums import OutboxState
 from tests.factories import Roster, build_roster, link
@@ -87,6 +90,10 @@ class World:
     async def send_location_now(self, user: SimUser, lat: float, lon: float, **kwargs: Any) -> None:
         """Share a location stamped with the bot's clock, as a phone on that day would."""
         await user.send_location(lat, lon, date=self.clock(), **kwargs)
+
+    async def tick(self) -> dict[str, int]:
+        """Every sweep once, as the scheduler would after the clock moved (it is off in tests)."""
+        return await run_all(self.runtime)
 
     async def eventually(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate()` holds, re-checked whenever the emulator's state changes."""
@@ -154,7 +161,8 @@ async def world(
     logging.getLogger("siaga").addHandler(errors)
     try:
         async with Emulator(limits=emulator_limits) as emu:
-            application = build_application(e2e_settings(emu, database_url, **settings_overrides), clock=clock)
+            settings = e2e_settings(emu, database_url, **settings_overrides)
+            application = build_application(settings, clock=clock, with_scheduler=False)
             async with running(application):
                 yield World(emu, application, roster, clock, sessions)
     finally:

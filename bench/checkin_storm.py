@@ -1,0 +1,173 @@
+"""Check-in storm: N personnel send /hadir and their location at once, through the real bot.
+
+Two measurements per bot, against the Bot API emulator on loopback:
+  burst   every update queued at once: updates per second until all are answered
+  paced   locations arriving at --rate updates a second: time from update to reply
+The same run measures a baseline bot that answers every update with no work
+(PTB's Application and the emulator alone: the ceiling of this stack).
+
+    python bench/checkin_storm.py [--people 2000] [--rate 100] [--pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bench.common import fresh_database, load_province, machine, summary
+from bot.app import build_application
+from bot.config import Settings, load_settings
+from bot.db import make_engine, make_sessionmaker
+from bot.emulator import Emulator, Limits, SimUser, running
+from bot.runtime import ManualClock
+from models import Assignment, Checkin, Personnel, Shift, Tps
+
+FIRST_USER_ID = 900_000_001
+
+
+async def prepare(url: str, people: int) -> tuple[ManualClock, list[tuple[int, float, float]]]:
+    """Link `people` assigned personnel to Telegram ids; return the clock and where each stands."""
+    await load_province(url, tps=max(100, people // 2))
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        shift = await session.scalar(select(Shift).where(Shift.phase == "pemungutan").order_by(Shift.starts_at))
+        assert shift is not None
+        rows = (
+            await session.execute(
+                select(Assignment.personnel_id, Tps.lat, Tps.lon)
+                .join(Tps, Tps.id == Assignment.tps_id)
+                .where(Assignment.shift_id == shift.id)
+                .order_by(Assignment.personnel_id)
+            )
+        ).all()
+        chosen: dict[int, tuple[float, float]] = {}
+        for personnel_id, lat, lon in rows:
+            chosen.setdefault(personnel_id, (lat, lon))
+            if len(chosen) == people:
+                break
+        assert len(chosen) == people, f"only {len(chosen)} assigned personnel"
+        await session.execute(
+            update(Personnel),
+            [{"id": pid, "telegram_user_id": FIRST_USER_ID + i} for i, pid in enumerate(chosen)],
+        )
+        await session.commit()
+        start = shift.starts_at
+    await engine.dispose()
+    places = [(FIRST_USER_ID + i, lat + 0.0003, lon) for i, (lat, lon) in enumerate(chosen.values())]
+    return ManualClock(start + timedelta(minutes=5)), places
+
+
+def bot_settings(emu: Emulator, url: str) -> Settings:
+    settings = load_settings(None)
+    data = settings.model_dump()
+    data["telegram"].update(token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url)
+    data["database"]["url"] = url
+    data["checkin"]["max_location_age_seconds"] = 10**9
+    return Settings.model_validate(data)
+
+
+def baseline_app(emu: Emulator) -> Any:
+    async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message
+        await update.effective_message.reply_text("ok")
+
+    app = (
+        ApplicationBuilder().token(emu.token).base_url(emu.base_url).base_file_url(emu.base_file_url)
+        .concurrent_updates(True).build()
+    )
+    app.add_handler(MessageHandler(filters.ALL, reply))
+    return app
+
+
+async def burst(emu: Emulator, users: list[SimUser], places: dict[int, tuple[float, float]]) -> float:
+    """Queue /hadir and a location for everyone at once; seconds until all 2N are answered."""
+    before = len(emu.state.sent_index)
+    started = time.perf_counter()
+    for user in users:
+        await user.send("/hadir")
+        await user.send_location(*places[user.id])
+    await emu.until(lambda: True if len(emu.state.sent_index) - before >= 2 * len(users) else None, timeout=600)
+    return time.perf_counter() - started
+
+
+async def paced(emu: Emulator, users: list[SimUser], places: dict[int, tuple[float, float]], rate: float) -> list[float]:
+    """One location per user at `rate` a second; per update, the time until its reply arrived."""
+    sent_at: dict[int, float] = {}
+    counts = {user.id: emu.count(user) for user in users}
+    started = time.perf_counter()
+    for index, user in enumerate(users):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent_at[user.id] = time.time()
+        await user.send_location(*places[user.id])
+    await emu.until(
+        lambda: True if all(emu.count(user) > counts[user.id] for user in users) else None, timeout=600
+    )
+    return [emu.sent_to(user)[counts[user.id]].wall - sent_at[user.id] for user in users]
+
+
+async def measure(label: str, make_app: Any, places: list[tuple[int, float, float]], rate: float) -> dict[str, Any]:
+    half = len(places) // 2
+    async with Emulator(limits=Limits(enforce=False), record_calls=False) as emu:
+        app = make_app(emu)
+        users = [emu.user(f"P{uid}", user_id=uid) for uid, _, _ in places]
+        where = {uid: (lat, lon) for uid, lat, lon in places}
+        async with running(app):
+            seconds = await burst(emu, users[:half], where)
+            latencies = await paced(emu, users[half:], where, rate)
+        replies = sum(emu.count(user) for user in users)
+    return {"label": label, "updates": 2 * half, "seconds": seconds, "per_second": 2 * half / seconds,
+            "latencies": latencies, "replies": replies}
+
+
+async def run_backend(backend: str, people: int, rate: float, workdir: Path) -> list[dict[str, Any]]:
+    url = await fresh_database(backend, "siaga_bench_storm", workdir)
+    clock, places = await prepare(url, people)
+    results = [
+        await measure("baseline (no work)", baseline_app, places, rate),
+        await measure(f"siaga on {backend}", lambda emu: build_application(bot_settings(emu, url), clock=clock), places, rate),
+    ]
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        stored = len((await session.scalars(select(Checkin.id))).all())
+    await engine.dispose()
+    results[1]["stored"] = stored
+    return results
+
+
+def report(results: list[dict[str, Any]], people: int, rate: float) -> None:
+    base = results[0]
+    for result in results:
+        ratio = result["per_second"] / base["per_second"]
+        stored = f", check-ins stored {result['stored']}/{people}" if "stored" in result else ""
+        print(
+            f"  {result['label']:<22} burst {result['updates']} updates in {result['seconds']:.1f} s = "
+            f"{result['per_second']:.0f}/s ({ratio:.0%} of baseline); paced at {rate:.0f}/s: "
+            f"{summary(result['latencies'])}; replies {result['replies']}/{people * 2 - people // 2}{stored}"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--pg", action="store_true", help="also on the PostgreSQL at 127.0.0.1:5432")
+    args = parser.parse_args()
+    print(f"check-in storm: {args.people} personnel; {machine()}")
+    with tempfile.TemporaryDirectory() as directory:
+        for backend in ["sqlite"] + (["postgresql"] if args.pg else []):
+            report(await run_backend(backend, args.people, args.rate, Path(directory)), args.people, args.rate)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,66 @@
+"""Shared pieces of the benchmarks: a generated province in a fresh database, and figures."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import text
+
+import models
+from bot import demodata
+from bot.db import make_engine, make_sessionmaker
+from bot.services.roster import import_files
+
+PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+async def fresh_database(backend: str, name: str, workdir: Path) -> str:
+    """An empty database with the schema: a new SQLite file, or a recreated PostgreSQL database."""
+    if backend == "sqlite":
+        path = workdir / f"{name}.db"
+        path.unlink(missing_ok=True)
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        admin = make_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+        url = f"{PG_SERVER}/{name}"
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(models.Base.metadata.create_all)
+    await engine.dispose()
+    return url
+
+
+async def load_province(url: str, *, tps: int, seed: int = 1) -> demodata.Province:
+    """Generate a province and import it with the real importer."""
+    province = demodata.generate(tps=tps, seed=seed)
+    with tempfile.TemporaryDirectory() as directory:
+        demodata.write_csv(province, Path(directory))
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as session:
+            report = await import_files(session, paths=sorted(Path(directory).glob("*.csv")), actor="bench")
+        await engine.dispose()
+    assert report.ok, report.format()
+    return province
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def summary(values: list[float]) -> str:
+    return f"p50 {statistics.median(values) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms"
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.now():%Y-%m-%d}"

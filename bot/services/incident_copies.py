@@ -1,0 +1,168 @@
+"""The copies of a contingency alert in the command groups, kept in step with its state.
+
+Each group reached holds one copy (`ContingencyMessage`), sent through the
+outbox and edited through the outbox when the contingency changes. Its
+Telegram message id is only known once a dispatcher sent it, so it is read
+from the outbox row (found by its dedup key) lazily. A change made before the
+copy was sent rewrites the waiting row's text instead; a change made while
+the row was on the wire is caught by the next `sync_copies(only_stale=True)`
+(the escalation sweep's `reconcile`), which edits every copy whose sent text
+is older than the contingency. Either way each group ends up showing the
+latest state, with one message.
+
+Edits of one copy are keyed by the contingency's version, so a state is
+edited in once however many workers notice it; an older edit still waiting
+is cancelled so that a stale state never lands last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.render import incidents as texts
+from bot.services.groups import GroupTarget
+from bot.services.outbox import enqueue
+from models import ContingencyMessage, Outbox
+from models.enums import OutboxState, Priority
+
+if TYPE_CHECKING:
+    from bot.services.escalation import ContingencyView
+
+NO_MESSAGE = 0  # a copy whose send failed for good: nothing to edit, nothing to look up again
+
+
+def send_key(contingency_id: int, chat_id: int) -> str:
+    return f"cont:{contingency_id}:s:{chat_id}"
+
+
+def _ref(contingency_id: int, chat_id: int) -> str:
+    return f"cont:{contingency_id}:{chat_id}"
+
+
+def _payload(markup: dict[str, Any] | None, message_id: int | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
+    if markup is not None:
+        payload["reply_markup"] = markup
+    if message_id is not None:
+        payload["message_id"] = message_id
+    return payload
+
+
+async def reach(
+    session: AsyncSession, view: ContingencyView, targets: Iterable[GroupTarget], *, now: datetime, settings: Settings
+) -> None:
+    """Post the alert in each group, once: the (contingency, chat) row and the dedup key both guard it."""
+    lang = settings.operation.language
+    text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
+    for target in targets:
+        session.add(ContingencyMessage(contingency_id=view.id, chat_id=target.chat_id))
+        await enqueue(session, chat_id=target.chat_id, text=text, priority=Priority.escalation,
+                      dedup_key=send_key(view.id, target.chat_id), payload=_payload(markup),
+                      ref=_ref(view.id, target.chat_id), now=now)  # fmt: skip
+    await session.flush()
+
+
+async def sync_copies(
+    session: AsyncSession, view: ContingencyView, *, now: datetime, settings: Settings, only_stale: bool = False
+) -> int:
+    """Bring every copy of the alert to `view`'s state; returns how many edits or rewrites were queued.
+
+    A copy already sent is edited (the edit's dedup key carries the version,
+    so an edit is queued once per state); a copy still waiting has its text
+    rewritten in place; a copy on the wire right now is left for the next
+    `reconcile`. With `only_stale`, only copies just found sent with an older
+    text are edited (what `reconcile` needs).
+    """
+    copies = list(await session.scalars(
+        select(ContingencyMessage).where(ContingencyMessage.contingency_id == view.id)
+        .order_by(ContingencyMessage.id).execution_options(populate_existing=True)
+    ))  # fmt: skip
+    lang = settings.operation.language
+    text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
+    sent_as = await _fill_message_ids(session, view.id, [copy for copy in copies if copy.message_id is None])
+    changed = 0
+    for copy in copies:
+        shown = sent_as.get(copy.chat_id)
+        if copy.message_id == NO_MESSAGE or shown == (text, markup) or (only_stale and shown is None):
+            continue
+        if copy.message_id is None:
+            changed += await _rewrite_waiting(session, view, copy.chat_id, text, markup)
+        else:
+            changed += await _enqueue_edit(session, view, copy, text, markup, now=now)
+    return changed
+
+
+async def _fill_message_ids(
+    session: AsyncSession, contingency_id: int, copies: list[ContingencyMessage]
+) -> dict[int, tuple[str, dict[str, Any] | None]]:
+    """Take the message ids the dispatcher recorded; returns what each newly known copy showed."""
+    if not copies:
+        return {}
+    keys = {send_key(contingency_id, copy.chat_id): copy for copy in copies}
+    rows = await session.execute(
+        select(Outbox.dedup_key, Outbox.state, Outbox.telegram_message_id, Outbox.text, Outbox.payload)
+        .where(Outbox.dedup_key.in_(list(keys)))
+    )
+    shown: dict[int, tuple[str, dict[str, Any] | None]] = {}
+    for key, state, message_id, text, payload in rows:
+        copy = keys[key]
+        if state == OutboxState.sent.value:
+            copy.message_id = message_id or NO_MESSAGE
+            shown[copy.chat_id] = (text, (payload or {}).get("reply_markup"))
+        elif state in (OutboxState.failed.value, OutboxState.cancelled.value):
+            copy.message_id = NO_MESSAGE
+    await session.flush()
+    return shown
+
+
+async def _rewrite_waiting(
+    session: AsyncSession, view: ContingencyView, chat_id: int, text: str, markup: dict[str, Any] | None
+) -> int:
+    """A send not yet claimed by a dispatcher goes out with the new text; 0 if it is already on the wire."""
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.dedup_key == send_key(view.id, chat_id), Outbox.state == OutboxState.pending.value)
+        .values(text=text, payload=_payload(markup))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+async def _enqueue_edit(
+    session: AsyncSession,
+    view: ContingencyView,
+    copy: ContingencyMessage,
+    text: str,
+    markup: dict[str, Any] | None,
+    *,
+    now: datetime,
+) -> int:
+    """Queue the edit of one copy; an older edit still waiting is cancelled, so no stale state lands last."""
+    key = f"cont:{view.id}:e{view.version}:{copy.chat_id}"
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.ref == _ref(view.id, copy.chat_id), Outbox.method == "editMessageText",
+               Outbox.state == OutboxState.pending.value, Outbox.dedup_key != key)
+        .values(state=OutboxState.cancelled.value)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    queued = await enqueue(session, chat_id=copy.chat_id, text=text, priority=Priority.escalation, dedup_key=key,
+                           method="editMessageText", payload=_payload(markup, copy.message_id),
+                           ref=_ref(view.id, copy.chat_id), now=now)  # fmt: skip
+    return int(queued)
+
+
+async def notify_person(
+    session: AsyncSession, *, chat_id: int | None, personnel_id: int, text: str, dedup_key: str, now: datetime
+) -> None:
+    """A private note about a contingency (to its reporter or acknowledger), ahead of bulk reminders."""
+    if chat_id is None:
+        return
+    await enqueue(session, chat_id=chat_id, personnel_id=personnel_id, text=text, priority=Priority.group_alert,
+                  dedup_key=dedup_key, payload={"parse_mode": "HTML"}, now=now)  # fmt: skip

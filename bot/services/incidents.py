@@ -1,0 +1,291 @@
+"""Contingencies as people meet them: `/darurat`, its buttons, and the commander's `/insiden`.
+
+A contingency is drafted from the text, tied to the reporter's TPS and
+shift, and raised when its severity is chosen (or two minutes later as
+`tinggi`, by the sweep). Acknowledge, resolve and escalate-now are open to
+an admin and to a komandan of a unit the contingency reached or of a unit
+above one: its TPS's primary and secondary units and everything above them.
+That is decided here, from the database, on every press. The state machine
+itself is `bot/services/escalation.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.render import incidents as texts
+from bot.services import audit, escalation, incident_copies
+from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
+from bot.services.groups import GroupTarget
+from bot.services.people import Actor, commands_unit, group_unit
+from bot.services.schedule import open_shift
+from models import Contingency, Tps, TpsSecondaryUnit, UnitClosure
+from models.enums import Role, Severity
+
+MAX_TEXT = 2000
+ATTEMPTS = 5
+PAGE_SIZE = 5
+
+
+class IncidentOutcome(StrEnum):
+    raised = "raised"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    escalated = "escalated"
+    located = "located"
+    at_top = "at_top"
+    already_raised = "already_raised"
+    already_acknowledged = "already_acknowledged"
+    already_resolved = "already_resolved"
+    forbidden = "forbidden"
+    not_yours = "not_yours"
+    unknown = "unknown"
+    invalid = "invalid"
+    busy = "busy"
+
+
+@dataclass(frozen=True)
+class IncidentResult:
+    """What a press did, the contingency as it now stands, and the groups it newly reached."""
+
+    outcome: IncidentOutcome
+    view: ContingencyView | None = None
+    targets: tuple[GroupTarget, ...] = ()
+
+
+class ListOutcome(StrEnum):
+    listed = "listed"
+    forbidden = "forbidden"
+    unregistered_group = "unregistered_group"
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    outcome: ListOutcome
+    items: tuple[ContingencyView, ...] = ()
+    page: int = 0
+    pages: int = 1
+    total: int = 0
+
+
+async def draft(
+    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta
+) -> int:
+    """Record the contingency from its text; it is raised when the severity is chosen.
+
+    Its timer starts now: if no severity is chosen within `DRAFT_TIMEOUT`,
+    the sweep raises it as `tinggi`.
+    """
+    shift = await open_shift(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
+    post = shift.posts[0] if shift else None
+    unit_id = actor.unit_id
+    if post is not None:
+        unit_id = await session.scalar(select(Tps.unit_id).where(Tps.id == post.tps_id)) or actor.unit_id
+    row = Contingency(
+        reporter_id=actor.personnel_id, tps_id=post.tps_id if post else None,
+        shift_id=shift.shift_id if shift else None, unit_id=unit_id, level_unit_id=unit_id,
+        text=text[:MAX_TEXT], created_at=now, deadline_at=now + escalation.DRAFT_TIMEOUT, version=0,
+    )  # fmt: skip
+    session.add(row)
+    await session.flush()
+    audit.record(session, action="contingency.drafted", entity="contingency", entity_id=row.id,
+                 actor_id=actor.personnel_id, detail={"tps_id": row.tps_id, "shift_id": row.shift_id})  # fmt: skip
+    await session.commit()
+    return row.id
+
+
+Decide = Callable[[ContingencyView], Awaitable[IncidentResult | None]]
+
+
+async def _with_retries(session: AsyncSession, contingency_id: int, decide: Decide) -> IncidentResult:
+    """Read, decide, compare-and-set; a lost race re-reads and decides again on the newer state."""
+    for _ in range(ATTEMPTS):
+        view = await escalation.load(session, contingency_id)
+        if view is None:
+            return IncidentResult(IncidentOutcome.unknown)
+        result = await decide(view)
+        if result is not None:
+            await session.commit()
+            return result
+        await session.rollback()
+    return IncidentResult(IncidentOutcome.busy)
+
+
+async def may_act(session: AsyncSession, *, actor: Actor, view: ContingencyView) -> bool:
+    """An admin, or a komandan whose unit is one of the origins or above one."""
+    if actor.is_admin:
+        return True
+    if actor.role != Role.komandan:
+        return False
+    query = select(exists().where(UnitClosure.ancestor_id == actor.unit_id, UnitClosure.unit_id.in_(view.origins)))
+    return bool(await session.scalar(query))
+
+
+async def choose_severity(
+    session: AsyncSession, *, contingency_id: int, actor: Actor, severity: str, now: datetime, settings: Settings
+) -> IncidentResult:
+    """The reporter's button: raise the draft and say which groups have it."""
+    if severity not in Severity.__members__:
+        return IncidentResult(IncidentOutcome.invalid)
+
+    async def decide(view: ContingencyView) -> IncidentResult | None:
+        if view.reporter_id != actor.personnel_id:
+            return IncidentResult(IncidentOutcome.not_yours)
+        if view.raised_at is not None:
+            return IncidentResult(IncidentOutcome.already_raised, view)
+        targets = await escalation.raise_now(session, view, severity=severity, now=now, settings=settings,
+                                             actor_id=actor.personnel_id)  # fmt: skip
+        if targets is None:
+            return None
+        return IncidentResult(IncidentOutcome.raised, await escalation.load(session, view.id), tuple(targets))
+
+    return await _with_retries(session, contingency_id, decide)
+
+
+async def acknowledge(
+    session: AsyncSession, *, contingency_id: int, actor: Actor, now: datetime, settings: Settings
+) -> IncidentResult:
+    """Stop the climb: this commander has it. A second press only says who had it first."""
+    reminder = now + timedelta(minutes=settings.escalation.resolve_reminder_minutes)
+    values = {"state": ACKNOWLEDGED, "acknowledged_by_id": actor.personnel_id, "acknowledged_at": now,
+              "deadline_at": reminder}  # fmt: skip
+
+    async def act(view: ContingencyView) -> IncidentResult | None:
+        if view.state != OPEN:
+            return IncidentResult(IncidentOutcome.already_acknowledged, view)
+        return await _apply(session, view, actor, kind="acknowledged", values=values, now=now, settings=settings,
+                            outcome=IncidentOutcome.acknowledged)  # fmt: skip
+
+    return await _as_commander(session, contingency_id, actor, act)
+
+
+async def resolve(
+    session: AsyncSession, *, contingency_id: int, actor: Actor, now: datetime, settings: Settings
+) -> IncidentResult:
+    """Close it, acknowledged or not; every copy shows who closed it and when."""
+    values = {"state": RESOLVED, "resolved_by_id": actor.personnel_id, "resolved_at": now, "deadline_at": None}
+
+    async def act(view: ContingencyView) -> IncidentResult | None:
+        return await _apply(session, view, actor, kind="resolved", values=values, now=now, settings=settings,
+                            outcome=IncidentOutcome.resolved)  # fmt: skip
+
+    return await _as_commander(session, contingency_id, actor, act)
+
+
+async def escalate_now(
+    session: AsyncSession, *, contingency_id: int, actor: Actor, now: datetime, settings: Settings
+) -> IncidentResult:
+    """A commander sends it one level up without waiting for the timer."""
+
+    async def act(view: ContingencyView) -> IncidentResult | None:
+        targets = await escalation.climb(session, view, now=now, settings=settings, actor_id=actor.personnel_id)
+        if targets is None:
+            return None
+        outcome = IncidentOutcome.escalated if targets else IncidentOutcome.at_top
+        return IncidentResult(outcome, await escalation.load(session, view.id), tuple(targets))
+
+    return await _as_commander(session, contingency_id, actor, act)
+
+
+async def attach_location(
+    session: AsyncSession, *, contingency_id: int, actor: Actor, lat: float, lon: float, now: datetime,
+    settings: Settings,
+) -> IncidentResult:
+    """The reporter's shared location; every copy already posted is edited to show it."""
+
+    async def decide(view: ContingencyView) -> IncidentResult | None:
+        if view.reporter_id != actor.personnel_id:
+            return IncidentResult(IncidentOutcome.not_yours)
+        if view.state == RESOLVED:
+            return IncidentResult(IncidentOutcome.already_resolved, view)
+        if not await escalation.transition(session, view, kind="located", now=now, values={"lat": lat, "lon": lon},
+                                           unit_id=view.level_unit_id, actor_id=actor.personnel_id):  # fmt: skip
+            return None
+        after = await escalation.load(session, view.id)
+        assert after is not None
+        await incident_copies.sync_copies(session, after, now=now, settings=settings)
+        return IncidentResult(IncidentOutcome.located, after)
+
+    return await _with_retries(session, contingency_id, decide)
+
+
+async def _as_commander(session: AsyncSession, contingency_id: int, actor: Actor, act: Decide) -> IncidentResult:
+    """Refuse whoever may not act and what is closed already; otherwise `act` on the latest state."""
+
+    async def decide(view: ContingencyView) -> IncidentResult | None:
+        refused = await _refusal(session, actor, view)
+        return refused if refused is not None else await act(view)
+
+    return await _with_retries(session, contingency_id, decide)
+
+
+async def _refusal(session: AsyncSession, actor: Actor, view: ContingencyView) -> IncidentResult | None:
+    if view.raised_at is None:
+        return IncidentResult(IncidentOutcome.unknown)
+    if not await may_act(session, actor=actor, view=view):
+        return IncidentResult(IncidentOutcome.forbidden, view)
+    if view.state == RESOLVED:
+        return IncidentResult(IncidentOutcome.already_resolved, view)
+    return None
+
+
+async def _apply(
+    session: AsyncSession, view: ContingencyView, actor: Actor, *, kind: str, values: dict[str, object],
+    now: datetime, settings: Settings, outcome: IncidentOutcome,
+) -> IncidentResult | None:
+    """Compare-and-set, then edit every copy and tell the reporter who acted."""
+    if not await escalation.transition(session, view, kind=kind, now=now, values=values, unit_id=actor.unit_id,
+                                       actor_id=actor.personnel_id):  # fmt: skip
+        return None
+    after = await escalation.load(session, view.id)
+    assert after is not None
+    await incident_copies.sync_copies(session, after, now=now, settings=settings)
+    await incident_copies.notify_person(
+        session, chat_id=after.reporter_chat, personnel_id=after.reporter_id,
+        text=texts.reporter_update(after, after.reporter_language, settings.operation.zone),
+        dedup_key=f"cont:{after.id}:r{after.version}", now=now,
+    )
+    return IncidentResult(outcome, after)
+
+
+async def open_incidents(
+    session: AsyncSession, *, actor: Actor, page: int = 0, chat_id: int | None = None, page_size: int = PAGE_SIZE
+) -> IncidentPage:
+    """Unresolved contingencies in the commander's subtree, oldest first, one page of them.
+
+    In a command group the scope is the group's unit, which the commander
+    must command; an unregistered group gets nothing.
+    """
+    scope = actor.unit_id
+    if chat_id is not None:
+        unit = await group_unit(session, chat_id=chat_id)
+        if unit is None:
+            return IncidentPage(ListOutcome.unregistered_group)
+        if not await commands_unit(session, actor=actor, unit_id=unit.id):
+            return IncidentPage(ListOutcome.forbidden)
+        scope = unit.id
+    elif not actor.is_commander:
+        return IncidentPage(ListOutcome.forbidden)
+    where = [Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.raised_at.is_not(None)]
+    if chat_id is not None or not actor.is_admin:
+        subtree = select(UnitClosure.unit_id).where(UnitClosure.ancestor_id == scope)
+        border = select(TpsSecondaryUnit.tps_id).where(TpsSecondaryUnit.unit_id.in_(subtree))
+        where.append(or_(Contingency.unit_id.in_(subtree), Contingency.level_unit_id.in_(subtree),
+                         Contingency.tps_id.in_(border)))  # fmt: skip
+    total = int(await session.scalar(select(func.count()).select_from(Contingency).where(*where)) or 0)
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(page, 0), pages - 1)
+    ids = await session.scalars(
+        select(Contingency.id).where(*where).order_by(Contingency.raised_at, Contingency.id)
+        .offset(page * page_size).limit(page_size)
+    )  # fmt: skip
+    items = [view for contingency_id in ids.all() if (view := await escalation.load(session, contingency_id))]
+    return IncidentPage(ListOutcome.listed, tuple(items), page, pages, total)
