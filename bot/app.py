@@ -15,6 +15,8 @@ from bot import scheduler
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.dispatcher import Dispatcher, make_bot
+from bot.ratelimit import RateLimiter
+from bot.replies import RetryReplies
 from bot.runtime import RUNTIME_KEY, Clock, Runtime, system_clock
 from handlers import menus
 
@@ -31,13 +33,18 @@ def build_application(
 ) -> Application:
     """The real bot: PTB's Application with our handlers, database, clock, dispatcher and sweeps.
 
-    No PTB rate limiter: replies are direct, everything else goes through the
-    outbox dispatcher, which paces itself to Telegram's limits on a Bot of
-    its own (its own connection pool, so a reminder run never queues
-    behind replies or the other way round).
+    Replies are sent at once (retried after a 429, see bot/replies.py);
+    everything else goes through the outbox dispatcher, which paces itself to
+    Telegram's limits on a Bot of its own (its own connection pool, so a
+    reminder run never queues behind replies or the other way round).
     """
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     runtime = Runtime(settings=settings, sessions=make_sessionmaker(engine), clock=clock)
+    limiter = RateLimiter(
+        global_per_second=settings.delivery.global_per_second,
+        private_per_second=settings.delivery.private_per_second,
+        group_per_minute=settings.delivery.group_per_minute,
+    )
     token = settings.require_token()
 
     async def post_init(application: Application) -> None:
@@ -48,6 +55,7 @@ def build_application(
             dispatcher = Dispatcher(
                 sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock
             )
+            dispatcher.limiter = limiter  # one flood budget for replies and the outbox
             await dispatcher.start()
             runtime.services["dispatcher"] = dispatcher
         if with_scheduler:
@@ -74,6 +82,7 @@ def build_application(
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
+        .rate_limiter(RetryReplies(limiter))
         .concurrent_updates(True)
         .post_init(post_init)
         .post_stop(post_stop)

@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
     run.set_defaults(handler=cmd_run)
 
+    demo = commands.add_parser(
+        "demo", help="play an election morning against the built-in Telegram emulator (no token)", add_help=False
+    )
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
+    demo.set_defaults(handler=cmd_demo)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="create or migrate the database").set_defaults(handler=cmd_db_upgrade)
@@ -51,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "demo":
+        args.demo_args = extra + args.demo_args
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         settings = load_settings(args.config)
         logs.configure(settings.logging.level, secrets=_secrets(settings))
@@ -91,6 +102,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("webhook mode is not available yet; run without --webhook")
     application.run_polling(drop_pending_updates=False)
     return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import demo
+
+    return demo.main(args.demo_args)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

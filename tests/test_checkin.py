@@ -105,3 +105,14 @@ async def test_schedule_current_shift_first_with_every_post(session: AsyncSessio
     assert plans[0].posts[1].access == "air"
     later = await shift_plans(session, personnel_id=roster.person("budi").id, now=NOW + timedelta(hours=6))
     assert [plan.shift_code for plan in later] == ["SORE"]
+
+
+async def test_arriving_before_the_next_shift_checks_in_for_it(session: AsyncSession) -> None:
+    """On the PAGI shift until NOW+5h, arriving 30 min before SORE: presence for SORE."""
+    roster = await build_roster(session)
+    lat, lon = TPS_PLACES["TPS-A1-001"]
+    budi = roster.person("budi").id
+    first = await _check_in(session, budi, lat, lon, now=NOW + timedelta(hours=4, minutes=30))
+    assert first.shift and first.shift.shift_code == "SORE"
+    second = await _check_in(session, budi, lat, lon, now=NOW + timedelta(hours=4, minutes=31))
+    assert second.outcome is CheckinOutcome.checked_in and second.shift and second.shift.shift_code == "PAGI"

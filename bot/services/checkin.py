@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import CheckinSettings
 from bot.services import audit
 from bot.services.geo import distance_m
-from bot.services.schedule import Post, ShiftPlan, open_shift, shift_plans
+from bot.services.schedule import Post, ShiftPlan, open_shift, open_shifts, shift_plans
 from models import Checkin
 
 
@@ -63,9 +63,7 @@ async def check_in(
         return CheckinResult(CheckinOutcome.forwarded)
     if now - sent_at > timedelta(seconds=settings.max_location_age_seconds):
         return CheckinResult(CheckinOutcome.stale)
-    shift = await open_shift(
-        session, personnel_id=personnel_id, now=now, opens_before=timedelta(minutes=settings.opens_before_minutes)
-    )
+    shift = await _checkin_shift(session, personnel_id, now, timedelta(minutes=settings.opens_before_minutes))
     if shift is None:
         return CheckinResult(CheckinOutcome.no_shift, next_shift=await _next_shift(session, personnel_id, now))
     post, distance = min(
@@ -113,6 +111,28 @@ async def _again(
 
 def _result(outcome: CheckinOutcome, row: Checkin, shift: ShiftPlan, post: Post) -> CheckinResult:
     return CheckinResult(outcome, shift, post, row.distance_m, row.far, row.late, row.checked_in_at)
+
+
+async def _checkin_shift(
+    session: AsyncSession, personnel_id: int, now: datetime, opens_before: timedelta
+) -> ShiftPlan | None:
+    """The open shift this presence is for: of those not yet checked in, the one starting nearest now.
+
+    Someone arriving at 05:40 for the 06:00 voting shift, while still on the
+    logistics shift that ends at 06:00, is checking in for the voting shift.
+    """
+    plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
+    if not plans:
+        return None
+    done = set(
+        await session.scalars(
+            select(Checkin.shift_id).where(
+                Checkin.personnel_id == personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans])
+            )
+        )
+    )
+    by_nearness = sorted(plans, key=lambda plan: abs((plan.starts_at - now).total_seconds()))
+    return next((plan for plan in by_nearness if plan.shift_id not in done), by_nearness[0])
 
 
 async def _existing(session: AsyncSession, personnel_id: int, shift_id: int) -> Checkin | None:

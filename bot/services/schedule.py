@@ -79,11 +79,20 @@ def _post(tps: Tps, unit: Unit) -> Post:
     )
 
 
+async def open_shifts(
+    session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta
+) -> list[ShiftPlan]:
+    """Shifts running now or starting within `opens_before`: the current one first."""
+    return [
+        plan
+        for plan in await shift_plans(session, personnel_id=personnel_id, now=now)
+        if plan.starts_at - opens_before <= now < plan.ends_at
+    ]
+
+
 async def open_shift(
     session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta
 ) -> ShiftPlan | None:
-    """The shift a check-in or a report counts for: current, or starting within `opens_before`."""
-    for plan in await shift_plans(session, personnel_id=personnel_id, now=now):
-        if plan.starts_at - opens_before <= now < plan.ends_at:
-            return plan
-    return None
+    """The shift a report counts for: the current one, else the next within `opens_before`."""
+    plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
+    return plans[0] if plans else None

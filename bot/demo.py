@@ -1,0 +1,206 @@
+"""`siaga demo`: the real bot plays an election morning against the built-in emulator.
+
+No token and no network: a small province is generated and imported into a
+fresh SQLite file, the Bot API emulator starts on loopback, and the
+unmodified bot (handlers, dispatcher, scheduler) runs against it on a fast
+clock while simulated personnel register, get reminded, check in (some
+late, some far from their TPS), file reports, and raise a contingency at a
+water-access TPS that climbs the chain of command until the Polda group
+takes it. The chats are printed as they happen; the database stays behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import asyncio
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot import demodata
+from bot.app import build_application
+from bot.config import Settings, load_settings
+from bot.db import make_engine, make_sessionmaker
+from bot.emulator import Emulator, Limits, SentMessage, running
+from bot.migrate import upgrade
+from bot.render import local_time
+from bot.runtime import FastClock
+from bot.services.roster import import_files
+from bot.demo_script import Cast, Script, plain_text
+
+EPILOG = """\
+Make it longer or bigger:
+  --speed 30          half as fast (a virtual minute every two seconds)
+  --tps 400           a bigger province (more personnel, groups and messages)
+  --from 04:00 --until 08:00   a longer stretch of the day
+The database stays in OUT/siaga-demo.db; open it with sqlite3 to inspect
+every check-in, report, escalation step, outbox row and audit entry.
+"""
+
+
+@dataclass
+class Options:
+    tps: int = 100
+    seed: int = 7
+    speed: float = 100.0
+    start: str = "04:55"
+    until: str = "06:40"
+    out: Path = Path("demo-out")
+    quiet: bool = False
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="siaga demo", description="The real bot plays an election morning against the built-in emulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--tps", type=int, default=100, help="polling stations in the province (default 100)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the generated province and the day's events")
+    p.add_argument("--speed", type=float, default=100.0, help="virtual seconds per real second (default 100)")
+    p.add_argument("--from", dest="start", default="04:55", help="local time the day starts (default 04:55)")
+    p.add_argument("--until", default="06:40", help="local time the demo ends (default 06:40)")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for the database and roster")
+    p.add_argument("--quiet", action="store_true", help="no transcript, only the final board")
+    return p
+
+
+class Transcript:
+    """Prints what lands in group chats and in the featured people's chats, as it lands."""
+
+    def __init__(self, emu: Emulator, clock: FastClock, settings: Settings, quiet: bool) -> None:
+        self.emu, self.clock, self.zone, self.quiet = emu, clock, settings.operation.zone, quiet
+        self.names: dict[int, str] = {}
+        self.seen: dict[tuple[int, int], int] = {}
+
+    def follow(self, chat_id: int, name: str) -> None:
+        """Print this chat from now on (what it received before is not news)."""
+        if chat_id not in self.names:
+            for message in self.emu.sent_to(chat_id):
+                self.seen[(chat_id, message.message_id)] = len(message.versions)
+        self.names[chat_id] = name
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(f"{self.stamp()}  {line}", flush=True)
+
+    def stamp(self) -> str:
+        return local_time(self.clock(), self.zone, "id", with_date=False)
+
+    def flush(self) -> None:
+        for key, message in list(self.emu.state.sent_index.items()):
+            versions = len(message.versions)
+            if key[0] not in self.names or self.seen.get(key, 0) == versions:
+                continue
+            edited = key in self.seen
+            self.seen[key] = versions
+            self.say(self._render(self.names[key[0]], message, edited))
+
+    def _render(self, chat: str, message: SentMessage, edited: bool) -> str:
+        body = plain_text(message.content) or f"[{message.kind}]"
+        lines = [line for line in body.splitlines() if line.strip()]
+        if edited:
+            shown = lines[:1] + ["…"] + lines[-1:]
+        else:
+            shown = lines[:6] + ([f"… (+{len(lines) - 6} lines)"] if len(lines) > 6 else [])
+        verb = "✎ edited" if edited else "←"
+        indent = "\n" + " " * 14
+        return f"{chat} {verb} " + indent.join(shown)
+
+
+class Demo:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    async def run(self) -> int:
+        logging.getLogger().setLevel(logging.WARNING)
+        out = self.options.out
+        if out.exists():
+            shutil.rmtree(out)
+        (out / "roster").mkdir(parents=True)
+        province = without_logistics(demodata.generate(tps=self.options.tps, seed=self.options.seed))
+        demodata.write_csv(province, out / "roster")
+        voting = next(shift for shift in province.shifts if shift.phase == "pemungutan")
+        starts = datetime.fromisoformat(voting.starts_at)
+        day_start = self._local(starts, self.options.start)
+        self.end = self._local(starts, self.options.until)
+        self.voting_start = starts
+        cast = Cast.of(province, voting.code)
+        async with Emulator(limits=Limits()) as emu:
+            settings = demo_settings(emu, out / "siaga-demo.db")
+            await self._prepare_database(settings, out)
+            self.clock = FastClock(start=day_start, speed=self.options.speed)
+            application = build_application(settings, clock=self.clock)
+            self.transcript = Transcript(emu, self.clock, settings, self.options.quiet)
+            async with running(application):
+                await self._play(emu, application, settings, cast)
+        print(f"\nThe database is in {out / 'siaga-demo.db'}; the roster it was imported from in {out / 'roster'}.")
+        return 0
+
+    @staticmethod
+    def _local(day: datetime, hhmm: str) -> datetime:
+        hour, minute = (int(part) for part in hhmm.split(":"))
+        return day.replace(hour=hour, minute=minute, second=0)
+
+    async def _prepare_database(self, settings: Settings, out: Path) -> None:
+        engine = make_engine(settings.database.url)
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            report = await import_files(session, paths=sorted((out / "roster").glob("*.csv")), actor="demo")
+        await engine.dispose()
+        if not report.ok:
+            raise SystemExit(report.format())
+        counts = report.counts
+        print(
+            f"Imported a generated province: {counts['units'].created} units, {counts['personnel'].created} personnel, "
+            f"{counts['tps'].created} TPS, {counts['assignments'].created} assignments."
+        )
+
+    async def at(self, local: datetime) -> None:
+        """Wait, printing what arrives, until the virtual clock reaches `local`."""
+        while self.clock() < local:
+            self.transcript.flush()
+            await asyncio.sleep(0.1)
+        self.transcript.flush()
+
+    async def _play(self, emu: Emulator, application: Any, settings: Settings, cast: Cast) -> None:
+        await Script(self, emu, settings, cast).play()
+
+
+def without_logistics(province: demodata.Province) -> demodata.Province:
+    """The morning starts with the voting shift: the day-before logistics shift would only add noise."""
+    dropped = {shift.code for shift in province.shifts if shift.phase == "logistik"}
+    province.shifts = [shift for shift in province.shifts if shift.code not in dropped]
+    province.assignments = [a for a in province.assignments if a.shift_code not in dropped]
+    return province
+
+
+def demo_settings(emu: Emulator, database: Path) -> Settings:
+    data = load_settings(None).model_dump()
+    data["telegram"].update(
+        token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url, bot_username=emu.bot_username
+    )
+    data["database"]["url"] = f"sqlite+aiosqlite:///{database}"
+    data["reminders"]["before_minutes"] = [60, 0]
+    data["scheduler"].update(
+        escalation_seconds=0.5, reminders_seconds=1, missed_checkins_seconds=1, broadcast_reports_seconds=1
+    )
+    data["logging"]["level"] = "WARNING"
+    return Settings.model_validate(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    options = Options(args.tps, args.seed, args.speed, args.start, args.until, args.out, args.quiet)
+    try:
+        return asyncio.run(Demo(options).run())
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["Demo", "main"]

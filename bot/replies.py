@@ -1,0 +1,75 @@
+"""Direct replies share the bot's flood budget with the outbox, and ride out a 429.
+
+Replies answer a person who is waiting, so they go first: they wait only for
+the bot-wide rate (and a 429 pause), never behind queued reminders, and
+they record each send in the same `RateLimiter` the dispatcher uses, so the
+dispatcher sends around them instead of into them. A burst of thousands of
+check-ins is answered at Telegram's rate, a little late rather than never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+from bot.ratelimit import RateLimiter
+
+DEADLINE_SECONDS = 300.0
+PACED = ("send", "edit", "copy", "forward")
+
+
+class RetryReplies(BaseRateLimiter[None]):
+    def __init__(self, limiter: RateLimiter, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.limiter = limiter
+        self.monotonic = monotonic
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        paced = endpoint.startswith(PACED) and "chat_id" in data
+        deadline = self.monotonic() + DEADLINE_SECONDS
+        while True:
+            if paced:
+                await self._take_turn(int(data["chat_id"]) if str(data["chat_id"]).lstrip("-").isdigit() else 0)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                now = self.monotonic()
+                pause = _seconds(error.retry_after)
+                self.limiter.pause(pause, now)
+                if now + pause > deadline:
+                    raise
+                await asyncio.sleep(pause + random.uniform(0, 0.2))
+
+    async def _take_turn(self, chat_id: int) -> None:
+        """Wait for the bot-wide budget (not the chat's: a person may get two answers at once)."""
+        while True:
+            now = self.monotonic()
+            ready = self.limiter.global_ready_at(now)
+            if ready <= now:
+                self.limiter.record(chat_id, now)
+                return
+            await asyncio.sleep(ready - now)
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
