@@ -17,9 +17,12 @@ import asyncio
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import demodata
 from bot.app import build_application
@@ -31,6 +34,9 @@ from bot.render import local_time
 from bot.runtime import FastClock
 from bot.services.roster import import_files
 from bot.demo_script import Cast, Script, plain_text
+from models import Checkin, Contingency, Outbox, Personnel, Sitrep
+
+PROGRESS_EVERY = timedelta(minutes=15)
 
 EPILOG = """\
 Make it longer or bigger:
@@ -136,8 +142,12 @@ class Demo:
             self.clock = FastClock(start=day_start, speed=self.options.speed)
             application = build_application(settings, clock=self.clock)
             self.transcript = Transcript(emu, self.clock, settings, self.options.quiet)
+            self.next_progress = day_start
+            engine = make_engine(settings.database.url)
+            self.sessions = make_sessionmaker(engine)
             async with running(application):
                 await self._play(emu, application, settings, cast)
+            await engine.dispose()
         print(f"\nThe database is in {out / 'siaga-demo.db'}; the roster it was imported from in {out / 'roster'}.")
         return 0
 
@@ -164,11 +174,58 @@ class Demo:
         """Wait, printing what arrives, until the virtual clock reaches `local`."""
         while self.clock() < local:
             self.transcript.flush()
+            if self.clock() >= self.next_progress:
+                await self.progress()
             await asyncio.sleep(0.1)
         self.transcript.flush()
 
+    async def progress(self) -> None:
+        """A line of figures every quarter of an hour: the chats the transcript does not show."""
+        self.next_progress = self.clock() + PROGRESS_EVERY
+        async with self.sessions() as session:
+            figures = await day_figures(session, self.clock())
+        delivered = len(self.transcript.emu.state.sent_index)
+        self.transcript.say(
+            f"── registered {figures.registered}/{figures.personnel} · checked in {figures.checked_in} "
+            f"({figures.far} far, {figures.late} late) · reports {figures.sitreps} · open contingencies "
+            f"{figures.open_contingencies} · messages delivered {delivered} · outbox due {figures.outbox_waiting}"
+        )
+
     async def _play(self, emu: Emulator, application: Any, settings: Settings, cast: Cast) -> None:
         await Script(self, emu, settings, cast).play()
+
+
+@dataclass(frozen=True)
+class Figures:
+    personnel: int
+    registered: int
+    checked_in: int
+    far: int
+    late: int
+    sitreps: int
+    open_contingencies: int
+    outbox_waiting: int
+
+
+async def day_figures(session: AsyncSession, now: datetime) -> Figures:
+    def count(*where: Any) -> Any:
+        return select(func.count()).where(*where).scalar_subquery()
+
+    row = (
+        await session.execute(
+            select(
+                count(Personnel.id.is_not(None)),
+                count(Personnel.telegram_user_id.is_not(None)),
+                count(Checkin.id.is_not(None)),
+                count(Checkin.far.is_(True)),
+                count(Checkin.late.is_(True)),
+                count(Sitrep.filed_at.is_not(None)),
+                count(Contingency.state != "resolved", Contingency.severity.is_not(None)),
+                count(Outbox.state.in_(["pending", "sending"]), Outbox.due_at <= now),
+            )
+        )
+    ).one()
+    return Figures(*row)
 
 
 def without_logistics(province: demodata.Province) -> demodata.Province:

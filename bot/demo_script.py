@@ -99,20 +99,20 @@ class Script:
             key=lambda event: event[0],
         )
         acknowledging: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         for when, kind, nrp in events:
             if when > self.demo.end:
                 break
             await self.demo.at(when)
             if kind == "checkin":
-                asyncio.create_task(self.check_in(nrp))
+                tasks.append(asyncio.create_task(self.check_in(nrp, water_tps if nrp == reporter else None)))
             elif kind == "contingency":
                 await self.raise_contingency(nrp, water_tps)
                 acknowledging = asyncio.create_task(self.acknowledge_at_the_top())
             else:
                 await self.file_sitrep(kind)
         await self.demo.at(self.demo.end)
-        if acknowledging is not None:
-            await acknowledging
+        await asyncio.gather(*tasks, *([acknowledging] if acknowledging else []))
         await self.final_status()
 
     # -- before the day starts -----------------------------------------------------------------
@@ -168,10 +168,11 @@ class Script:
         arrivals[exclude] = self.minutes(-20)
         return arrivals
 
-    async def check_in(self, nrp: str) -> None:
+    async def check_in(self, nrp: str, at: demodata.Tps | None = None) -> None:
         user = self.users[nrp]
-        tps = self.cast.guards[nrp][0]
-        offset = FAR_OFFSET_DEG if self.random.random() < 0.08 else self.random.uniform(0, NEAR_OFFSET_DEG)
+        tps = at or self.cast.guards[nrp][0]
+        far = at is None and self.random.random() < 0.08
+        offset = FAR_OFFSET_DEG if far else self.random.uniform(0, NEAR_OFFSET_DEG)
         before = self.emu.count(user)
         await user.send("/hadir")
         for _ in range(100):

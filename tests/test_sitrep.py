@@ -46,3 +46,17 @@ async def test_verify_needs_authority_over_the_unit(session: AsyncSession) -> No
         assert await sitrep.verify(session, sitrep_id=sitrep_id, actor=actors[who], now=NOW) is expected, who
     audits = (await session.scalars(select(AuditLog.action).where(AuditLog.entity == "sitrep"))).all()
     assert audits == ["sitrep.drafted", "sitrep.filed", "sitrep.verified"]
+
+
+async def test_a_report_comes_from_the_tps_the_reporter_checked_in_at(session: AsyncSession) -> None:
+    from bot.config import CheckinSettings
+    from bot.services.checkin import check_in
+    from tests.factories import TPS_PLACES
+
+    roster, actors = await _actors(session)
+    lat, lon = TPS_PLACES["TPS-A1-002"]
+    await check_in(session, personnel_id=actors["budi"].personnel_id, lat=lat, lon=lon, sent_at=NOW,
+                   forwarded=False, now=NOW, settings=CheckinSettings())
+    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Perahu terlambat", now=NOW, opens_before=OPENS)
+    row = await session.get(Sitrep, sitrep_id)
+    assert row and row.tps_id == roster.tps["TPS-A1-002"].id

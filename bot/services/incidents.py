@@ -26,8 +26,8 @@ from bot.services import audit, escalation, incident_copies
 from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
 from bot.services.groups import GroupTarget
 from bot.services.people import Actor, commands_unit, group_unit
-from bot.services.schedule import open_shift
-from models import Contingency, Tps, TpsSecondaryUnit, UnitClosure
+from bot.services.schedule import on_duty
+from models import Contingency, TpsSecondaryUnit, UnitClosure
 from models.enums import Role, Severity
 
 MAX_TEXT = 2000
@@ -84,14 +84,11 @@ async def draft(
     Its timer starts now: if no severity is chosen within `DRAFT_TIMEOUT`,
     the sweep raises it as `tinggi`.
     """
-    shift = await open_shift(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
-    post = shift.posts[0] if shift else None
-    unit_id = actor.unit_id
-    if post is not None:
-        unit_id = await session.scalar(select(Tps.unit_id).where(Tps.id == post.tps_id)) or actor.unit_id
+    duty = await on_duty(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
+    unit_id = duty.unit_id if duty else actor.unit_id
     row = Contingency(
-        reporter_id=actor.personnel_id, tps_id=post.tps_id if post else None,
-        shift_id=shift.shift_id if shift else None, unit_id=unit_id, level_unit_id=unit_id,
+        reporter_id=actor.personnel_id, tps_id=duty.post.tps_id if duty else None,
+        shift_id=duty.shift.shift_id if duty else None, unit_id=unit_id, level_unit_id=unit_id,
         text=text[:MAX_TEXT], created_at=now, deadline_at=now + escalation.DRAFT_TIMEOUT, version=0,
     )  # fmt: skip
     session.add(row)

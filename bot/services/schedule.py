@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Assignment, Shift, Tps, Unit
+from models import Assignment, Checkin, Shift, Tps, Unit
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,31 @@ async def open_shift(
     """The shift a report counts for: the current one, else the next within `opens_before`."""
     plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
     return plans[0] if plans else None
+
+
+@dataclass(frozen=True)
+class Duty:
+    """Where a report is from: the open shift, the TPS, and the unit that commands that TPS."""
+
+    shift: ShiftPlan
+    post: Post
+    unit_id: int
+
+
+async def on_duty(
+    session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta
+) -> Duty | None:
+    """The TPS a person is reporting from: where they checked in this shift, else their first post.
+
+    Two police often cover five TPS; the one they checked in at is where they are.
+    """
+    shift = await open_shift(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
+    if shift is None:
+        return None
+    checked_in_at = await session.scalar(
+        select(Checkin.tps_id).where(Checkin.personnel_id == personnel_id, Checkin.shift_id == shift.shift_id)
+    )
+    post = next((p for p in shift.posts if p.tps_id == checked_in_at), shift.posts[0])
+    unit_id = await session.scalar(select(Tps.unit_id).where(Tps.id == post.tps_id))
+    assert unit_id is not None
+    return Duty(shift, post, unit_id)

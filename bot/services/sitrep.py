@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
 from bot.services.people import Actor, commands_unit
-from bot.services.schedule import open_shift
+from bot.services.schedule import on_duty
 from models import Personnel, Sitrep, Tps, UnitClosure
 from models.enums import SitrepCategory
 
@@ -49,14 +49,13 @@ async def draft(
     session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta
 ) -> int:
     """Create the report from its text; the category comes with the next button press."""
-    shift = await open_shift(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
-    post = shift.posts[0] if shift else None
+    duty = await on_duty(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
     row = Sitrep(
         personnel_id=actor.personnel_id,
-        shift_id=shift.shift_id if shift else None,
-        tps_id=post.tps_id if post else None,
-        unit_id=await _unit_of(session, post.tps_id) if post else actor.unit_id,
-        phase=shift.phase if shift else None,
+        shift_id=duty.shift.shift_id if duty else None,
+        tps_id=duty.post.tps_id if duty else None,
+        unit_id=duty.unit_id if duty else actor.unit_id,
+        phase=duty.shift.phase if duty else None,
         text=text[:MAX_TEXT],
         created_at=now,
     )
@@ -65,12 +64,6 @@ async def draft(
     audit.record(session, action="sitrep.drafted", entity="sitrep", entity_id=row.id, actor_id=actor.personnel_id)
     await session.commit()
     return row.id
-
-
-async def _unit_of(session: AsyncSession, tps_id: int) -> int:
-    unit_id = await session.scalar(select(Tps.unit_id).where(Tps.id == tps_id))
-    assert unit_id is not None
-    return unit_id
 
 
 async def file(
