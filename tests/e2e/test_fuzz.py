@@ -31,4 +31,4 @@ async def test_every_command_always_answers(world: World, lines: list[str], who:
             continue
         before = world.emu.count(user)
         await user.send(line)
-        await world.eventually(lambda: world.emu.count(user) > before, timeout=5)
+        await world.eventually(lambda before=before: world.emu.count(user) > before, timeout=5)
