@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
@@ -14,20 +12,18 @@ from bot.services.people import Actor
 from handlers import incidents, sitrep
 from handlers.common import Context, registered, runtime
 
-WAIT_FOR_LOCATION = timedelta(minutes=10)
-
-
 @registered
 async def hadir(update: Update, context: Context, actor: Actor) -> None:
-    """Ask for the location with a button: a typed place proves nothing."""
+    """Ask for the location with a button: a typed place proves nothing.
+
+    A location that follows is a check-in unless a report waits for one, so
+    /hadir only has to forget such a wait (a read, and rarely a write).
+    """
     assert update.effective_message and update.effective_user
     rt = runtime(context)
     async with rt.sessions() as session:
-        await chatstate.expect(
-            session, telegram_user_id=update.effective_user.id, kind="checkin", ref_id=None,
-            now=rt.now(), ttl=WAIT_FOR_LOCATION,
-        )
-        await session.commit()
+        if await chatstate.clear(session, telegram_user_id=update.effective_user.id):
+            await session.commit()
     await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
 
 

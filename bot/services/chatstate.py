@@ -39,5 +39,10 @@ async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: date
     return Waiting(row.kind, row.ref_id)
 
 
-async def clear(session: AsyncSession, *, telegram_user_id: int) -> None:
+async def clear(session: AsyncSession, *, telegram_user_id: int) -> bool:
+    """Forget what was awaited; a read first, because nearly always nothing is (no write then)."""
+    waiting = await session.scalar(select(ChatState.telegram_user_id).where(ChatState.telegram_user_id == telegram_user_id))
+    if waiting is None:
+        return False
     await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
+    return True
