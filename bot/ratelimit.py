@@ -177,6 +177,16 @@ class RateLimiter:
         if self._records % PRUNE_EVERY == 0:
             self.prune(now)
 
+    def record_global(self, now: float) -> None:
+        """A direct reply is going out: it spends the bot-wide budget but owes its chat nothing.
+
+        Telegram tolerates a short burst into one private chat (a person gets
+        an answer and a prompt at once); charging replies to the chat's pacer
+        would push the outbox's next message to that person seconds away.
+        """
+        self._global_pacer.record(now)
+        self._global_window.record(now)
+
     def pause(self, seconds: float, now: float) -> None:
         """A 429: nobody sends for `seconds`, a flood wait applies to the whole bot."""
         self._paused_until = max(self._paused_until, now + max(0.0, seconds))

@@ -45,11 +45,11 @@ class RetryReplies(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        paced = endpoint.startswith(PACED) and "chat_id" in data
+        paced = endpoint.startswith(PACED)
         deadline = self.monotonic() + DEADLINE_SECONDS
         while True:
             if paced:
-                await self._take_turn(int(data["chat_id"]) if str(data["chat_id"]).lstrip("-").isdigit() else 0)
+                await self._take_turn()
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -60,13 +60,13 @@ class RetryReplies(BaseRateLimiter[None]):
                     raise
                 await asyncio.sleep(pause + random.uniform(0, 0.2))
 
-    async def _take_turn(self, chat_id: int) -> None:
+    async def _take_turn(self) -> None:
         """Wait for the bot-wide budget (not the chat's: a person may get two answers at once)."""
         while True:
             now = self.monotonic()
             ready = self.limiter.global_ready_at(now)
             if ready <= now:
-                self.limiter.record(chat_id, now)
+                self.limiter.record_global(now)
                 return
             await asyncio.sleep(ready - now)
 
