@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--shift", help="shift code (default: every shift)")
     check.set_defaults(handler=cmd_check)
 
+    export = commands.add_parser("export", help="write the recap workbook (and FILE.geojson next to it)")
+    export.add_argument("--shift", help="shift code (default: the running shift, else the next, else the last)")
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.set_defaults(handler=cmd_export)
+
     data = commands.add_parser("demo-data", help="write a synthetic province workbook")
     data.add_argument("--tps", type=int, default=100, help="number of TPS (Sumsel: 25985)")
     data.add_argument("--seed", type=int, default=1)
@@ -94,14 +99,14 @@ def run_with_database(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_application
+    from bot import webhook
+    from bot.app import build_application, worker_id
 
     settings.require_token()
-    application = build_application(settings)
     if args.webhook:
-        raise ConfigError("webhook mode is not available yet; run without --webhook")
-    application.run_polling(drop_pending_updates=False)
-    return 0
+        webhook.webhook_options(settings)  # a missing URL or secret is reported before anything starts
+    application = build_application(settings)
+    return webhook.run(application, settings, webhook=args.webhook, worker=worker_id())
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,6 +174,24 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             session, staffing=settings.staffing, unit_code=args.unit, shift_code=args.shift
         )
         print(format_report(report))
+        return 0
+
+    return run_with_database(settings, work)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.services.reports import ExportError, export_shift
+
+    async def work(session: Any) -> int:
+        try:
+            files = await export_shift(session, shift_code=args.shift, now=system_clock(), settings=settings)
+        except ExportError as error:
+            print(f"siaga export: {error}", file=sys.stderr)
+            return 1
+        geojson = args.file.with_suffix(".geojson")
+        args.file.write_bytes(files.workbook)
+        geojson.write_bytes(files.geojson)
+        print(f"wrote {args.file} and {geojson} (shift {files.shift.code}, {files.shift.name})")
         return 0
 
     return run_with_database(settings, work)

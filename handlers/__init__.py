@@ -17,8 +17,10 @@ from handlers import (
     incidents,
     menus,
     registration,
+    reports,
     schedule,
     sitrep,
+    status,
 )
 
 DEDUPE_GROUP = -1
@@ -26,6 +28,6 @@ DEDUPE_GROUP = -1
 
 def register_all(application: Application) -> None:
     common.register(application, group=DEDUPE_GROUP)
-    for capability in (registration, menus, schedule, checkin, sitrep, incidents, groups, broadcast):
+    for capability in (registration, menus, schedule, checkin, sitrep, incidents, groups, broadcast, status, reports):
         capability.register_handlers(application)
     fallback.register_handlers(application)

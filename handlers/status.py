@@ -64,9 +64,9 @@ async def pressed(update: Update, context: Context) -> None:
         else:
             view = await service.status_for(session, viewer=viewer, unit_id=unit_id, now=rt.now(), staffing=rt.settings.staffing)
     if isinstance(view, Refusal):
-        await query.answer(popup(refusal_text(view, lang, in_group=viewer.group_chat_id is not None)), show_alert=True)
+        await _answer(update, popup(refusal_text(view, lang, in_group=viewer.group_chat_id is not None)), alert=True)
         return
-    await query.answer()
+    await _answer(update)
     zone = rt.settings.operation.zone
     if isinstance(view, MissingPage):
         text, keyboard = missing_text(view, lang, zone), missing_keyboard(view, lang)
@@ -77,6 +77,16 @@ async def pressed(update: Update, context: Context) -> None:
         await query.message.reply_html(text, reply_markup=keyboard)
     else:
         await _edit(update, text, keyboard)
+
+
+async def _answer(update: Update, text: str | None = None, *, alert: bool = False) -> None:
+    """A national head's count takes seconds; a press answered too late is not worth an error."""
+    assert update.callback_query
+    try:
+        await update.callback_query.answer(text, show_alert=alert)
+    except BadRequest as error:
+        if "too old" not in str(error).lower():
+            raise
 
 
 def _parse(data: str) -> tuple[str, int, int]:

@@ -83,7 +83,11 @@ class Tps(Base):
     """A polling station; `unit` is its primary command, border TPS have secondary ones."""
 
     __tablename__ = "tps"
-    __table_args__ = (one_of("kerawanan", Kerawanan), one_of("access", Access))
+    __table_args__ = (
+        one_of("kerawanan", Kerawanan),
+        one_of("access", Access),
+        Index("ix_tps_unit_kerawanan", "unit_id", "kerawanan"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
@@ -95,7 +99,7 @@ class Tps(Base):
     lon: Mapped[float] = mapped_column(Float)
     kerawanan: Mapped[str] = mapped_column(String(16))
     access: Mapped[str] = mapped_column(String(16), default=Access.darat.value)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     relocated_at: Mapped[datetime | None]
 
     unit: Mapped[Unit] = relationship()
@@ -145,8 +149,8 @@ class Assignment(Base):
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("personnel_id", "tps_id", "shift_id", name="uq_assignments_person_tps_shift"),
-        Index("ix_assignments_shift_tps", "shift_id", "tps_id"),
-        Index("ix_assignments_shift_person", "shift_id", "personnel_id"),
+        Index("ix_assignments_shift_tps_person", "shift_id", "tps_id", "personnel_id"),
+        Index("ix_assignments_shift_person_tps", "shift_id", "personnel_id", "tps_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

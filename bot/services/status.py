@@ -1,0 +1,546 @@
+"""`/status`: check-in and coverage of one unit's subtree, computed from the database on every call.
+
+Nothing here is cached: a commander's screen says "as of HH:MM:SS" and every
+number on it was counted by the statements of that one request. The counts
+come from a single SQL statement (people, TPS and contingencies rolled up
+through `unit_closure`), so they are one snapshot on both engines.
+
+Definitions (what the numbers mean, precisely):
+- The shift is the one running now (the latest started if two overlap),
+  else the next to start, else the last one that ended.
+- People are counted in the unit that commands them (`personnel.unit_id`):
+  "assigned" is everyone of the subtree with at least one assignment in the
+  shift; registered, checked in, late, far, checked out and unreachable
+  (registered but the bot cannot reach them) are among those.
+- TPS are counted in their primary unit (`tps.unit_id`). A TPS is covered
+  when at least one police or TNI member assigned to it for the shift is
+  checked in and not checked out (anywhere: a pair guarding five TPS checks
+  in at one of them; a far check-in still covers, and is counted as far).
+  Linmas do not cover a TPS.
+- A TPS meets the staffing pattern (`settings.staffing`, police per TPS by
+  kerawanan) when its checked-in police share reaches the pattern: every
+  covering member adds 1/n, n being the TPS they are assigned in the shift,
+  and a sangat_rawan TPS needs 2/1, rawan 2/2, kurang_rawan 2/5 by default.
+- Open contingencies are those raised (severity chosen: `raised_at` set) and not resolved,
+  whatever their shift, counted in `contingency.unit_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    CTE, ColumnElement, CompoundSelect, Integer, Select, String, and_, case, cast, exists, func, literal, not_, or_, select, true, union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import StaffingSettings
+from bot.services.people import Actor, commands_unit, group_unit, unit_by_code
+from bot.services.units import is_within
+from models import Assignment, Checkin, Contingency, Personnel, Shift, Sitrep, Tps, Unit, UnitClosure
+from models.enums import ContingencyState, Force, Kerawanan, Severity
+
+SECURITY = (Force.polri.value, Force.tni.value)
+EPSILON = 1e-9  # shares are sums of 1/n: 1/5 + 1/5 must meet 2/5
+MISSING_PAGE_SIZE = 25
+
+
+class Refusal(StrEnum):
+    not_registered = "not_registered"
+    not_commander = "not_commander"
+    unregistered_group = "unregistered_group"
+    unknown_unit = "unknown_unit"
+    outside = "outside"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks: a person in a private chat, or (with `group_chat_id`) anyone in a command group."""
+
+    actor: Actor | None
+    group_chat_id: int | None = None
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    id: int
+    code: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ShiftRef:
+    id: int
+    code: str
+    name: str
+    phase: str
+    starts_at: datetime
+    ends_at: datetime
+
+    def started(self, now: datetime) -> bool:
+        return self.starts_at <= now
+
+
+@dataclass(frozen=True)
+class People:
+    assigned: int = 0
+    registered: int = 0
+    checked_in: int = 0
+    late: int = 0
+    far: int = 0
+    checked_out: int = 0
+    unreachable: int = 0
+
+    @property
+    def missing(self) -> int:
+        return self.assigned - self.checked_in
+
+
+@dataclass(frozen=True)
+class Coverage:
+    total: int = 0
+    covered: int = 0
+    meets_pattern: int = 0
+
+    @property
+    def uncovered(self) -> int:
+        return self.total - self.covered
+
+    def __add__(self, other: Coverage) -> Coverage:
+        return Coverage(
+            self.total + other.total, self.covered + other.covered, self.meets_pattern + other.meets_pattern
+        )
+
+
+@dataclass(frozen=True)
+class Figures:
+    people: People = People()
+    tps: dict[str, Coverage] = field(default_factory=dict)  # by kerawanan
+    contingencies: dict[str, int] = field(default_factory=dict)  # open, by severity
+
+    @property
+    def coverage(self) -> Coverage:
+        return sum(self.tps.values(), Coverage())
+
+    @property
+    def open_contingencies(self) -> int:
+        return sum(self.contingencies.values())
+
+
+@dataclass(frozen=True)
+class ChildStatus:
+    unit: UnitRef
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class SitrepLine:
+    id: int
+    filed_at: datetime
+    category: str | None
+    unit_code: str
+    tps_code: str | None
+    reporter: str
+    text: str
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    unit: UnitRef
+    parent: UnitRef | None  # set only when the viewer may see it (an "up" button)
+    shift: ShiftRef | None
+    as_of: datetime
+    figures: Figures
+    children: list[ChildStatus]
+    sitreps: list[SitrepLine]
+
+
+@dataclass(frozen=True)
+class MissingPerson:
+    personnel_id: int
+    title: str
+    force: str
+    unit_code: str
+    tps_codes: tuple[str, ...]
+    registered: bool
+    reachable: bool
+
+
+@dataclass(frozen=True)
+class MissingPage:
+    unit: UnitRef
+    shift: ShiftRef | None
+    as_of: datetime
+    page: int
+    pages: int
+    total: int
+    offset: int  # people before this page
+    people: list[MissingPerson]
+
+
+# --- who may see what -----------------------------------------------------------------------------
+
+
+async def authorize(
+    session: AsyncSession, *, viewer: Viewer, unit_code: str | None = None, unit_id: int | None = None
+) -> UnitRef | Refusal:
+    """The unit to show, or why not; asked again on every command and every button press.
+
+    In a command group anyone may ask, within the group's unit; in private a
+    komandan within their own subtree, an admin anywhere, an anggota nowhere.
+    """
+    if viewer.group_chat_id is None and viewer.actor is None:
+        return Refusal.not_registered
+    if viewer.group_chat_id is None and viewer.actor is not None and not viewer.actor.is_commander:
+        return Refusal.not_commander
+    home_id = await _home_id(session, viewer)
+    if home_id is None:
+        return Refusal.unregistered_group
+    if unit_code:
+        target = await unit_by_code(session, code=unit_code)
+    else:
+        target = await session.get(Unit, unit_id if unit_id is not None else home_id)
+    if target is None:
+        return Refusal.unknown_unit
+    if not await _may_see(session, viewer=viewer, unit_id=target.id, home_id=home_id):
+        return Refusal.outside
+    return UnitRef(target.id, target.code, target.name, target.kind)
+
+
+async def _home_id(session: AsyncSession, viewer: Viewer) -> int | None:
+    """The unit a viewer speaks for: the command group's, or the person's own."""
+    if viewer.group_chat_id is not None:
+        home = await group_unit(session, chat_id=viewer.group_chat_id)
+        return home.id if home else None
+    return viewer.actor.unit_id if viewer.actor else None
+
+
+async def _may_see(session: AsyncSession, *, viewer: Viewer, unit_id: int, home_id: int) -> bool:
+    if viewer.group_chat_id is not None:
+        return await is_within(session, unit_id, home_id)
+    assert viewer.actor is not None
+    return await commands_unit(session, actor=viewer.actor, unit_id=unit_id)
+
+
+# --- the shift --------------------------------------------------------------------------------------
+
+
+async def pick_shift(session: AsyncSession, *, now: datetime, code: str | None = None) -> ShiftRef | None:
+    """The named shift; else the running one, else the next, else the last that ended."""
+    if code is not None:
+        candidates = [select(Shift).where(Shift.code == code)]
+    else:
+        candidates = [
+            select(Shift).where(Shift.starts_at <= now, Shift.ends_at > now).order_by(Shift.starts_at.desc()),
+            select(Shift).where(Shift.starts_at > now).order_by(Shift.starts_at),
+            select(Shift).where(Shift.ends_at <= now).order_by(Shift.ends_at.desc()),
+        ]
+    for query in candidates:
+        row = await session.scalar(query.order_by(Shift.id).limit(1))
+        if row is not None:
+            return ShiftRef(row.id, row.code, row.name, row.phase, row.starts_at, row.ends_at)
+    return None
+
+
+# --- the counting statement -------------------------------------------------------------------------
+
+
+def scope_units(scope: int | None) -> Select[tuple[int]]:
+    """Unit ids of a subtree (None: every unit)."""
+    if scope is None:
+        return select(Unit.id)
+    return select(UnitClosure.unit_id).where(UnitClosure.ancestor_id == scope)
+
+
+def children_and_self(unit_id: int) -> Select[tuple[int]]:
+    return select(Unit.id).where(or_(Unit.id == unit_id, Unit.parent_id == unit_id))
+
+
+def _need(staffing: StaffingSettings) -> ColumnElement[float]:
+    """Police per TPS the pattern asks for, by the TPS's kerawanan."""
+    pattern = {level.value: staffing.for_kerawanan(level.value) for level in Kerawanan}
+    return case(
+        *((Tps.kerawanan == level, p.police / p.tps - EPSILON) for level, p in pattern.items()), else_=0.0
+    )
+
+
+def tps_facts(*, shift_id: int, scope: int | None, staffing: StaffingSettings, narrow: bool) -> CTE:
+    """One row per TPS of the scope: (tps_id, unit_id, kerawanan, covered 0/1, meets 0/1).
+
+    `guards` are the checked-in police/TNI of the shift: all of them for a
+    whole tree (one pass over personnel beats a probe per assignment), only
+    those holding a TPS of the scope when `narrow` (a Polsek touches a few
+    hundred rows). `duty` spreads each guard over every TPS they hold this
+    shift (1/n each, counted everywhere, so a share is the same whoever asks).
+    """
+    in_scope = Tps.unit_id.in_(scope_units(scope)) if scope is not None else true()
+    present = exists().where(
+        Checkin.personnel_id == Personnel.id, Checkin.shift_id == shift_id, Checkin.checked_out_at.is_(None)
+    )
+    guards = select(Personnel.id).where(Personnel.force.in_(SECURITY), present)
+    if narrow:
+        scope_tps = select(Tps.id).where(in_scope)
+        holders = select(Assignment.personnel_id).where(Assignment.shift_id == shift_id, Assignment.tps_id.in_(scope_tps))
+        guards = guards.where(Personnel.id.in_(holders))
+    duty = (
+        select(
+            Assignment.tps_id,
+            (literal(1.0) / func.count().over(partition_by=Assignment.personnel_id)).label("part"),
+        )
+        .where(Assignment.shift_id == shift_id, Assignment.personnel_id.in_(guards))
+        .subquery("duty")
+    )
+    share = select(duty.c.tps_id, func.sum(duty.c.part).label("share")).group_by(duty.c.tps_id).cte("share")
+    return (
+        select(
+            Tps.id.label("tps_id"), Tps.unit_id, Tps.kerawanan,
+            case((share.c.tps_id.is_not(None), 1), else_=0).label("covered"),
+            case((share.c.share >= _need(staffing), 1), else_=0).label("meets"),
+        )
+        .outerjoin(share, share.c.tps_id == Tps.id)
+        .where(in_scope)
+        .cte("tps_facts")
+    )
+
+
+async def is_narrow(session: AsyncSession, scope: int | None) -> bool:
+    """A unit with a parent is a part of its tree: count from its TPS rather than from everyone."""
+    if scope is None:
+        return False
+    return await session.scalar(select(Unit.parent_id.is_not(None)).where(Unit.id == scope)) or False
+
+
+def _people_by_unit(shift_id: int, scope: int | None) -> CTE:
+    on_duty = exists().where(Assignment.shift_id == shift_id, Assignment.personnel_id == Personnel.id)
+    query = (
+        select(
+            Personnel.unit_id,
+            func.count().label("assigned"),
+            _count(Personnel.telegram_user_id.is_not(None)).label("registered"),
+            func.count(Checkin.id).label("checked_in"),
+            _count(Checkin.late).label("late"),
+            _count(Checkin.far).label("far"),
+            _count(Checkin.checked_out_at.is_not(None)).label("checked_out"),
+            _count(and_(Personnel.telegram_user_id.is_not(None), not_(Personnel.reachable))).label("unreachable"),
+        )
+        .outerjoin(Checkin, and_(Checkin.personnel_id == Personnel.id, Checkin.shift_id == shift_id))
+        .where(on_duty)
+        .group_by(Personnel.unit_id)
+    )
+    if scope is not None:
+        query = query.where(Personnel.unit_id.in_(scope_units(scope)))
+    return query.cte("people")
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _open_by_unit(scope: int | None) -> CTE:
+    query = (
+        select(Contingency.unit_id, Contingency.severity, func.count().label("open"))
+        .where(Contingency.state != ContingencyState.resolved.value, Contingency.raised_at.is_not(None))
+        .group_by(Contingency.unit_id, Contingency.severity)
+    )
+    if scope is not None:
+        query = query.where(Contingency.unit_id.in_(scope_units(scope)))
+    return query.cte("open_contingencies")
+
+
+PEOPLE_COLUMNS = ("assigned", "registered", "checked_in", "late", "far", "checked_out", "unreachable")
+
+
+def _rolled(kind: str, table: CTE, key: ColumnElement[str] | None, values: list[str], groups: Select[tuple[int]]) -> Select:
+    """Sum a per-unit table into each group unit through the closure, padded to one row shape."""
+    sums = [cast(func.sum(table.c[name]), Integer) for name in values]
+    sums += [literal(0, Integer)] * (len(PEOPLE_COLUMNS) - len(values))
+    key_column = cast(key, String) if key is not None else cast(literal(None), String)
+    query = (
+        select(literal(kind, String).label("kind"), UnitClosure.ancestor_id.label("unit_id"), key_column.label("key"), *sums)
+        .join(UnitClosure, UnitClosure.unit_id == table.c.unit_id)
+        .where(UnitClosure.ancestor_id.in_(groups))
+        .group_by(UnitClosure.ancestor_id)
+    )
+    return query.group_by(key) if key is not None else query
+
+
+async def figures_by_unit(
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+) -> dict[int, Figures]:
+    """People, TPS coverage and open contingencies of `scope`, summed into each unit of `groups`.
+
+    One statement, so the numbers are one snapshot of the database.
+    """
+    statement = await figures_statement(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
+    return _collect(await session.execute(statement))
+
+
+async def figures_statement(
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+) -> CompoundSelect:
+    """The counting statement itself (the benchmark prints its plan)."""
+    facts = tps_facts(shift_id=shift_id, scope=scope, staffing=staffing, narrow=await is_narrow(session, scope))
+    tps_by_unit = (
+        select(facts.c.unit_id, facts.c.kerawanan, func.count().label("total"),
+               func.sum(facts.c.covered).label("covered"), func.sum(facts.c.meets).label("meets"))
+        .group_by(facts.c.unit_id, facts.c.kerawanan)
+        .cte("tps_by_unit")
+    )
+    people = _people_by_unit(shift_id, scope)
+    contingencies = _open_by_unit(scope)
+    return union_all(
+        _rolled("p", people, None, list(PEOPLE_COLUMNS), groups),
+        _rolled("t", tps_by_unit, tps_by_unit.c.kerawanan, ["total", "covered", "meets"], groups),
+        _rolled("c", contingencies, contingencies.c.severity, ["open"], groups),
+    )
+
+
+def _collect(rows: Iterable[tuple]) -> dict[int, Figures]:
+    people: dict[int, People] = {}
+    tps: dict[int, dict[str, Coverage]] = {}
+    open_: dict[int, dict[str, int]] = {}
+    for kind, unit_id, key, *values in rows:
+        numbers = [int(value or 0) for value in values]
+        if kind == "p":
+            people[unit_id] = People(*numbers)
+        elif kind == "t":
+            tps.setdefault(unit_id, {})[key] = Coverage(*numbers[:3])
+        else:
+            open_.setdefault(unit_id, {})[key] = numbers[0]
+    units = people.keys() | tps.keys() | open_.keys()
+    return {
+        unit: Figures(people.get(unit, People()), _ordered(tps.get(unit, {}), Kerawanan), _ordered(open_.get(unit, {}), Severity))
+        for unit in units
+    }
+
+
+def _ordered(values: dict, order: type[StrEnum]) -> dict:
+    """Most serious first, every level present, so renderers need no defaults."""
+    empty: object = Coverage() if order is Kerawanan else 0
+    return {level.value: values.get(level.value, empty) for level in reversed(list(order))}
+
+
+# --- the status message -----------------------------------------------------------------------------
+
+
+async def status_for(
+    session: AsyncSession, *, viewer: Viewer, now: datetime, staffing: StaffingSettings,
+    unit_code: str | None = None, unit_id: int | None = None,
+) -> UnitStatus | Refusal:
+    """The status of the viewer's unit (or the named one, if the viewer may see it)."""
+    unit = await authorize(session, viewer=viewer, unit_code=unit_code, unit_id=unit_id)
+    if isinstance(unit, Refusal):
+        return unit
+    shift = await pick_shift(session, now=now)
+    children = await child_units(session, unit_id=unit.id)
+    figures: dict[int, Figures] = {}
+    if shift is not None:
+        figures = await figures_by_unit(
+            session, shift_id=shift.id, scope=unit.id, groups=children_and_self(unit.id), staffing=staffing
+        )
+    return UnitStatus(
+        unit=unit,
+        parent=await _visible_parent(session, viewer=viewer, unit_id=unit.id),
+        shift=shift,
+        as_of=now,
+        figures=figures.get(unit.id, Figures()),
+        children=[ChildStatus(child, figures.get(child.id, Figures())) for child in children],
+        sitreps=await latest_sitreps(session, scope=unit.id),
+    )
+
+
+async def child_units(session: AsyncSession, *, unit_id: int | None) -> list[UnitRef]:
+    """Units one level down (None: the roots), by code."""
+    parent = Unit.parent_id.is_(None) if unit_id is None else Unit.parent_id == unit_id
+    rows = await session.execute(select(Unit.id, Unit.code, Unit.name, Unit.kind).where(parent).order_by(Unit.code))
+    return [UnitRef(*row) for row in rows]
+
+
+async def _visible_parent(session: AsyncSession, *, viewer: Viewer, unit_id: int) -> UnitRef | None:
+    unit = await session.get(Unit, unit_id)
+    parent = await session.get(Unit, unit.parent_id) if unit and unit.parent_id else None
+    home_id = await _home_id(session, viewer)
+    if parent is None or home_id is None or not await _may_see(session, viewer=viewer, unit_id=parent.id, home_id=home_id):
+        return None
+    return UnitRef(parent.id, parent.code, parent.name, parent.kind)
+
+
+async def latest_sitreps(session: AsyncSession, *, scope: int | None, limit: int = 3) -> list[SitrepLine]:
+    """The newest filed reports of the subtree."""
+    query = (
+        select(Sitrep.id, Sitrep.filed_at, Sitrep.category, Unit.code, Tps.code, Personnel.rank, Personnel.name, Sitrep.text)
+        .join(Unit, Unit.id == Sitrep.unit_id)
+        .join(Personnel, Personnel.id == Sitrep.personnel_id)
+        .outerjoin(Tps, Tps.id == Sitrep.tps_id)
+        .where(Sitrep.filed_at.is_not(None))
+        .order_by(Sitrep.filed_at.desc(), Sitrep.id.desc())
+        .limit(limit)
+    )
+    if scope is not None:
+        query = query.where(Sitrep.unit_id.in_(scope_units(scope)))
+    return [
+        SitrepLine(id_, filed_at, category, unit_code, tps_code, f"{rank} {name}".strip(), text)
+        for id_, filed_at, category, unit_code, tps_code, rank, name, text in await session.execute(query)
+    ]
+
+
+# --- who is missing ---------------------------------------------------------------------------------
+
+
+async def missing_for(
+    session: AsyncSession, *, viewer: Viewer, unit_id: int, page: int, now: datetime, page_size: int = MISSING_PAGE_SIZE
+) -> MissingPage | Refusal:
+    """People of the subtree on duty this shift who have not checked in, a page at a time."""
+    unit = await authorize(session, viewer=viewer, unit_id=unit_id)
+    if isinstance(unit, Refusal):
+        return unit
+    shift = await pick_shift(session, now=now)
+    if shift is None:
+        return MissingPage(unit, None, now, 0, 1, 0, 0, [])
+    total = await session.scalar(select(func.count()).select_from(_missing_query(shift.id, unit.id).subquery())) or 0
+    pages = max(1, -(-total // page_size))
+    page = min(max(page, 0), pages - 1)
+    rows = (
+        await session.execute(
+            _missing_query(shift.id, unit.id).order_by(Unit.code, Personnel.name, Personnel.id)
+            .limit(page_size).offset(page * page_size)
+        )
+    ).all()
+    posts = await _posts(session, shift_id=shift.id, personnel_ids=[row.id for row in rows])
+    people = [
+        MissingPerson(row.id, f"{row.rank} {row.name}".strip(), row.force, row.code, posts.get(row.id, ()),
+                      row.telegram_user_id is not None, row.reachable)
+        for row in rows
+    ]
+    return MissingPage(unit, shift, now, page, pages, total, page * page_size, people)
+
+
+def _missing_query(shift_id: int, unit_id: int) -> Select:
+    on_duty = exists().where(Assignment.shift_id == shift_id, Assignment.personnel_id == Personnel.id)
+    present = exists().where(Checkin.shift_id == shift_id, Checkin.personnel_id == Personnel.id)
+    return (
+        select(Personnel.id, Personnel.rank, Personnel.name, Personnel.force, Personnel.telegram_user_id,
+               Personnel.reachable, Unit.code)
+        .join(Unit, Unit.id == Personnel.unit_id)
+        .where(Personnel.unit_id.in_(scope_units(unit_id)), on_duty, not_(present))
+    )
+
+
+async def _posts(session: AsyncSession, *, shift_id: int, personnel_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    if not personnel_ids:
+        return {}
+    rows = await session.execute(
+        select(Assignment.personnel_id, Tps.code)
+        .join(Tps, Tps.id == Assignment.tps_id)
+        .where(Assignment.shift_id == shift_id, Assignment.personnel_id.in_(personnel_ids))
+        .order_by(Tps.code)
+    )
+    posts: dict[int, list[str]] = {}
+    for personnel_id, code in rows:
+        posts.setdefault(personnel_id, []).append(code)
+    return {key: tuple(codes) for key, codes in posts.items()}
+

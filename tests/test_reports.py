@@ -1,0 +1,139 @@
+"""`/rekap` and `siaga export`: a PNG, a workbook that opens cleanly, a GeoJSON that maps the shift."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.services import reports
+from bot.services.reports import ExportError, ExportFiles
+from bot.services.status import Refusal, Viewer
+from models import Contingency, ContingencyStep, Sitrep
+from tests.factories import NOW, Roster
+from tests.test_status import checkin, expected, morning, viewer
+
+SETTINGS = Settings()
+HOSTILE = ["=HYPERLINK(\"http://x\",\"klik\")", "+62 812 000", "-2,5 km", "@camat", "=1+1"]
+
+
+async def _incidents(session: AsyncSession, roster: Roster) -> None:
+    """Hostile sitreps (formula-looking text, a control character) and an escalated contingency."""
+    a1, budi = roster.units["POLSEK-A1"].id, roster.person("budi").id
+    for minute, text in enumerate(HOSTILE + ["bel\x07l"]):
+        session.add(Sitrep(personnel_id=budi, unit_id=a1, shift_id=roster.shifts["PAGI"].id, text=text,
+                           category="gangguan", created_at=NOW, filed_at=NOW + timedelta(minutes=minute)))
+    item = Contingency(reporter_id=budi, unit_id=a1, level_unit_id=roster.units["POLRES-A"].id, tps_id=roster.tps["TPS-A1-002"].id,
+                       shift_id=roster.shifts["PAGI"].id, severity="tinggi", text="=cmd|' /C calc'!A0", state="open",
+                       created_at=NOW, raised_at=NOW)
+    session.add(item)
+    await session.flush()
+    for version, kind, unit in [(1, "raised", "POLSEK-A1"), (2, "escalated", "POLRES-A")]:
+        session.add(ContingencyStep(contingency_id=item.id, version=version, kind=kind, unit_id=roster.units[unit].id,
+                                    at=NOW + timedelta(minutes=5 * version)))
+    await session.commit()
+
+
+async def _export(session: AsyncSession) -> tuple[Roster, ExportFiles]:
+    roster = await morning(session)
+    await _incidents(session, roster)
+    return roster, await reports.export_shift(session, shift_code="PAGI", now=NOW + timedelta(hours=1), settings=SETTINGS)
+
+
+async def test_the_workbook_reloads_with_its_sheets_and_text_stays_text(session: AsyncSession) -> None:
+    _, files = await _export(session)
+    book = load_workbook(io.BytesIO(files.workbook))
+    assert book.sheetnames == ["summary", "checkins", "sitreps", "contingencies", "coverage"]
+    checkins = list(book["checkins"].iter_rows(values_only=True))
+    want = await expected(session, unit_code="POLDA-X", shift_code="PAGI")
+    assert len(checkins) - 1 == want.people.assigned
+    assert sum(row[8] is not None for row in checkins[1:]) == want.people.checked_in
+    budi = next(row for row in checkins if row[3] == "Budi")
+    assert (budi[5], budi[9], budi[12]) == ("TPS-A1-001;TPS-A1-002", "TPS-A1-001", True)
+    texts = [cell for row in book["sitreps"].iter_rows(min_row=2) for cell in row if cell.column_letter == "H"]
+    assert [cell.value for cell in texts] == HOSTILE + ["bell"]
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", (sheet.title, cell.coordinate, cell.value)
+                if isinstance(cell.value, str) and cell.value[:1] in "=+-@":
+                    assert cell.data_type == "s", (sheet.title, cell.coordinate)
+    steps = list(book["contingencies"].iter_rows(min_row=2, values_only=True))
+    assert [(row[8], row[9], row[10]) for row in steps] == [(1, "raised", "POLSEK-A1"), (2, "escalated", "POLRES-A")]
+    coverage = {row[0]: row for row in book["coverage"].iter_rows(min_row=2, values_only=True)}
+    assert set(coverage) == {"POLDA-X", "POLRES-A", "POLSEK-A1", "POLSEK-A2", "KODIM-X"}
+    header = next(book["coverage"].iter_rows(max_row=1, values_only=True))
+    polres = dict(zip(header, coverage["POLRES-A"], strict=True))
+    mine = await expected(session, unit_code="POLRES-A", shift_code="PAGI")
+    assert (polres["checked_in"], polres["tps_covered"], polres["open_contingencies"]) == (
+        mine.people.checked_in, sum(c.covered for c in mine.tps.values()), sum(mine.open.values()))
+
+
+@pytest.mark.skipif(shutil.which("libreoffice") is None, reason="LibreOffice is not installed")
+async def test_libreoffice_opens_it_and_runs_no_formula(session: AsyncSession, tmp_path: Path) -> None:
+    """Every sheet converted to CSV by LibreOffice: the hostile texts come out as typed, not evaluated."""
+    _, files = await _export(session)
+    (tmp_path / "rekap.xlsx").write_bytes(files.workbook)
+    every_sheet = "csv:Text - txt - csv (StarCalc):44,34,UTF8,1,,0,false,true,false,false,false,-1"
+    subprocess.run(["libreoffice", "--headless", "--convert-to", every_sheet, "--outdir", str(tmp_path),
+                    str(tmp_path / "rekap.xlsx")], check=True, timeout=180, capture_output=True)
+    with open(tmp_path / "rekap-sitreps.csv", newline="", encoding="utf-8") as sheet:
+        texts = [row[7] for row in csv.reader(sheet)][1:]
+    assert texts == HOSTILE + ["bell"]
+    assert "=cmd|' /C calc'!A0" in (tmp_path / "rekap-contingencies.csv").read_text(encoding="utf-8")
+    assert (tmp_path / "rekap-coverage.csv").read_text(encoding="utf-8").startswith("unit,name,kind,assigned")
+
+
+async def test_geojson_states_and_contingencies(session: AsyncSession) -> None:
+    roster, files = await _export(session)
+    data = json.loads(files.geojson)
+    assert data["type"] == "FeatureCollection"
+    states = {f["properties"]["code"]: f["properties"]["state"] for f in data["features"] if f["properties"]["kind"] == "tps"}
+    assert states == {"TPS-A1-001": "covered", "TPS-A1-002": "contingency", "TPS-A2-001": "covered"}
+    sos = [f for f in data["features"] if f["properties"]["kind"] == "contingency"]
+    assert len(sos) == 1 and sos[0]["properties"]["severity"] == "tinggi"
+    lat, lon = roster.tps["TPS-A1-002"].lat, roster.tps["TPS-A1-002"].lon
+    assert sos[0]["geometry"] == {"type": "Point", "coordinates": [lon, lat]}
+
+
+async def test_chart_is_a_png_and_check_ins_are_binned_by_the_database(session: AsyncSession) -> None:
+    roster, files = await _export(session)
+    assert files.chart.startswith(b"\x89PNG\r\n\x1a\n") and len(files.chart) > 10_000
+    await checkin(session, roster, "citra", "TPS-A1-002", at=NOW + timedelta(minutes=20))
+    start = roster.shifts["PAGI"].starts_at
+    bins = await reports.checkins_per_bin(session, shift_id=roster.shifts["PAGI"].id, scope=None, start=start)
+    assert bins == {4: 4, 5: 1}  # NOW is 60 minutes after the start; Citra 20 minutes later
+    a2 = await reports.checkins_per_bin(session, shift_id=roster.shifts["PAGI"].id, scope=roster.units["POLSEK-A2"].id,
+                                        start=start)
+    assert a2 == {4: 2}
+    assert files.stem == "rekap-all-PAGI-20240214-0900"
+
+
+async def test_recap_asks_what_status_asks(session: AsyncSession) -> None:
+    await morning(session)
+    own = await reports.recap_for(session, viewer=await viewer(session, 503), now=NOW, settings=SETTINGS)
+    assert isinstance(own, ExportFiles) and own.unit and own.unit.code == "POLSEK-A1"
+    sibling = await reports.recap_for(session, viewer=await viewer(session, 503), unit_code="POLSEK-A2", now=NOW, settings=SETTINGS)
+    assert sibling is Refusal.outside
+    assert await reports.recap_for(session, viewer=Viewer(None), now=NOW, settings=SETTINGS) is Refusal.not_registered
+    polsek = load_workbook(io.BytesIO(own.workbook))
+    assert [row[0] for row in polsek["coverage"].iter_rows(min_row=2, values_only=True)] == ["POLSEK-A1"]
+
+
+async def test_export_names_a_missing_shift(session: AsyncSession) -> None:
+    with pytest.raises(ExportError, match="no shift is planned"):
+        await reports.export_shift(session, shift_code=None, now=NOW, settings=SETTINGS)
+    await morning(session)
+    with pytest.raises(ExportError, match="MALAM"):
+        await reports.export_shift(session, shift_code="MALAM", now=NOW, settings=SETTINGS)
+    current = await reports.export_shift(session, shift_code=None, now=NOW, settings=SETTINGS)
+    assert current.shift.code == "PAGI"
