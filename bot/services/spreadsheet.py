@@ -1,0 +1,315 @@
+"""Reading import files: .xlsx workbooks and .csv files, one entity per sheet or file.
+
+`parse_files` finds the entity sheets, checks their header rows, validates
+every data row with its schema (models/schemas.py) and keeps the valid ones
+keyed by code / NRP, noting every bad row with its spreadsheet row number
+(header = 1), so an error points at the cell the operator has to fix. It
+never holds a sheet's raw cells: a Sumsel workbook has half a million rows.
+Checks that need other rows or the database are bot/services/roster.py's.
+
+Workbooks are opened with `read_only=True, data_only=False`: a formula cell
+arrives as its formula text ("=HYPERLINK(...)") and is imported as that
+text, never evaluated (openpyxl cannot evaluate anyway, and the cached value
+would be whatever the sender's machine computed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import namedtuple
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+from pydantic import ValidationError
+
+from models.schemas import COLUMNS, ENTITIES, SCHEMAS, describe
+
+Cells = tuple[Any, ...]
+KEY_COLUMN = {"units": "code", "personnel": "nrp", "tps": "code", "shifts": "code"}
+TPS_BITS, SHIFT_BITS = 24, 20  # an assignment packed in one int: 16M TPS and 1M shifts per invocation
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One bad cell (or header, or file: row 0) in the operator's terms."""
+
+    sheet: str
+    row: int
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.sheet if self.row == 0 else f"{self.sheet} row {self.row}"
+        return f"{where}, column {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
+
+
+class FileProblem(Exception):
+    """A file that cannot be read as an import file at all (named for the operator)."""
+
+
+@dataclass(frozen=True)
+class HeaderProblem:
+    column: str
+    reason: str
+
+
+@dataclass
+class Sheet:
+    """One entity's rows from one file: `rows` yields (row number, cells) after the header."""
+
+    entity: str
+    label: str
+    header: Cells
+    rows: Iterator[tuple[int, Cells]]
+
+
+def sheet_label(path: Path, entity: str) -> str:
+    """How errors name a sheet: `roster.xlsx [units]`, or `units.csv` for a CSV file."""
+    return path.name if path.suffix.lower() == ".csv" else f"{path.name} [{entity}]"
+
+
+def read_sheets(path: Path) -> Iterator[Sheet]:
+    """Every entity sheet of a workbook, or the one entity of a CSV file."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx" or suffix == ".xlsm":
+        yield from _workbook_sheets(path)
+    elif suffix == ".csv":
+        sheet = _csv_sheet(path)
+        if sheet is not None:
+            yield sheet
+    else:
+        raise FileProblem("not an .xlsx workbook or a .csv file")
+
+
+def _workbook_sheets(path: Path) -> Iterator[Sheet]:
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=False)
+    except Exception as error:  # openpyxl raises anything from zipfile to KeyError
+        raise FileProblem(f"cannot read the workbook ({type(error).__name__}: {error})") from None
+    try:
+        found = False
+        for worksheet in workbook.worksheets:
+            entity = worksheet.title.strip().lower()
+            if entity not in ENTITIES:
+                continue
+            found = True
+            rows = enumerate(worksheet.iter_rows(values_only=True), start=1)
+            first = next(rows, None)
+            if first is None:
+                continue  # an empty sheet: nothing to import
+            yield Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows))
+        if not found:
+            raise FileProblem("no sheet named " + ", ".join(ENTITIES))
+    finally:
+        workbook.close()
+
+
+def _csv_sheet(path: Path) -> Sheet | None:
+    entity = path.stem.strip().lower()
+    if entity not in ENTITIES:
+        raise FileProblem("a CSV file must be named after its entity: " + ", ".join(f"{e}.csv" for e in ENTITIES))
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            text = file.read()
+    except UnicodeDecodeError:
+        raise FileProblem("not UTF-8 text: save the CSV as UTF-8") from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    rows = enumerate(
+        (tuple(cell if cell != "" else None for cell in record)
+         for record in csv.reader(io.StringIO(text), delimiter=delimiter)),
+        start=1,
+    )
+    first = next(rows, None)
+    if first is None:
+        return None
+    return Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows))
+
+
+def _data_rows(rows: Iterator[tuple[int, Cells]]) -> Iterator[tuple[int, Cells]]:
+    """Skip rows without a value (a spreadsheet's trailing blank rows, spacer rows)."""
+    for number, cells in rows:
+        for cell in cells:
+            if cell is not None and not (cell.__class__ is str and not cell.strip()):
+                yield number, cells
+                break
+
+
+def check_header(entity: str, header: Cells) -> list[HeaderProblem]:
+    """The columns of DESIGN.md, in order; each missing, misplaced or unknown column named."""
+    expected = COLUMNS[entity]
+    found = [str(cell).strip().lower() if cell is not None else "" for cell in header]
+    while found and not found[-1]:
+        found.pop()
+    problems = []
+    for index, name in enumerate(expected):
+        here = found[index] if index < len(found) else ""
+        letter = get_column_letter(index + 1)
+        if here == name:
+            continue
+        if name in found:
+            where = get_column_letter(found.index(name) + 1)
+            reason = f"column {name} must be column {letter}, found in column {where}"
+        elif here:
+            reason = f"missing column {name}: column {letter} is named {here!r}"
+        else:
+            reason = f"missing column {name} (column {letter})"
+        problems.append(HeaderProblem(name, reason))
+    for index, name in enumerate(found[len(expected):], start=len(expected)):
+        if name and name not in expected:
+            problems.append(HeaderProblem(name, f"unknown column {name!r} in column {get_column_letter(index + 1)}"))
+    return problems
+
+
+def row_values(columns: Sequence[str], cells: Cells) -> dict[str, Any]:
+    """The non-empty cells of a row by column name, as the schemas take them.
+
+    A whole number stored as a float (an NRP typed into a number cell) loses
+    its `.0`; an array formula object becomes its formula text.
+    """
+    values: dict[str, Any] = {}
+    for name, cell in zip(columns, cells):
+        if cell is None:
+            continue
+        kind = cell.__class__
+        if kind is str:
+            if cell and not cell.isspace():
+                values[name] = cell
+        elif kind is float and cell.is_integer():
+            values[name] = int(cell)
+        elif kind in (int, float, datetime, bool):
+            values[name] = cell
+        else:
+            values[name] = getattr(cell, "text", cell)
+    return values
+
+
+# Validated rows are kept as named tuples: a pydantic model per row costs five times the memory.
+VALUES: dict[str, type[tuple[Any, ...]]] = {
+    entity: namedtuple(f"{entity.title()}Values", columns) for entity, columns in COLUMNS.items()  # type: ignore[misc]
+}
+# An assignment is one int: person, TPS and shift numbered in order of appearance, packed.
+
+
+class Codes:
+    """Numbers the distinct codes of one column, so an assignment fits in one int."""
+
+    def __init__(self) -> None:
+        self.number: dict[str, int] = {}
+        self.codes: list[str] = []
+
+    def __call__(self, code: str) -> int:
+        number = self.number.get(code)
+        if number is None:
+            number = self.number[code] = len(self.codes)
+            self.codes.append(code)
+        return number
+
+
+@dataclass
+class Parsed:
+    """The validated rows of one invocation. `where` values pack (sheet index, row number)."""
+
+    labels: list[str] = field(default_factory=list)
+    rows: dict[str, dict[str, tuple[Any, int]]] = field(default_factory=lambda: {e: {} for e in KEY_COLUMN})
+    assignments: dict[int, int] = field(default_factory=dict)  # packed (person, TPS, shift) -> where
+    nrps: Codes = field(default_factory=Codes)
+    tps_codes: Codes = field(default_factory=Codes)
+    shift_codes: Codes = field(default_factory=Codes)
+    present: set[str] = field(default_factory=set)
+    # Keys of rows rejected for another column: referring to them is not a second error.
+    rejected: dict[str, set[str]] = field(default_factory=lambda: {e: set() for e in KEY_COLUMN})
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (where, column, reason)
+    structural: bool = False  # a file or header problem: rows cannot be trusted to line up
+
+    def add_error(self, where: int, column: str, reason: str) -> None:
+        self.errors.append((where, column, reason))
+
+    def assignment_keys(self) -> Iterator[tuple[str, str, str]]:
+        """(nrp, TPS code, shift code) of every imported assignment."""
+        nrps, tps, shifts = self.nrps.codes, self.tps_codes.codes, self.shift_codes.codes
+        tps_mask, shift_mask = (1 << TPS_BITS) - 1, (1 << SHIFT_BITS) - 1
+        for key in self.assignments:
+            yield (nrps[key >> (TPS_BITS + SHIFT_BITS)], tps[key >> SHIFT_BITS & tps_mask], shifts[key & shift_mask])
+
+    def report_errors(self) -> list[RowError]:
+        ordered = sorted(self.errors, key=lambda error: error[0])  # stable: row order, then check order
+        return [RowError(self.labels[w >> 32], w & 0xFFFFFFFF, column, reason) for w, column, reason in ordered]
+
+
+def where(sheet: int, row: int) -> int:
+    return sheet << 32 | row
+
+
+def parse_files(paths: Sequence[Path]) -> Parsed:
+    """Read and validate every entity sheet of every file, collecting every row error."""
+    parsed = Parsed()
+    for path in paths:
+        parsed.labels.append(path.name)
+        file_where = where(len(parsed.labels) - 1, 0)
+        try:
+            for sheet in read_sheets(path):
+                parse_sheet(parsed, sheet)
+        except FileProblem as problem:
+            parsed.add_error(file_where, "", str(problem))
+            parsed.structural = True
+        except OSError as error:
+            parsed.add_error(file_where, "", f"cannot read the file ({error.strerror or error})")
+            parsed.structural = True
+    return parsed
+
+
+def parse_sheet(parsed: Parsed, sheet: Sheet) -> None:
+    index = len(parsed.labels)
+    parsed.labels.append(sheet.label)
+    problems = check_header(sheet.entity, sheet.header)
+    for problem in problems:
+        parsed.add_error(where(index, 1), problem.column, problem.reason)
+    if problems:
+        parsed.structural = True
+        return
+    parsed.present.add(sheet.entity)
+    columns, schema = COLUMNS[sheet.entity], SCHEMAS[sheet.entity]
+    keyed = KEY_COLUMN.get(sheet.entity)
+    store = parsed.rows.get(sheet.entity)
+    values = attrgetter(*columns)
+    make = VALUES[sheet.entity]._make
+    nrp, tps, shift = parsed.nrps, parsed.tps_codes, parsed.shift_codes
+    for number, cells in sheet.rows:
+        at = where(index, number)
+        raw = row_values(columns, cells)
+        try:
+            row = schema.model_validate(raw)
+        except ValidationError as error:
+            bad = set()
+            for problem in error.errors():
+                column = str(problem["loc"][0]) if problem["loc"] else ""
+                bad.add(column)
+                parsed.add_error(at, column, describe(problem, column))
+            if keyed is not None and keyed not in bad:
+                parsed.rejected[sheet.entity].add(str(raw[keyed]).strip())
+            continue
+        if keyed is None:  # an assignment
+            person, place, when = values(row)
+            key = (nrp(person) << TPS_BITS | tps(place)) << SHIFT_BITS | shift(when)
+            first = parsed.assignments.setdefault(key, at)
+            if first != at:
+                parsed.add_error(at, "nrp", f"duplicate assignment: same person, TPS and shift as {_at(parsed, first)}")
+            continue
+        assert store is not None
+        code = getattr(row, keyed)
+        previous = store.setdefault(code, (make(values(row)), at))
+        if previous[1] != at:
+            shown = "" if keyed == "nrp" else f" {code!r}"
+            parsed.add_error(at, keyed, f"duplicate {keyed}{shown}: also on {_at(parsed, previous[1])}")
+
+
+def _at(parsed: Parsed, packed: int) -> str:
+    return f"{parsed.labels[packed >> 32]} row {packed & 0xFFFFFFFF}"
