@@ -195,20 +195,27 @@ def row_values(columns: Sequence[str], cells: Cells) -> dict[str, Any]:
 VALUES: dict[str, type[tuple[Any, ...]]] = {
     entity: namedtuple(f"{entity.title()}Values", columns) for entity, columns in COLUMNS.items()  # type: ignore[misc]
 }
-# An assignment is one int: person, TPS and shift numbered in order of appearance, packed.
 
 
 class Codes:
-    """Numbers the distinct codes of one column, so an assignment fits in one int."""
+    """Numbers the distinct codes of one column in order of appearance.
 
-    def __init__(self) -> None:
+    An assignment is then one int, (person << TPS_BITS | TPS) << SHIFT_BITS | shift:
+    a Sumsel import holds 400k of them, and tuples of strings would cost
+    three times the memory.
+    """
+
+    def __init__(self, bits: int | None = None) -> None:
         self.number: dict[str, int] = {}
         self.codes: list[str] = []
+        self.limit = None if bits is None else 1 << bits
 
     def __call__(self, code: str) -> int:
         number = self.number.get(code)
         if number is None:
             number = self.number[code] = len(self.codes)
+            if self.limit is not None and number >= self.limit:
+                raise FileProblem(f"more than {self.limit:,} distinct codes in one column of assignments")
             self.codes.append(code)
         return number
 
@@ -221,8 +228,8 @@ class Parsed:
     rows: dict[str, dict[str, tuple[Any, int]]] = field(default_factory=lambda: {e: {} for e in KEY_COLUMN})
     assignments: dict[int, int] = field(default_factory=dict)  # packed (person, TPS, shift) -> where
     nrps: Codes = field(default_factory=Codes)
-    tps_codes: Codes = field(default_factory=Codes)
-    shift_codes: Codes = field(default_factory=Codes)
+    tps_codes: Codes = field(default_factory=lambda: Codes(TPS_BITS))
+    shift_codes: Codes = field(default_factory=lambda: Codes(SHIFT_BITS))
     present: set[str] = field(default_factory=set)
     # Keys of rows rejected for another column: referring to them is not a second error.
     rejected: dict[str, set[str]] = field(default_factory=lambda: {e: set() for e in KEY_COLUMN})

@@ -119,7 +119,7 @@ async def understaffed_report(
     shift_ids = [s.id for s in shifts]
     shift_code_of = {s.id: s.code for s in shifts}
     linmas_shifts = [s.id for s in shifts if s.phase in linmas_phases]
-    units = {u.id: u for u in (await session.execute(select(Unit.id, Unit.code, Unit.name, Unit.kind, Unit.parent_id)))}
+    units = {u.id: u for u in await session.execute(select(Unit.id, Unit.code, Unit.name, Unit.kind, Unit.parent_id))}
     group_of = _groups(units, group_kind)
     per_tps = _per_tps(staffing, shift_ids, linmas_shifts, root_id)
     summaries: dict[tuple[int, int], UnitSummary] = {}
@@ -130,11 +130,7 @@ async def understaffed_report(
             summaries[key] = UnitSummary(shift_code_of[shift_id], units[group].code, units[group].name)
         return summaries[key]
 
-    totals = select(per_tps.c.shift_id, per_tps.c.unit_id, per_tps.c.kerawanan, func.count().label("tps"),
-                    func.sum(per_tps.c.under).label("under"), func.sum(per_tps.c.police_gap).label("police_gap"),
-                    func.sum(per_tps.c.linmas_gap).label("linmas_gap")
-                    ).group_by(per_tps.c.shift_id, per_tps.c.unit_id, per_tps.c.kerawanan)
-    for row in await session.execute(totals):
+    for row in await session.execute(_totals(per_tps)):
         entry = summary(row.shift_id, group_of[row.unit_id])
         entry.tps += row.tps
         entry.understaffed[row.kerawanan] += int(row.under or 0)
@@ -145,13 +141,22 @@ async def understaffed_report(
         entry = summary(shift_id, group)
         entry.police_assigned, entry.linmas_assigned = len(police), len(linmas)
     listed = select(per_tps).where(per_tps.c.under == 1).order_by(per_tps.c.shift_order, per_tps.c.code)
-    for row in await session.execute(listed):
-        report.understaffed.append(UnderStaffedTps(
-            shift_code_of[row.shift_id], row.code, units[row.unit_id].code, row.kerawanan,
-            float(row.police), float(row.police_needed), float(row.linmas), float(row.linmas_needed)))
+    report.understaffed = [
+        UnderStaffedTps(shift_code_of[row.shift_id], row.code, units[row.unit_id].code, row.kerawanan,
+                        float(row.police), float(row.police_needed), float(row.linmas), float(row.linmas_needed))
+        for row in await session.execute(listed)
+    ]
     order = {code: index for index, (code, _) in enumerate(report.shifts)}
     report.summaries = sorted(summaries.values(), key=lambda s: (order[s.shift_code], s.unit_code))
     return report
+
+
+def _totals(per_tps: Any) -> Any:
+    """TPS, under-staffed TPS and shortfalls per (shift, unit, kerawanan): a few hundred rows at Sumsel scale."""
+    c = per_tps.c
+    return (select(c.shift_id, c.unit_id, c.kerawanan, func.count().label("tps"), func.sum(c.under).label("under"),
+                   func.sum(c.police_gap).label("police_gap"), func.sum(c.linmas_gap).label("linmas_gap"))
+            .group_by(c.shift_id, c.unit_id, c.kerawanan))
 
 
 def _groups(units: dict[int, Any], group_kind: str) -> dict[int, int]:
