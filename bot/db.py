@@ -22,7 +22,10 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
 
     SQLite gets WAL (readers never block the one writer), a busy timeout (a
     writer waits for another instead of failing) and enforced foreign keys.
+    Statement parameters are hidden from logs and errors: they hold NRPs and
+    phone numbers.
     """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
