@@ -1,10 +1,11 @@
 """Direct replies share the bot's flood budget with the outbox, and ride out a 429.
 
-Replies answer a person who is waiting, so they go first: they wait only for
-the bot-wide rate (and a 429 pause), never behind queued reminders, and
-they record each send in the same `RateLimiter` the dispatcher uses, so the
-dispatcher sends around them instead of into them. A burst of thousands of
-check-ins is answered at Telegram's rate, a little late rather than never.
+Replies answer a person who is waiting, so they go first: they never wait
+for the pacer, only for a pause Telegram imposed (429), and they record each
+send in the same `RateLimiter` the dispatcher uses, so the dispatcher sends
+around them instead of into them. Telegram states its 30-a-second limit
+for bulk notifications; answers are paced only once it says so, and then
+arrive a little late rather than never.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.dispatcher import retry_after_seconds
 from bot.ratelimit import RateLimiter
 
 DEADLINE_SECONDS = 300.0
@@ -54,22 +55,14 @@ class RetryReplies(BaseRateLimiter[None]):
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
                 now = self.monotonic()
-                pause = _seconds(error.retry_after)
+                pause = retry_after_seconds(error)
                 self.limiter.pause(pause, now)
                 if now + pause > deadline:
                     raise
                 await asyncio.sleep(pause + random.uniform(0, 0.2))
 
     async def _take_turn(self) -> None:
-        """Wait for the bot-wide budget (not the chat's: a person may get two answers at once)."""
-        while True:
-            now = self.monotonic()
-            ready = self.limiter.global_ready_at(now)
-            if ready <= now:
-                self.limiter.record_global(now)
-                return
-            await asyncio.sleep(ready - now)
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+        """Wait out a flood pause, then spend from the bot-wide budget the outbox also reads."""
+        while self.limiter.paused(now := self.monotonic()):
+            await asyncio.sleep(self.limiter.paused_until - now)
+        self.limiter.record_global(now)
