@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,12 +43,31 @@ class ShiftPlan:
         return self.starts_at <= now < self.ends_at
 
 
+SHIFT_COLUMNS = (Shift.id, Shift.code, Shift.name, Shift.phase, Shift.starts_at, Shift.ends_at)
+POST_COLUMNS = (
+    Tps.id, Tps.code, Tps.number, Tps.village, Tps.district, Tps.regency, Tps.kerawanan, Tps.access,
+    Tps.lat, Tps.lon, Unit.name, Tps.relocated_at,
+)
+
+
+def post_from_row(row: Sequence[Any]) -> Post:
+    """A `Post` from the `POST_COLUMNS` of a row: plain columns, no ORM objects on the hot path."""
+    tps_id, code, number, village, district, regency, kerawanan, access, lat, lon, unit_name, relocated_at = row
+    address = ", ".join(part for part in (village, district, regency) if part)
+    return Post(tps_id, code, number, address, kerawanan, access, lat, lon, unit_name, relocated_at)
+
+
 async def shift_plans(
-    session: AsyncSession, *, personnel_id: int, now: datetime, include_past: bool = False
+    session: AsyncSession,
+    *,
+    personnel_id: int,
+    now: datetime,
+    include_past: bool = False,
+    starting_within: timedelta | None = None,
 ) -> list[ShiftPlan]:
-    """Shifts not yet over, the current one first, then by start time."""
+    """Shifts not yet over (and, if given, starting within `starting_within`), the current one first."""
     query = (
-        select(Shift, Tps, Unit)
+        select(*SHIFT_COLUMNS, *POST_COLUMNS)
         .join(Assignment, Assignment.shift_id == Shift.id)
         .join(Tps, Tps.id == Assignment.tps_id)
         .join(Unit, Unit.id == Tps.unit_id)
@@ -55,39 +76,23 @@ async def shift_plans(
     )
     if not include_past:
         query = query.where(Shift.ends_at > now)
-    plans: dict[int, tuple[Shift, list[Post]]] = {}
-    for shift, tps, unit in await session.execute(query):
-        plans.setdefault(shift.id, (shift, []))[1].append(_post(tps, unit))
-    result = [
-        ShiftPlan(s.id, s.code, s.name, s.phase, s.starts_at, s.ends_at, tuple(posts)) for s, posts in plans.values()
-    ]
+    if starting_within is not None:
+        query = query.where(Shift.starts_at <= now + starting_within)
+    shifts: dict[int, tuple[Any, ...]] = {}
+    posts: dict[int, list[Post]] = {}
+    width = len(SHIFT_COLUMNS)
+    for row in await session.execute(query):
+        shifts.setdefault(row[0], tuple(row[:width]))
+        posts.setdefault(row[0], []).append(post_from_row(row[width:]))
+    result = [ShiftPlan(*shift, tuple(posts[shift_id])) for shift_id, shift in shifts.items()]
     return sorted(result, key=lambda plan: (not plan.is_current(now), plan.starts_at))
-
-
-def _post(tps: Tps, unit: Unit) -> Post:
-    return Post(
-        tps_id=tps.id,
-        tps_code=tps.code,
-        tps_number=tps.number,
-        address=tps.address,
-        kerawanan=tps.kerawanan,
-        access=tps.access,
-        lat=tps.lat,
-        lon=tps.lon,
-        unit_name=unit.name,
-        relocated_at=tps.relocated_at,
-    )
 
 
 async def open_shifts(
     session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta
 ) -> list[ShiftPlan]:
     """Shifts running now or starting within `opens_before`: the current one first."""
-    return [
-        plan
-        for plan in await shift_plans(session, personnel_id=personnel_id, now=now)
-        if plan.starts_at - opens_before <= now < plan.ends_at
-    ]
+    return await shift_plans(session, personnel_id=personnel_id, now=now, starting_within=opens_before)
 
 
 async def open_shift(
