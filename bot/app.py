@@ -15,6 +15,7 @@ from bot import scheduler
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.dispatcher import Dispatcher, make_bot
+from bot.metrics import count_error, instrument
 from bot.ratelimit import RateLimiter
 from bot.replies import RetryReplies
 from bot.runtime import RUNTIME_KEY, Clock, Runtime, system_clock
@@ -53,7 +54,8 @@ def build_application(
             bot = make_bot(token=token, base_url=settings.telegram.base_url)
             await bot.initialize()
             dispatcher = Dispatcher(
-                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock
+                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock,
+                lease_seconds=settings.delivery.lease_seconds,
             )
             dispatcher.limiter = limiter  # one flood budget for replies and the outbox
             await dispatcher.start()
@@ -70,7 +72,7 @@ def build_application(
     async def post_shutdown(_: Application) -> None:
         await engine.dispose()
 
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(settings.telegram.base_url)
@@ -83,12 +85,12 @@ def build_application(
             )
         )
         .rate_limiter(RetryReplies(limiter))
-        .concurrent_updates(True)
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
-        .build()
     )
+    application = instrument(builder).build()  # concurrent updates, timed from receipt to completion
     application.bot_data[RUNTIME_KEY] = runtime
+    application.add_error_handler(count_error)  # first: handlers/common.on_error stops the update after answering
     handlers.register_all(application)
     return application

@@ -70,16 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         settings = load_settings(args.config)
-        logs.configure(settings.logging.level, secrets=_secrets(settings))
+        logs.configure(settings.logging.level, secrets=logs.secrets_of(settings))
         return args.handler(args, settings) or 0
     except ConfigError as error:
         print(f"siaga: {error}", file=sys.stderr)
         return 2
-
-
-def _secrets(settings: Settings) -> list[str]:
-    token = settings.telegram.token
-    return [token.get_secret_value()] if token else []
 
 
 def run_with_database(

@@ -120,6 +120,7 @@ class DeliverySettings(Section):
     group_per_minute: float = Field(default=20, gt=0)
     retry_deadline_minutes: Minutes = 60
     poll_seconds: float = Field(default=0.5, gt=0)
+    lease_seconds: float = Field(default=120, gt=0)
 
 
 class SchedulerSettings(Section):
@@ -129,6 +130,14 @@ class SchedulerSettings(Section):
     reminders_seconds: float = Field(default=60, gt=0)
     missed_checkins_seconds: float = Field(default=60, gt=0)
     broadcast_reports_seconds: float = Field(default=30, gt=0)
+
+
+class HealthSettings(Section):
+    """Each worker's HTTP endpoint: /healthz (alive), /readyz (database reachable), /metrics (Prometheus)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = Field(default=9180, ge=1, le=65535)
 
 
 class LoggingSettings(Section):
@@ -150,6 +159,7 @@ class Settings(BaseSettings):
     registration: RegistrationSettings = RegistrationSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
 
     toml_path: ClassVar[Path | None] = None

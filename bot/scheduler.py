@@ -8,10 +8,12 @@ delay work but never double it.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application, ContextTypes
 
@@ -65,9 +67,21 @@ SWEEPS = (
 
 
 async def run_sweep(sweep: Sweep, rt: Runtime) -> int:
-    """One pass of one sweep in its own session; a failure is logged and retried next tick."""
+    """One pass of one sweep in its own session; a failure is logged and retried next tick.
+
+    Several workers on one PostgreSQL database run the same schedule: a
+    transaction-scoped advisory lock per sweep, taken in a session of its
+    own and held until the pass ends, lets one worker at a time do a pass;
+    the others skip the tick. The lock ends with its transaction, so a
+    worker that dies cannot keep it. SQLite has a single process anyway.
+    """
     try:
-        async with rt.sessions() as session:
+        async with rt.sessions() as guard, rt.sessions() as session:
+            if guard.get_bind().dialect.name == "postgresql":
+                key = zlib.crc32(f"siaga.sweep.{sweep.name}".encode()) - 2**31  # a signed 32-bit key
+                if not await guard.scalar(select(func.pg_try_advisory_xact_lock(key))):
+                    log.debug("sweep %s: another worker is running it", sweep.name)
+                    return 0
             made = await sweep.run(session, rt) or 0
     except Exception:
         log.exception("sweep %s failed; it runs again at the next tick", sweep.name)

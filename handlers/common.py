@@ -119,6 +119,7 @@ async def on_error(update: object, context: Context) -> None:
     lang = actor.language if actor else user_lang(update)
     with contextlib.suppress(TelegramError):
         await answer(update, FAILED(lang))
+    raise ApplicationHandlerStop  # one answer per update: no later handler group runs after a failure
 
 
 def register(application: Application, *, group: int) -> None:
