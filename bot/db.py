@@ -33,7 +33,24 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, echo=echo, **kwargs)
+    engine = create_async_engine(url, echo=echo, **kwargs)
+    event.listen(engine.sync_engine, "before_cursor_execute", _drop_nul_characters, retval=True)
+    return engine
+
+
+def _drop_nul_characters(
+    _connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
+) -> tuple[str, Any]:
+    """PostgreSQL text cannot hold U+0000; a person's message may. Drop it rather than fail the save."""
+    if executemany:
+        return statement, [_scrub(row) for row in parameters]
+    return statement, _scrub(parameters)
+
+
+def _scrub(row: Any) -> Any:
+    if isinstance(row, (tuple, list)) and any(isinstance(v, str) and "\x00" in v for v in row):
+        return type(row)(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
+    return row
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -60,3 +60,11 @@ async def test_a_report_comes_from_the_tps_the_reporter_checked_in_at(session: A
     sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Perahu terlambat", now=NOW, opens_before=OPENS)
     row = await session.get(Sitrep, sitrep_id)
     assert row and row.tps_id == roster.tps["TPS-A1-002"].id
+
+
+async def test_a_nul_character_in_a_report_is_dropped_not_fatal(session: AsyncSession) -> None:
+    """Hypothesis found it: PostgreSQL text cannot hold U+0000, and a report must still be saved."""
+    _, actors = await _actors(session)
+    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="aman\x00 sekali", now=NOW, opens_before=OPENS)
+    row = await session.get(Sitrep, sitrep_id)
+    assert row and row.text in ("aman sekali", "aman\x00 sekali")
