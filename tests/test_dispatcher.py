@@ -1,0 +1,335 @@
+"""The dispatcher end to end: the real PTB Bot over HTTP against the Bot API emulator.
+
+Most runs scale the limits up (emulator and dispatcher alike) so a test of
+hundreds of messages takes a second; the per-chat test keeps Telegram's real
+numbers. The pacing rules themselves are tested first, on a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot
+
+from bot.config import DeliverySettings
+from bot.dispatcher import Dispatcher, make_bot
+from bot.emulator import Emulator, Faults, Limits, SimUser
+from bot.ratelimit import Pacer, RateLimiter, SlidingWindow
+from bot.services import outbox
+from bot.services.outbox import NewMessage
+from models import CommandGroup, Outbox, Personnel, Unit
+from models.enums import Priority
+
+FAST = 300.0  # messages per second in the scaled runs; one process tops out near 450/s
+
+
+# -- the limiter on a fake clock ----------------------------------------------------------------
+
+
+def test_pacer_spaces_evenly_and_never_bursts_from_cold() -> None:
+    pacer = Pacer(10, catch_up=0.05)
+    assert pacer.ready_at(0.0) == 0.0
+    pacer.record(0.0)
+    assert pacer.ready_at(0.0) == pytest.approx(0.1)
+    pacer.record(0.13)  # 30 ms late: the schedule holds, the next is due at 0.2
+    assert pacer.ready_at(0.13) == pytest.approx(0.2)
+    pacer.record(5.0)  # after a long idle the schedule restarts: no burst to spend
+    assert pacer.ready_at(5.0) == pytest.approx(5.1)
+
+
+def test_sliding_window_counts_real_sends() -> None:
+    window = SlidingWindow(3, 1.0)
+    for t in (0.0, 0.1, 0.2):
+        assert window.ready_at(t) == t
+        window.record(t)
+    assert window.ready_at(0.5) == pytest.approx(1.0)
+    assert window.ready_at(1.05) == pytest.approx(1.05)
+
+
+def test_global_limit_caps_every_second_and_reaches_the_rate() -> None:
+    limiter = RateLimiter(global_per_second=30)
+    now, sent = 0.0, []
+    for chat in range(1, 601):
+        now = limiter.ready_at(chat, now) + 0.002  # a sender that always wakes 2 ms late
+        limiter.record(chat, now)
+        sent.append(now)
+    assert max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent) <= 30
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) > 29.5
+    assert sum(1 for t in sent if t < 1.0) <= 31  # no initial burst
+
+
+def test_a_chat_at_its_limit_does_not_hold_others_and_429_stops_everyone() -> None:
+    limiter = RateLimiter(global_per_second=30, private_per_second=1, group_per_minute=20)
+    limiter.record(7, 0.0)
+    assert limiter.chat_ready_at(7, 0.1) == pytest.approx(1.0)
+    assert limiter.ready_at(8, 0.1) == pytest.approx(0.1)
+    group = -1001
+    now = 0.0
+    for _ in range(20):
+        now = limiter.ready_at(group, now)
+        limiter.record(group, now)
+    assert now == pytest.approx(19.0, abs=0.05)  # one a second into the group ...
+    assert limiter.chat_ready_at(group, now) == pytest.approx(60.0, abs=0.05)  # ... and 20 a minute
+    limiter.pause(3, now)
+    assert limiter.ready_at(8, now) == pytest.approx(now + 3)
+    assert limiter.prune(200.0) == 2 and limiter.tracked_chats() == 0
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator(limits=Limits(global_per_second=FAST)) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def bot(emulator: Emulator) -> AsyncIterator[Bot]:
+    bot = make_bot(token=emulator.token, base_url=emulator.base_url, pool_size=32)
+    await bot.initialize()
+    yield bot
+    await bot.shutdown()
+
+
+def settings(rate: float = FAST) -> DeliverySettings:
+    return DeliverySettings(global_per_second=rate, poll_seconds=0.2, retry_deadline_minutes=5)
+
+
+def dispatcher(sessions: async_sessionmaker[AsyncSession], bot: Bot, rate: float = FAST,
+               worker: str = "test-1", **kwargs: object) -> Dispatcher:  # fmt: skip
+    kwargs.setdefault("max_in_flight", 16)
+    return Dispatcher(sessions=sessions, bot=bot, settings=settings(rate), worker_id=worker, **kwargs)  # type: ignore[arg-type]
+
+
+async def queue(sessions: async_sessionmaker[AsyncSession], users: list[SimUser], priority: int = 3,
+                prefix: str = "m") -> None:  # fmt: skip
+    async with sessions() as session:
+        rows = [NewMessage(chat_id=u.id, text=f"{prefix} {i}", priority=priority, dedup_key=f"{prefix}:{i}")
+                for i, u in enumerate(users)]  # fmt: skip
+        await outbox.enqueue_many(session, rows)
+        await session.commit()
+
+
+def delivered(emu: Emulator) -> Counter[str]:
+    return Counter(m.text or "" for messages in emu.state.sent.values() for m in messages)
+
+
+async def until(probe: Callable[[], bool], timeout: float, every: float = 0.02) -> None:
+    """Poll `probe` (not on every emulator change: counting 10,000 messages per message is quadratic)."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} s")
+        await asyncio.sleep(every)
+
+
+async def test_every_message_arrives_exactly_once(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = [emulator.user(f"u{i}") for i in range(300)]
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot, summary_seconds=0.3)
+    with caplog.at_level(logging.INFO, logger="siaga.dispatcher"):
+        await worker.start()
+        await until(lambda: len(delivered(emulator)) == 300, timeout=15)
+        await asyncio.sleep(0.4)
+        await worker.stop()
+    assert set(delivered(emulator).values()) == {1}
+    assert all(len(emulator.sent_to(u)) == 1 for u in users)
+    assert emulator.rejections == []
+    async with sessions() as session:
+        assert await outbox.queue_depth(session) == {}
+        ids = (await session.scalars(select(Outbox.telegram_message_id))).all()
+    assert None not in ids
+    summaries = [r.getMessage() for r in caplog.records if "sent/s" in r.getMessage()]
+    assert summaries and all(emulator.token not in line and " m " not in line for line in summaries)
+
+
+async def test_injected_429_and_5xx_lose_and_duplicate_nothing(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot
+) -> None:
+    emulator.faults = Faults(rate_429=0.1, rate_5xx=0.1, seed=7)
+    users = [emulator.user(f"u{i}") for i in range(60)]
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot)
+    await worker.start()
+    await until(lambda: len(delivered(emulator)) == 60, timeout=40)
+    await worker.stop()
+    assert set(delivered(emulator).values()) == {1}
+    reasons = Counter(r.status for r in emulator.rejections)
+    assert reasons[429] >= 1 and reasons[502] >= 1
+    assert worker.stats.rate_limited == reasons[429]
+    async with sessions() as session:
+        states = Counter((await session.scalars(select(Outbox.state))).all())
+    assert states == {"sent": 60}
+
+
+async def test_global_limit_is_respected_and_nearly_reached(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot
+) -> None:
+    emulator.limits.global_per_second = 100
+    emulator.limiter.reset()
+    users = [emulator.user(f"u{i}") for i in range(250)]
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot, rate=100)
+    await worker.start()
+    await until(lambda: len(delivered(emulator)) == 250, timeout=15)
+    await worker.stop()
+    times = sorted(m.current.mono for messages in emulator.state.sent.values() for m in messages)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert emulator.rejections == []
+    assert 85 <= rate <= 101, rate
+
+
+async def test_one_busy_chat_waits_a_second_between_messages_while_others_proceed(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot
+) -> None:
+    emulator.limits.global_per_second = 30
+    emulator.limiter.reset()
+    busy = emulator.user("busy")
+    others = [emulator.user(f"u{i}") for i in range(45)]
+    await queue(sessions, [busy] * 5, prefix="busy")
+    await queue(sessions, others, prefix="other")
+    worker = dispatcher(sessions, bot, rate=30, batch_size=4)  # a buffer the busy chat could fill alone
+    await worker.start()
+    await until(lambda: len(emulator.sent_to(busy)) == 5, timeout=10)
+    await worker.stop()
+    busy_times = [m.current.mono for m in emulator.sent_to(busy)]
+    gaps = [b - a for a, b in zip(busy_times, busy_times[1:], strict=False)]
+    assert all(0.95 <= gap <= 1.3 for gap in gaps), gaps
+    assert [m.text for m in emulator.sent_to(busy)] == [f"busy {i}" for i in range(5)]
+    last_other = max(m.current.mono for u in others for m in emulator.sent_to(u))
+    assert last_other < busy_times[3], "the other chats should not wait behind the busy one"
+    assert emulator.rejections == []
+
+
+async def _roster(session: AsyncSession, telegram_user_ids: list[int], group_chat: int) -> list[int]:
+    unit = Unit(code="POLSEK-A", name="Polsek A", kind="polsek", force="polri")
+    session.add(unit)
+    await session.flush()
+    people = [Personnel(nrp=f"8701{i:04d}", name=f"P{i}", force="polri", unit_id=unit.id, telegram_user_id=uid)
+              for i, uid in enumerate(telegram_user_ids)]  # fmt: skip
+    session.add_all([*people, CommandGroup(unit_id=unit.id, chat_id=group_chat)])
+    await session.flush()
+    return [person.id for person in people]
+
+
+async def test_blocked_deactivated_and_lost_chats_are_marked_unreachable(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot
+) -> None:
+    blocked, gone, fine = emulator.user("blocked"), emulator.user("gone"), emulator.user("fine")
+    group = emulator.group("Posko Polsek A")
+    emulator.block(blocked)
+    emulator.deactivate(gone)
+    emulator.forget_chat(group)
+    async with sessions() as session:
+        ids = await _roster(session, [blocked.id, gone.id, fine.id], group.id)
+        for person_id, user in zip(ids, (blocked, gone, fine), strict=True):
+            await outbox.enqueue(session, chat_id=user.id, personnel_id=person_id, text="shift reminder",
+                                 priority=Priority.reminder, dedup_key=f"r:{person_id}")  # fmt: skip
+        await outbox.enqueue(session, chat_id=group.id, text="alert", priority=Priority.group_alert, dedup_key="g")
+        await session.commit()
+    worker = dispatcher(sessions, bot)
+    await worker.start()
+    await emulator.wait_for(fine, timeout=5)
+    for _ in range(100):
+        async with sessions() as session:
+            if await outbox.queue_depth(session) == {}:
+                break
+        await asyncio.sleep(0.05)
+    await worker.stop()
+    async with sessions() as session:
+        reachable = dict((await session.execute(select(Personnel.name, Personnel.reachable))).all())
+        group_reachable = await session.scalar(select(CommandGroup.reachable))
+        states = dict((await session.execute(select(Outbox.dedup_key, Outbox.state))).all())
+        reasons = (await session.scalars(select(Personnel.unreachable_reason).order_by(Personnel.id))).all()
+    assert reachable == {"P0": False, "P1": False, "P2": True}
+    assert group_reachable is False
+    assert states == {"r:1": "failed", "r:2": "failed", "r:3": "sent", "g": "failed"}
+    assert reasons[:2] == ["Forbidden: bot was blocked by the user", "Forbidden: user is deactivated"]
+    assert worker.stats.unreachable == 3
+
+
+async def test_escalation_overtakes_a_bulk_run_within_two_seconds(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot
+) -> None:
+    users = [emulator.user(f"u{i}") for i in range(5000)]
+    posko = emulator.group("Posko Polres")
+    await queue(sessions, users, priority=Priority.broadcast)
+    worker = dispatcher(sessions, bot)
+    await worker.start()
+    await until(lambda: len(delivered(emulator)) >= 300, timeout=10)
+    latencies = []
+    for n, wake in enumerate((True, False)):  # woken by the handler, or found at the next poll
+        async with sessions() as session:
+            await outbox.enqueue(session, chat_id=posko.id, text=f"KONTINJENSI {n}", priority=Priority.escalation,
+                                 dedup_key=f"contingency:{n}")  # fmt: skip
+            await session.commit()
+        queued = time.monotonic()
+        if wake:
+            worker.wake()
+        message = await emulator.wait_for(posko, lambda m, n=n: m.text == f"KONTINJENSI {n}", timeout=5)
+        latencies.append(message.current.mono - queued)
+    pending_bulk = 5000 - len(delivered(emulator)) + 2
+    await worker.abort()
+    assert max(latencies) < 2.0, latencies
+    assert pending_bulk > 1000, "the alerts should have arrived in the middle of the run"
+
+
+@pytest.mark.parametrize(("second_worker", "lease"), [("test-1", 60.0), ("test-2", 1.5)])
+async def test_restart_after_a_crash_delivers_everything(
+    sessions: async_sessionmaker[AsyncSession], emulator: Emulator, bot: Bot, second_worker: str, lease: float
+) -> None:
+    """Same worker id: takes its rows back at once; another id: after the dead one's lease."""
+    users = [emulator.user(f"u{i}") for i in range(400)]
+    await queue(sessions, users)
+    first = dispatcher(sessions, bot, lease_seconds=lease)
+    await first.start()
+    await until(lambda: len(delivered(emulator)) >= 120, timeout=10)
+    at_risk = first.at_risk()
+    await first.abort()
+    async with sessions() as session:
+        held = set((await session.scalars(select(Outbox.text).where(Outbox.state == "sending"))).all())
+    second = dispatcher(sessions, bot, worker=second_worker, lease_seconds=lease)
+    await second.start()
+    await until(lambda: len(delivered(emulator)) == 400, timeout=20)
+    await asyncio.sleep(0.2)
+    await second.stop()
+    counts = delivered(emulator)
+    duplicated = {text for text, n in counts.items() if n > 1}
+    assert max(counts.values()) <= 2
+    assert duplicated <= held, "only rows held by the dead worker may go out twice"
+    assert len(duplicated) <= at_risk <= first.max_in_flight + 150
+    async with sessions() as session:
+        assert await outbox.queue_depth(session) == {}
+
+
+async def test_two_dispatchers_share_one_postgresql_queue(
+    sessions: async_sessionmaker[AsyncSession], backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SKIP LOCKED between processes is a PostgreSQL matter")
+    total = 10_000
+    async with Emulator(limits=Limits(global_per_second=1000), record_calls=False) as emu:
+        users = [emu.user(f"u{i}") for i in range(total)]
+        await queue(sessions, users)
+        bots = [make_bot(token=emu.token, base_url=emu.base_url, pool_size=16) for _ in range(2)]
+        workers = [dispatcher(sessions, b, rate=500, worker=f"pg-{i}", max_in_flight=8) for i, b in enumerate(bots)]
+        for worker in workers:
+            await worker.start()
+        await until(lambda: len(delivered(emu)) == total, timeout=120, every=0.2)
+        for worker in workers:
+            await worker.stop()
+        for b in bots:
+            await b.shutdown()
+        counts = delivered(emu)
+    assert len(counts) == total and set(counts.values()) == {1}
+    assert all(worker.stats.sent > total // 4 for worker in workers)
