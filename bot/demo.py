@@ -128,7 +128,7 @@ class Demo:
         if out.exists():
             shutil.rmtree(out)
         (out / "roster").mkdir(parents=True)
-        province = without_logistics(demodata.generate(tps=self.options.tps, seed=self.options.seed))
+        province = without_logistics(demodata.generate(tps=self.options.tps, seed=self.options.seed, full_pattern=True))
         demodata.write_csv(province, out / "roster")
         voting = next(shift for shift in province.shifts if shift.phase == "pemungutan")
         starts = datetime.fromisoformat(voting.starts_at)

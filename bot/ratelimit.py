@@ -178,13 +178,14 @@ class RateLimiter:
             self.prune(now)
 
     def record_global(self, now: float) -> None:
-        """A direct reply is going out: it spends the bot-wide budget but owes its chat nothing.
+        """A direct reply is going out: it fills the bot-wide window, and nothing else.
 
-        Telegram tolerates a short burst into one private chat (a person gets
-        an answer and a prompt at once); charging replies to the chat's pacer
-        would push the outbox's next message to that person seconds away.
+        Not the pacer: replies do not wait for it, so charging them there
+        would push its schedule ever further ahead under a burst and starve
+        the outbox, contingency alerts included. Not the chat: Telegram
+        tolerates an answer and a prompt at once in one private chat. The
+        window alone makes the outbox give way while replies use the budget.
         """
-        self._global_pacer.record(now)
         self._global_window.record(now)
 
     def pause(self, seconds: float, now: float) -> None:
