@@ -63,8 +63,11 @@ async def answer(update: Update, text: str) -> None:
         await update.effective_message.reply_html(text)
 
 
-def registered(handler: ActorHandler) -> PlainHandler:
-    """Only registered personnel, in a private chat with the bot."""
+Refusal = Callable[[Update, Actor], Msg | None]
+
+
+def _guard(handler: ActorHandler, refuse: Refusal) -> PlainHandler:
+    """Look the sender up, refuse strangers and whatever `refuse` names, else run `handler`."""
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: Context) -> None:
@@ -72,30 +75,34 @@ def registered(handler: ActorHandler) -> PlainHandler:
         if actor is None:
             await answer(update, NOT_REGISTERED(user_lang(update)))
             return
-        chat = update.effective_chat
-        if update.callback_query is None and chat is not None and chat.type != ChatType.PRIVATE:
-            await answer(update, PRIVATE_ONLY(actor.language))
+        refusal = refuse(update, actor)
+        if refusal is not None:
+            await answer(update, refusal(actor.language))
             return
         await handler(update, context, actor)
 
     return guarded
+
+
+def _outside_private_chat(update: Update, actor: Actor) -> Msg | None:
+    chat = update.effective_chat
+    if update.callback_query is None and chat is not None and chat.type != ChatType.PRIVATE:
+        return PRIVATE_ONLY
+    return None
+
+
+def _not_commander(update: Update, actor: Actor) -> Msg | None:
+    return None if actor.is_commander else COMMANDERS_ONLY
+
+
+def registered(handler: ActorHandler) -> PlainHandler:
+    """Only registered personnel, in a private chat with the bot."""
+    return _guard(handler, _outside_private_chat)
 
 
 def commander(handler: ActorHandler) -> PlainHandler:
     """Only a komandan or an admin; what they may touch is checked by the service."""
-
-    @functools.wraps(handler)
-    async def guarded(update: Update, context: Context) -> None:
-        actor = await load_actor(update, context)
-        if actor is None:
-            await answer(update, NOT_REGISTERED(user_lang(update)))
-            return
-        if not actor.is_commander:
-            await answer(update, COMMANDERS_ONLY(actor.language))
-            return
-        await handler(update, context, actor)
-
-    return guarded
+    return _guard(handler, _not_commander)
 
 
 def say(msg: Msg, actor: Actor, **values: object) -> str:
