@@ -16,9 +16,19 @@ Usage::
         --pg postgresql+asyncpg://postgres@127.0.0.1/siaga_bench \\
         --national postgresql+asyncpg://postgres@127.0.0.1/siaga_bench_national [--record]
 
+Both rosters get their live tallies the way production does: `tally.rebuild`
+after the data is in (the import will call it; the bench's morning and the
+national generator insert check-ins directly, so it is called after them).
+
 Each figure is the median of `--runs` calls of `bot.services.status.status_for`
 (the whole request: authorization, shift, the counting statement, children,
-sitreps) on a warm connection. `--record` appends a section to bench/RESULTS.md.
+sitreps) on a warm connection; `count` times the counting alone from the
+tallies, `direct` the same figures counted from the source tables (the
+statement `/status` used before the tallies), and `agree` says whether both
+gave the same numbers. `--writes N` then times N check-ins and N check-outs
+of police on 15 TPS each through bot.services.checkin (hooks included) and
+checks the tallies against the direct count again. `--record` appends a
+section to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -26,35 +36,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from sqlalchemy.orm import aliased
 
 import models
 from bench.common import load_province
 from bench.common import machine as common_machine
 from bot import demodata
-from bot.config import Settings, StaffingSettings
+from bot.config import CheckinSettings, Settings, StaffingSettings
 from bot.db import make_engine, make_sessionmaker
-from bot.services import reports, status
+from bot.services import reports, status, tally
+from bot.services.checkin import check_in, check_out
 from bot.services.people import Actor
-from models import Assignment, Checkin, Contingency, Shift, Sitrep, Tps, Unit, UnitClosure
+from models import (
+    Assignment,
+    Checkin,
+    Contingency,
+    Personnel,
+    Shift,
+    Sitrep,
+    Tps,
+    Unit,
+    UnitClosure,
+)
 
 VOTING_SHIFT = "H1-PEMUNGUTAN"
 CHECKED_IN_SHARE, LATE_SHARE, FAR_SHARE = 0.85, 0.08, 0.04
 RESULTS = Path(__file__).with_name("RESULTS.md")
 STAFFING = StaffingSettings()
+CHECKIN = CheckinSettings()
 
 
 # --- building the rosters -------------------------------------------------------------------------
@@ -74,8 +93,19 @@ async def build_sumsel(engine: AsyncEngine) -> dict[str, float]:
     imported = time.perf_counter()
     async with make_sessionmaker(engine)() as session:
         await _morning(session)
+    morning = time.perf_counter()
+    tallied = await _tallies(engine)
     await _analyze(engine)
-    return {"import_s": imported - started, "checkins_s": time.perf_counter() - imported}
+    return {"import_s": imported - started, "checkins_s": morning - imported, "tally_rebuild_s": tallied}
+
+
+async def _tallies(engine: AsyncEngine) -> float:
+    """`tally.rebuild` of every shift in one transaction, as the import does at its end; seconds."""
+    began = time.perf_counter()
+    async with make_sessionmaker(engine)() as session:
+        await tally.rebuild(session, staffing=STAFFING)
+        await session.commit()
+    return time.perf_counter() - began
 
 
 async def _morning(session: AsyncSession) -> None:
@@ -208,8 +238,11 @@ async def build_national(engine: AsyncEngine, *, tps: int) -> dict[str, float]:
     async with engine.begin() as connection:
         for statement in national_sql(tps):
             await connection.execute(text(statement))
+    generated = time.perf_counter()
+    await _analyze(engine)  # the rebuild's plans need statistics
+    tallied = await _tallies(engine)
     await _analyze(engine)
-    return {"generate_s": time.perf_counter() - started}
+    return {"generate_s": generated - started, "tally_rebuild_s": tallied}
 
 
 async def _analyze(engine: AsyncEngine) -> None:
@@ -222,58 +255,84 @@ async def _analyze(engine: AsyncEngine) -> None:
         await autocommit.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
 
 
-# --- the indexes this bench proposes ----------------------------------------------------------------
-
-# (new index, table, columns, the index it replaces or None). An ablation on the Sumsel roster
-# (SQLite, drop one, re-time the counting statement) kept these; covering indexes on personnel
-# (unit_id, force, telegram_user_id, reachable) and personnel (force) bought nothing.
-PROPOSED: list[tuple[str, str, str, str | None]] = [
-    ("ix_assignments_shift_person_tps", "assignments", "shift_id, personnel_id, tps_id", "ix_assignments_shift_person"),
-    ("ix_assignments_shift_tps_person", "assignments", "shift_id, tps_id, personnel_id", "ix_assignments_shift_tps"),
-    ("ix_tps_unit_kerawanan", "tps", "unit_id, kerawanan", "ix_tps_unit_id"),
-    ("ix_checkins_person_shift_state", "checkins", "personnel_id, shift_id, checked_out_at, late, far", None),
-]
-
-
-async def add_proposed_indexes(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        for name, table, columns, replaces in PROPOSED:
-            await connection.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
-            if replaces:
-                await connection.execute(text(f"DROP INDEX IF EXISTS {replaces}"))
-    await _analyze(engine)
-
-
 # --- measuring ---------------------------------------------------------------------------------------
 
 
-async def measure(engine: AsyncEngine, *, codes: list[str], runs: int, now: datetime) -> list[dict[str, object]]:
-    """Median milliseconds of `status_for` (and of the first missing page) per unit, on one warm session."""
+async def measure(engine: AsyncEngine, *, codes: list[str], runs: int, now: datetime, direct: bool) -> list[dict[str, object]]:
+    """Median milliseconds of `status_for`, of the counting alone (tallies, direct) and of the first missing page."""
     results = []
     async with make_sessionmaker(engine)() as session:
+        shift = await status.pick_shift(session, now=now)
+        assert shift is not None
         for code in codes:
             unit = await session.scalar(select(Unit).where(Unit.code == code))
             assert unit is not None, code
             viewer = status.Viewer(Actor(0, "bench", "", "admin", unit.id, unit.code, unit.name, "id"))
-            timings, missing, view = [], [], None
+            counted = {"shift_id": shift.id, "scope": unit.id, "groups": status.children_and_self(unit.id), "staffing": STAFFING}
+            timings, counting, missing, view = [], [], [], None
             for _ in range(runs):
                 began = time.perf_counter()
                 view = await status.status_for(session, viewer=viewer, now=now, staffing=STAFFING)
                 timings.append((time.perf_counter() - began) * 1000)
                 began = time.perf_counter()
+                tallied = await status.figures_by_unit(session, **counted)
+                counting.append((time.perf_counter() - began) * 1000)
+                began = time.perf_counter()
                 await status.missing_for(session, viewer=viewer, unit_id=unit.id, page=0, now=now)
                 missing.append((time.perf_counter() - began) * 1000)
+            direct_ms, agree = None, None
+            if direct:
+                began = time.perf_counter()
+                agree = await status.direct_figures(session, **counted) == tallied
+                direct_ms = (time.perf_counter() - began) * 1000
             assert isinstance(view, status.UnitStatus)
             people, tps = view.figures.people, view.figures.coverage
             results.append({
                 "unit": code, "median_ms": statistics.median(timings), "min_ms": min(timings),
+                "count_ms": statistics.median(counting), "direct_ms": direct_ms, "agree": agree,
                 "missing_ms": statistics.median(missing), "assigned": people.assigned, "checked_in": people.checked_in,
                 "tps": tps.total, "covered": tps.covered, "meets": tps.meets_pattern, "children": len(view.children),
             })
             print(f"  {code:<28} status {statistics.median(timings):8.1f} ms (min {min(timings):.1f})"
-                  f"  missing p1 {statistics.median(missing):7.1f} ms   people {people.assigned} in {people.checked_in}"
+                  f"  count {statistics.median(counting):6.1f} ms"
+                  + (f"  direct {direct_ms:8.1f} ms agree {agree}" if direct else "")
+                  + f"  missing p1 {statistics.median(missing):7.1f} ms   people {people.assigned} in {people.checked_in}"
                   f"  tps {tps.total} covered {tps.covered} pattern {tps.meets_pattern}", flush=True)
     return results
+
+
+async def writes(engine: AsyncEngine, *, count: int, now: datetime) -> dict[str, float]:
+    """`count` check-ins, then their check-outs, of police holding the most TPS, through the services (hooks included)."""
+    async with make_sessionmaker(engine)() as session:
+        shift = await status.pick_shift(session, now=now)
+        assert shift is not None
+        load = func.count().label("posts")
+        absent = ~exists().where(Checkin.personnel_id == Assignment.personnel_id, Checkin.shift_id == shift.id)
+        rows = (await session.execute(
+            select(Assignment.personnel_id, func.min(Tps.lat), func.min(Tps.lon), load)
+            .join(Tps, Tps.id == Assignment.tps_id).join(Personnel, Personnel.id == Assignment.personnel_id)
+            .where(Assignment.shift_id == shift.id, Personnel.force.in_(status.SECURITY), absent)
+            .group_by(Assignment.personnel_id).order_by(load.desc(), Assignment.personnel_id).limit(count)
+        )).all()
+    ins, outs = [], []
+    for personnel_id, lat, lon, _ in rows:
+        async with make_sessionmaker(engine)() as session:
+            began = time.perf_counter()
+            result = await check_in(session, personnel_id=personnel_id, lat=lat, lon=lon, sent_at=now, forwarded=False,
+                                    now=now, settings=CHECKIN)
+            ins.append((time.perf_counter() - began) * 1000)
+            assert result.outcome.value == "checked_in", result
+    for personnel_id, *_ in rows:
+        async with make_sessionmaker(engine)() as session:
+            began = time.perf_counter()
+            out = await check_out(session, personnel_id=personnel_id, now=now, settings=CHECKIN)
+            outs.append((time.perf_counter() - began) * 1000)
+            assert out.outcome.value == "checked_out", out
+    figures = {"people": len(rows), "posts": max((r[3] for r in rows), default=0),
+               "checkin_p50_ms": statistics.median(ins), "checkout_p50_ms": statistics.median(outs)}
+    print(f"  {len(rows)} check-ins p50 {figures['checkin_p50_ms']:.1f} ms, check-outs p50 {figures['checkout_p50_ms']:.1f} ms"
+          f" (police on {figures['posts']} TPS)", flush=True)
+    return figures
 
 
 async def explain(engine: AsyncEngine, *, code: str, shift_id: int) -> str:
@@ -347,7 +406,8 @@ async def _largest(session: AsyncSession, *, kind: str, parent: str | None) -> s
     return code
 
 
-async def run_target(label: str, engine: AsyncEngine, *, build, codes, runs: int, indexes: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+async def run_target(label: str, engine: AsyncEngine, *, build, codes, runs: int, direct: bool,  # type: ignore[no-untyped-def]
+                     write_count: int) -> dict[str, object]:
     print(f"== {label}", flush=True)
     built = await build(engine) if build else {}
     if built:
@@ -355,17 +415,13 @@ async def run_target(label: str, engine: AsyncEngine, *, build, codes, runs: int
     shift_id, now = await shift_of(engine)
     unit_codes = codes if isinstance(codes, list) else await codes(engine)
     rounds: dict[str, object] = {"built": built}
-    variants = {"as-is": [False], "proposed": [True], "both": [False, True]}[indexes]
-    for proposed in variants:
-        if proposed:
-            began = time.perf_counter()
-            await add_proposed_indexes(engine)
-            print(f"  -- with the proposed indexes (created in {time.perf_counter() - began:.1f} s)", flush=True)
-        else:
-            print("  -- indexes of migration 0001", flush=True)
-        rounds["proposed" if proposed else "as-is"] = await measure(engine, codes=unit_codes, runs=runs, now=now)
-        print(f"  plan of the counting statement for {unit_codes[0]}:", flush=True)
-        print("    " + (await explain(engine, code=unit_codes[0], shift_id=shift_id)).replace("\n", "\n    "), flush=True)
+    rounds["tallies"] = await measure(engine, codes=unit_codes, runs=runs, now=now, direct=direct)
+    print(f"  plan of the counting statement for {unit_codes[0]}:", flush=True)
+    print("    " + (await explain(engine, code=unit_codes[0], shift_id=shift_id)).replace("\n", "\n    "), flush=True)
+    if write_count:
+        rounds["writes"] = await writes(engine, count=write_count, now=now)
+        print("  after the writes:", flush=True)
+        rounds["after writes"] = await measure(engine, codes=unit_codes, runs=1, now=now, direct=direct)
     return rounds
 
 
@@ -378,22 +434,31 @@ def record(command: str, started: str, sections: dict[str, dict[str, object]], n
     """Append one section to bench/RESULTS.md, in a single write."""
     lines = ["", f"## bench/status.py — {started}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
              "`/status` = `bot.services.status.status_for` (authorization, shift, the counting statement, child units,",
-             "sitreps); `missing p1` = the first page of the missing list. Indexes: `as-is` = migration 0001;",
-             "`proposed` = " + "; ".join(f"{name} ON {table} ({columns})" + (f" replacing {old}" if old else "")
-                                       for name, table, columns, old in PROPOSED) + ".", ""]
+             "sitreps), with the figures read from the live tallies; `count` = `figures_by_unit` alone (tallies);",
+             "`direct` = the same figures counted from the source tables (the statement of the earlier sections);",
+             "`agree` = both gave equal figures; `missing p1` = the first page of the missing list.", ""]
     for label, rounds in sections.items():
         lines.append(f"### {label}")
         built = rounds.get("built") or {}
         if built:
-            lines.append("Built in " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()) + ".")  # type: ignore[union-attr]
-        lines += ["", "| indexes | unit | /status median ms | min ms | missing p1 ms | people | checked in | TPS | covered | meets pattern |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for variant in ("as-is", "proposed"):
-            for row in rounds.get(variant, []):  # type: ignore[union-attr]
+            lines.append("Built in " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()) + " s.")  # type: ignore[union-attr]
+        lines += ["", ("| when | unit | /status median ms | min ms | count ms | direct ms | agree | missing p1 ms | people | "
+                       "checked in | TPS | covered | meets pattern |"),
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for when in ("tallies", "after writes"):
+            for row in rounds.get(when, []):  # type: ignore[union-attr]
+                direct = f"{row['direct_ms']:.1f}" if row["direct_ms"] is not None else "-"
+                agree = {True: "yes", False: "NO", None: "-"}[row["agree"]]
                 lines.append(
-                    f"| {variant} | {row['unit']} | {row['median_ms']:.1f} | {row['min_ms']:.1f} | {row['missing_ms']:.1f} | "
+                    f"| {'built' if when == 'tallies' else when} | {row['unit']} | {row['median_ms']:.1f} | {row['min_ms']:.1f} | "
+                    f"{row['count_ms']:.1f} | {direct} | {agree} | {row['missing_ms']:.1f} | "
                     f"{row['assigned']} | {row['checked_in']} | {row['tps']} | {row['covered']} | {row['meets']} |"
                 )
+        written = rounds.get("writes")
+        if written:
+            lines += ["", (f"Writes through bot.services.checkin (hooks included), one transaction each: "  # type: ignore[index]
+                           f"{written['people']} check-ins p50 {written['checkin_p50_ms']:.1f} ms, their check-outs "
+                           f"p50 {written['checkout_p50_ms']:.1f} ms (police on {written['posts']} TPS each).")]
         lines.append("")
     lines += [f"- {note}" for note in notes]
     with RESULTS.open("a", encoding="utf-8") as out:
@@ -407,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--national", help="PostgreSQL URL for the national roster (dropped and rebuilt)")
     parser.add_argument("--national-tps", type=int, default=800_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--indexes", choices=["as-is", "proposed", "both"], default="both")
+    parser.add_argument("--direct", action="store_true", help="also count each unit from the source tables and compare")
+    parser.add_argument("--writes", type=int, default=0, help="time this many check-ins and check-outs through the services")
     parser.add_argument("--reuse", action="store_true", help="measure the databases as they are")
     parser.add_argument("--recap", action="store_true", help="also time /rekap of the Sumsel Polres and Polda (SQLite)")
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
@@ -421,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = make_engine(f"sqlite+aiosqlite:///{args.sqlite}")
             sections["Sumsel on SQLite"] = await run_target(
                 "Sumsel on SQLite", engine, build=None if args.reuse else build_sumsel, codes=sumsel_units,
-                runs=args.runs, indexes=args.indexes,
+                runs=args.runs, direct=args.direct, write_count=args.writes,
             )
             if args.recap:
                 _, now = await shift_of(engine)
@@ -434,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = make_engine(args.pg)
             sections["Sumsel on PostgreSQL"] = await run_target(
                 "Sumsel on PostgreSQL", engine, build=None if args.reuse else build_sumsel, codes=sumsel_units,
-                runs=args.runs, indexes=args.indexes,
+                runs=args.runs, direct=args.direct, write_count=args.writes,
             )
             await engine.dispose()
         if args.national:
@@ -445,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 
             sections[f"National ({args.national_tps} TPS) on PostgreSQL"] = await run_target(
                 "National on PostgreSQL", engine, build=None if args.reuse else national,
-                codes=["MABES", "POLDA-0", "POLRES-0", "POLSEK-0"], runs=max(3, args.runs // 2), indexes=args.indexes,
+                codes=["MABES", "POLDA-0", "POLRES-0", "POLSEK-0"], runs=max(3, args.runs // 2), direct=args.direct,
+                write_count=args.writes,
             )
             await engine.dispose()
 

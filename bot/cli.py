@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
     if args.webhook:
         webhook.webhook_options(settings)  # a missing URL or secret is reported before anything starts
+    run_with_database(settings, partial(ensure_tallies, settings=settings))
     application = build_application(settings)
     return webhook.run(application, settings, webhook=args.webhook, worker=worker_id())
 
@@ -122,7 +124,19 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(go())
     print("database is up to date")
+    rebuilt = run_with_database(settings, partial(ensure_tallies, settings=settings))
+    if rebuilt:
+        print(f"/status tallies built for {rebuilt} shift(s)")
     return 0
+
+
+async def ensure_tallies(session: Any, *, settings: Settings) -> int:
+    """Count /status tallies for shifts never counted, or counted under another staffing pattern."""
+    from bot.services import tally
+
+    rebuilt = await tally.ensure(session, staffing=settings.staffing)
+    await session.commit()
+    return len(rebuilt)
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,7 +148,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def work(session: Any) -> int:
-        report = await import_files(session, paths=args.files, actor="cli")
+        report = await import_files(session, paths=args.files, actor="cli", staffing=settings.staffing)
         print(report.format())
         return 0 if report.ok else 1
 

@@ -160,7 +160,9 @@ class Demo:
         engine = make_engine(settings.database.url)
         await upgrade(engine)
         async with make_sessionmaker(engine)() as session:
-            report = await import_files(session, paths=sorted((out / "roster").glob("*.csv")), actor="demo")
+            report = await import_files(
+                session, paths=sorted((out / "roster").glob("*.csv")), actor="demo", staffing=settings.staffing
+            )
         await engine.dispose()
         if not report.ok:
             raise SystemExit(report.format())

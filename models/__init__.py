@@ -25,10 +25,11 @@ from models.roster import (
     Unit,
     UnitClosure,
 )
+from models.tally import TallyShift, TpsShiftTally, UnitShiftTally, UnitShiftTpsTally
 
 __all__ = [
     "Assignment", "AuditLog", "Base", "Broadcast", "ChatState", "Checkin", "CheckinAlert",
     "CommandGroup", "Contingency", "ContingencyMessage", "ContingencyStep", "Outbox", "Personnel",
-    "ProcessedUpdate", "RegistrationCode", "RegistrationFailure", "Shift", "Sitrep", "Tps",
-    "TpsLocation", "TpsSecondaryUnit", "Unit", "UnitClosure",
+    "ProcessedUpdate", "RegistrationCode", "RegistrationFailure", "Shift", "Sitrep", "TallyShift", "Tps",
+    "TpsLocation", "TpsSecondaryUnit", "TpsShiftTally", "Unit", "UnitClosure", "UnitShiftTally", "UnitShiftTpsTally",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings
-from bot.services import audit
+from bot.services import audit, tally
 from bot.services.geo import distance_m
 from bot.services.schedule import Post, ShiftPlan, open_shift, open_shifts, shift_plans
 from models import Checkin
@@ -84,6 +84,7 @@ async def check_in(
         actor_id=personnel_id, detail={"tps": post.tps_code, "distance_m": round(distance), "far": far, "late": late},
     )
     try:
+        await tally.on_checkin(session, personnel_id=personnel_id, shift_id=shift.shift_id, late=late, far=far)
         await session.commit()
     except IntegrityError:
         await session.rollback()
@@ -104,6 +105,7 @@ async def _again(
         session, action="checkin.moved_closer", entity="checkin", entity_id=f"{personnel_id}:{shift.shift_id}",
         actor_id=personnel_id, detail={"from_m": round(existing.distance_m), "to_m": round(distance), "tps": post.tps_code},
     )
+    await tally.on_far_changed(session, personnel_id=personnel_id, shift_id=shift.shift_id, far=far)
     existing.tps_id, existing.lat, existing.lon, existing.distance_m, existing.far = post.tps_id, lat, lon, distance, far
     await session.commit()
     return _result(CheckinOutcome.moved_closer, existing, shift, post)
@@ -171,6 +173,7 @@ async def check_out(
         return CheckoutResult(CheckoutOutcome.not_checked_in, shift)
     if row.checked_out_at is not None:
         return CheckoutResult(CheckoutOutcome.already, shift, row.checked_out_at)
+    await tally.on_checkout(session, personnel_id=personnel_id, shift_id=row.shift_id)
     row.checked_out_at = now
     audit.record(
         session, action="checkin.checked_out", entity="checkin", entity_id=f"{personnel_id}:{row.shift_id}",

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.services import audit
+from bot.services import audit, tally
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
 from models.enums import OutboxState, Priority
@@ -351,6 +351,7 @@ async def _mark_unreachable(
     person_id = await session.scalar(select(Personnel.id).where(where))
     if person_id is None:
         return None
+    await tally.on_reachability(session, personnel_id=person_id, reachable=False)
     await session.execute(
         update(Personnel).where(Personnel.id == person_id).values(reachable=False, unreachable_reason=reason)
     )

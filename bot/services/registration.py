@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services import audit
+from bot.services import audit, tally
 from models import Personnel, RegistrationCode, RegistrationFailure
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -133,6 +133,7 @@ async def register(
     )
     if claimed.rowcount != 1:
         return await _fail(session, telegram_user_id=telegram_user_id, outcome=Outcome.used, now=now)
+    await tally.on_registered(session, personnel_id=person.id)
     person.telegram_user_id = telegram_user_id
     person.registered_at = now
     person.reachable = True

@@ -46,7 +46,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services import roster_write
+from bot.config import StaffingSettings
+from bot.services import roster_write, tally
 from bot.services.roster_write import Counts, Stored
 from bot.services.spreadsheet import Parsed, RowError, parse_files
 from bot.services.units import closure_of, find_cycles
@@ -85,7 +86,12 @@ class ImportReport:
 
 
 async def import_files(
-    session: AsyncSession, *, paths: Sequence[Path], actor: str = "cli", commit: bool = True
+    session: AsyncSession,
+    *,
+    paths: Sequence[Path],
+    actor: str = "cli",
+    commit: bool = True,
+    staffing: StaffingSettings | None = None,
 ) -> ImportReport:
     """Validate every row of every file, then write all of it or nothing.
 
@@ -112,6 +118,9 @@ async def import_files(
         return ImportReport(ok=False, errors=parsed.report_errors())
     checked_at = time.perf_counter()
     counts = await roster_write.write(session, parsed, stored, actor=actor, files=[p.name for p in paths])
+    shift_ids = await tallied_shifts(session, parsed, counts)
+    if shift_ids is None or shift_ids:
+        await tally.rebuild(session, shift_ids=shift_ids, staffing=staffing)
     if commit:
         await session.commit()
     log.info(
@@ -288,3 +297,18 @@ class Checker:
 
 
 __all__ = ["Counts", "ImportReport", "RowError", "import_files"]
+
+
+async def tallied_shifts(session: AsyncSession, parsed: Parsed, counts: dict[str, Counts]) -> list[int] | None:
+    """Shifts whose `/status` tallies this import changed.
+
+    Every shift (None) when people, TPS or shifts changed, else those whose
+    assignments changed. A moved unit changes none: tallies are summed
+    through the closure when read.
+    """
+    changed = {entity for entity, c in counts.items() if c.created or c.updated or c.deleted}
+    if changed & {"personnel", "tps", "shifts"}:
+        return None
+    if "assignments" not in changed:
+        return []
+    return list(await session.scalars(select(Shift.id).where(Shift.code.in_(parsed.shift_codes.codes))))

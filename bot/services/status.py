@@ -5,6 +5,13 @@ number on it was counted by the statements of that one request. The counts
 come from a single SQL statement (people, TPS and contingencies rolled up
 through `unit_closure`), so they are one snapshot on both engines.
 
+People and TPS figures are read from live tallies (models/tally.py), which
+every check-in, check-out, registration and reachability change adjusts in
+its own transaction (bot/services/tally.py): a national head's `/status`
+sums a few thousand rows instead of counting 1.7 million people. A shift
+whose tallies were never built, or were built against another staffing
+pattern, is counted from the source tables with the same definitions.
+
 Definitions (what the numbers mean, precisely):
 - The shift is the one running now (the latest started if two overlap),
   else the next to start, else the last one that ended.
@@ -40,7 +47,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import StaffingSettings
 from bot.services.people import Actor, commands_unit, group_unit, unit_by_code
 from bot.services.units import is_within
-from models import Assignment, Checkin, Contingency, Personnel, Shift, Sitrep, Tps, Unit, UnitClosure
+from models import (
+    Assignment, Checkin, Contingency, Personnel, Shift, Sitrep, TallyShift, Tps, Unit, UnitClosure, UnitShiftTally,
+    UnitShiftTpsTally,
+)
 from models.enums import ContingencyState, Force, Kerawanan, Severity
 
 SECURITY = (Force.polri.value, Force.tni.value)
@@ -268,22 +278,22 @@ def _need(staffing: StaffingSettings) -> ColumnElement[float]:
     )
 
 
-def tps_facts(*, shift_id: int, scope: int | None, staffing: StaffingSettings, narrow: bool) -> CTE:
-    """One row per TPS of the scope: (tps_id, unit_id, kerawanan, covered 0/1, meets 0/1).
+def guard_shares(*, shift_id: int, scope: int | None, narrow: bool) -> CTE:
+    """Per TPS with police/TNI present in the shift: (tps_id, present, share).
 
-    `guards` are the checked-in police/TNI of the shift: all of them for a
-    whole tree (one pass over personnel beats a probe per assignment), only
-    those holding a TPS of the scope when `narrow` (a Polsek touches a few
-    hundred rows). `duty` spreads each guard over every TPS they hold this
-    shift (1/n each, counted everywhere, so a share is the same whoever asks).
+    `guards` are the checked-in, not checked-out police/TNI of the shift: all
+    of them for a whole tree (one pass over personnel beats a probe per
+    assignment), only those holding a TPS of the scope when `narrow` (a
+    Polsek touches a few hundred rows). `duty` spreads each guard over every
+    TPS they hold this shift (1/n each, counted everywhere, so a share is the
+    same whoever asks). `tally.rebuild` stores exactly these rows.
     """
-    in_scope = Tps.unit_id.in_(scope_units(scope)) if scope is not None else true()
     present = exists().where(
         Checkin.personnel_id == Personnel.id, Checkin.shift_id == shift_id, Checkin.checked_out_at.is_(None)
     )
     guards = select(Personnel.id).where(Personnel.force.in_(SECURITY), present)
     if narrow:
-        scope_tps = select(Tps.id).where(in_scope)
+        scope_tps = select(Tps.id).where(Tps.unit_id.in_(scope_units(scope)))
         holders = select(Assignment.personnel_id).where(Assignment.shift_id == shift_id, Assignment.tps_id.in_(scope_tps))
         guards = guards.where(Personnel.id.in_(holders))
     duty = (
@@ -294,7 +304,17 @@ def tps_facts(*, shift_id: int, scope: int | None, staffing: StaffingSettings, n
         .where(Assignment.shift_id == shift_id, Assignment.personnel_id.in_(guards))
         .subquery("duty")
     )
-    share = select(duty.c.tps_id, func.sum(duty.c.part).label("share")).group_by(duty.c.tps_id).cte("share")
+    return (
+        select(duty.c.tps_id, func.count().label("present"), func.sum(duty.c.part).label("share"))
+        .group_by(duty.c.tps_id)
+        .cte("share")
+    )
+
+
+def tps_facts(*, shift_id: int, scope: int | None, staffing: StaffingSettings, narrow: bool) -> CTE:
+    """One row per TPS of the scope: (tps_id, unit_id, kerawanan, covered 0/1, meets 0/1)."""
+    in_scope = Tps.unit_id.in_(scope_units(scope)) if scope is not None else true()
+    share = guard_shares(shift_id=shift_id, scope=scope, narrow=narrow)
     return (
         select(
             Tps.id.label("tps_id"), Tps.unit_id, Tps.kerawanan,
@@ -314,7 +334,7 @@ async def is_narrow(session: AsyncSession, scope: int | None) -> bool:
     return await session.scalar(select(Unit.parent_id.is_not(None)).where(Unit.id == scope)) or False
 
 
-def _people_by_unit(shift_id: int, scope: int | None) -> CTE:
+def people_by_unit(shift_id: int, scope: int | None) -> CTE:
     on_duty = exists().where(Assignment.shift_id == shift_id, Assignment.personnel_id == Personnel.id)
     query = (
         select(
@@ -373,16 +393,74 @@ async def figures_by_unit(
 ) -> dict[int, Figures]:
     """People, TPS coverage and open contingencies of `scope`, summed into each unit of `groups`.
 
-    One statement, so the numbers are one snapshot of the database.
+    From the live tallies when the shift has them, built against the
+    configured staffing pattern (one statement reads the tallies and the
+    pattern they were counted with, so both are one snapshot); else from
+    the source tables (one statement too). Either way nothing is cached.
     """
-    statement = await figures_statement(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
+    rows = (await session.execute(tally_statement(shift_id=shift_id, scope=scope, groups=groups))).all()
+    if any(row.kind == "n" and row.key == staffing_pattern(staffing) for row in rows):
+        return _collect(row for row in rows if row.kind != "n")
+    return await direct_figures(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
+
+
+async def direct_figures(
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+) -> dict[int, Figures]:
+    """The same figures counted from the source tables: the fallback, and the reference the tallies are tested against."""
+    statement = await direct_statement(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
     return _collect(await session.execute(statement))
 
 
 async def figures_statement(
     session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
 ) -> CompoundSelect:
-    """The counting statement itself (the benchmark prints its plan)."""
+    """The statement `figures_by_unit` counts with now (the benchmark prints its plan)."""
+    built = await session.scalar(select(TallyShift.pattern).where(TallyShift.shift_id == shift_id))
+    if built == staffing_pattern(staffing):
+        return tally_statement(shift_id=shift_id, scope=scope, groups=groups)
+    return await direct_statement(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
+
+
+def staffing_pattern(staffing: StaffingSettings) -> str:
+    """The police part of the staffing pattern as canonical text: what the tallies' `meets` were counted against."""
+    return ";".join(
+        f"{level.value}={p.police}/{p.tps}" for level in Kerawanan for p in [staffing.for_kerawanan(level.value)]
+    )
+
+
+def tally_statement(*, shift_id: int, scope: int | None, groups: Select[tuple[int]]) -> CompoundSelect:
+    """Sums of the live tallies (bot/services/tally.py) and open contingencies, plus an `n` row: the pattern.
+
+    A few thousand tally rows joined to the closure, whatever the size of the roster. No scope filter
+    on the tallies: every unit of `groups` lies within the scope, so the closure join keeps only its rows.
+    """
+    people = (
+        select(UnitShiftTally.unit_id, *(UnitShiftTally.__table__.c[name] for name in PEOPLE_COLUMNS))
+        .where(UnitShiftTally.shift_id == shift_id)
+        .cte("people")
+    )
+    tps_by_unit = (
+        select(UnitShiftTpsTally.unit_id, UnitShiftTpsTally.kerawanan, UnitShiftTpsTally.tps_total.label("total"),
+               UnitShiftTpsTally.covered, UnitShiftTpsTally.meets)
+        .where(UnitShiftTpsTally.shift_id == shift_id)
+        .cte("tps_by_unit")
+    )
+    contingencies = _open_by_unit(scope)
+    built = select(literal("n", String).label("kind"), literal(0, Integer).label("unit_id"),
+                   cast(TallyShift.pattern, String).label("key"), *[literal(0, Integer)] * len(PEOPLE_COLUMNS))
+    return union_all(
+        _rolled("p", people, None, list(PEOPLE_COLUMNS), groups),
+        _rolled("t", tps_by_unit, tps_by_unit.c.kerawanan, ["total", "covered", "meets"], groups),
+        _rolled("c", contingencies, contingencies.c.severity, ["open"], groups),
+        built.where(TallyShift.shift_id == shift_id),
+    )
+
+
+async def direct_statement(
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+) -> CompoundSelect:
+    """The same figures counted from assignments, check-ins, personnel and TPS (the definitions above)."""
     facts = tps_facts(shift_id=shift_id, scope=scope, staffing=staffing, narrow=await is_narrow(session, scope))
     tps_by_unit = (
         select(facts.c.unit_id, facts.c.kerawanan, func.count().label("total"),
@@ -390,7 +468,7 @@ async def figures_statement(
         .group_by(facts.c.unit_id, facts.c.kerawanan)
         .cte("tps_by_unit")
     )
-    people = _people_by_unit(shift_id, scope)
+    people = people_by_unit(shift_id, scope)
     contingencies = _open_by_unit(scope)
     return union_all(
         _rolled("p", people, None, list(PEOPLE_COLUMNS), groups),

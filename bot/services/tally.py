@@ -1,0 +1,306 @@
+"""Live tallies for `/status`: rebuilt from the source tables, then kept by hooks in the transactions that change them.
+
+The counts mean exactly what bot/services/status.py defines; `rebuild`
+stores that module's own statements, and the hooks apply the same
+definitions one change at a time. Who calls what, in their transaction:
+
+- `rebuild(shift_ids=...)`: the roster import, for the shifts it touched,
+  at the end of its transaction; `ensure` from `siaga run` and `siaga db
+  upgrade` (shifts never built, or built against another staffing pattern).
+- `on_checkin`: after a check-in row is added (its first statement flushes
+  the INSERT, so a duplicate check-in fails there and nothing is counted).
+- `on_far_changed`, `on_checkout`, `on_registered`, `on_reachability`:
+  *before* the caller writes the new value. Each locks the source row
+  (`FOR NO KEY UPDATE` on PostgreSQL), compares it with the new value and
+  counts only a real change, so two transactions making the same change
+  (two check-outs, two dispatchers marking one person unreachable) count it
+  once. SQLite has one writer at a time and needs no lock.
+
+Tally rows change by `INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x
+RETURNING`: the row lock serialises concurrent writers and each sees the
+counts right after its own change, so when fifty guards of one TPS check in
+at once, exactly one of them turns it covered. Locks are taken in one order
+(check-in or person row, people tallies by shift, TPS tallies by id, unit
+TPS tallies by unit and kerawanan), so hooks never deadlock each other.
+The price: check-ins of one unit in one shift queue for its people row from
+their hook to their commit (milliseconds; a Polsek of a few hundred people
+sees well under one check-in a second in the morning burst).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Row, and_, case, delete, func, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import StaffingSettings
+from bot.db import dialect_insert
+from bot.services import status
+from models import (
+    Assignment,
+    Checkin,
+    Personnel,
+    Shift,
+    TallyShift,
+    Tps,
+    TpsShiftTally,
+    UnitShiftTally,
+    UnitShiftTpsTally,
+)
+from models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+PEOPLE, TPS, UNIT_TPS, BUILT = (
+    UnitShiftTally.__table__, TpsShiftTally.__table__, UnitShiftTpsTally.__table__, TallyShift.__table__,
+)
+TABLES = (PEOPLE, TPS, UNIT_TPS, BUILT)
+EPSILON = status.EPSILON  # the tolerance of staffing.py and status.py: 1/5 + 1/5 meets 2/5
+
+
+# --- full recompute --------------------------------------------------------------------------------
+
+
+async def rebuild(
+    session: AsyncSession, *, shift_ids: Iterable[int] | None = None, staffing: StaffingSettings | None = None,
+    now: datetime | None = None,
+) -> list[int]:
+    """Recompute the tallies of these shifts (None: every shift) in the caller's transaction; returns their ids.
+
+    `meets` is counted against `staffing`, or when None against the pattern
+    the tallies were last built with (the import has no settings), or the
+    default one. On PostgreSQL the tally tables are locked against writers
+    first: a hook already past its tally write is waited for and then seen,
+    one not yet there waits and adds its change on top of the rebuilt row.
+    """
+    started = time.perf_counter()
+    await _lock(session)
+    ids = sorted(set(shift_ids) if shift_ids is not None else set(await session.scalars(select(Shift.id))))
+    pattern = status.staffing_pattern(staffing) if staffing is not None else await _last_pattern(session)
+    for table in TABLES:
+        await session.execute(delete(table).where(table.c.shift_id.in_(ids)))
+    for shift_id in ids:
+        await _build_shift(session, shift_id=shift_id, pattern=pattern, now=now or utcnow())
+    log.info("tallies rebuilt for %d shift(s) in %.1fs", len(ids), time.perf_counter() - started)
+    return ids
+
+
+async def ensure(session: AsyncSession, *, staffing: StaffingSettings, now: datetime | None = None) -> list[int]:
+    """Build the shifts that have no live tallies or were counted against another pattern; returns their ids.
+
+    Cheap when everything is in line (one query): meant for `siaga run` and
+    `siaga db upgrade`. Until it runs, `/status` counts such shifts directly.
+    Asked again under the lock, so workers starting together rebuild once.
+    """
+    wanted = status.staffing_pattern(staffing)
+    stale = select(Shift.id).outerjoin(TallyShift, TallyShift.shift_id == Shift.id).where(
+        TallyShift.pattern.is_(None) | (TallyShift.pattern != wanted)).order_by(Shift.id)
+    if not list(await session.scalars(stale)):
+        return []
+    await _lock(session)
+    ids = list(await session.scalars(stale))
+    if ids:
+        await rebuild(session, shift_ids=ids, staffing=staffing, now=now)
+    return ids
+
+
+async def _lock(session: AsyncSession) -> None:
+    """PostgreSQL: no tally writer until this transaction ends (readers go on); SQLite has one writer anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        names = ", ".join(table.name for table in TABLES)
+        await session.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
+
+
+async def _last_pattern(session: AsyncSession) -> str:
+    stored = await session.scalar(select(TallyShift.pattern).order_by(TallyShift.built_at.desc()).limit(1))
+    return stored or status.staffing_pattern(StaffingSettings())
+
+
+async def _build_shift(session: AsyncSession, *, shift_id: int, pattern: str, now: datetime) -> None:
+    """status.py's statements for one shift, stored: people per unit, shares per TPS, then TPS per unit."""
+    shift = literal(shift_id, PEOPLE.c.shift_id.type)
+    people = status.people_by_unit(shift_id, None)
+    columns = list(status.PEOPLE_COLUMNS)
+    await session.execute(PEOPLE.insert().from_select(
+        ["shift_id", "unit_id", *columns], select(shift, people.c.unit_id, *(people.c[c] for c in columns))))
+    shares = status.guard_shares(shift_id=shift_id, scope=None, narrow=False)
+    await session.execute(TPS.insert().from_select(
+        ["shift_id", "tps_id", "present", "share"], select(shift, shares.c.tps_id, shares.c.present, shares.c.share)))
+    await session.execute(BUILT.insert().values(shift_id=shift_id, pattern=pattern, built_at=now))
+    covered = TPS.c.present > 0
+    meets = and_(covered, TPS.c.share >= _need(needs_of(pattern)) - EPSILON)
+    per_unit = (
+        select(shift, Tps.unit_id, Tps.kerawanan, func.count(), _count(covered), _count(meets))
+        .select_from(Tps)
+        .outerjoin(TPS, and_(TPS.c.tps_id == Tps.id, TPS.c.shift_id == shift_id))
+        .group_by(Tps.unit_id, Tps.kerawanan)
+    )
+    await session.execute(UNIT_TPS.insert().from_select(
+        ["shift_id", "unit_id", "kerawanan", "tps_total", "covered", "meets"], per_unit))
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _need(needs: dict[str, float]) -> ColumnElement[float]:
+    return case(*((Tps.kerawanan == level, need) for level, need in needs.items()), else_=0.0)
+
+
+def needs_of(pattern: str) -> dict[str, float]:
+    """`kurang_rawan=2/5;...` -> police per TPS by kerawanan."""
+    needs = {}
+    for part in filter(None, pattern.split(";")):
+        level, ratio = part.split("=")
+        police, tps = ratio.split("/")
+        needs[level] = int(police) / int(tps)
+    return needs
+
+
+# --- hooks -----------------------------------------------------------------------------------------
+
+
+async def on_checkin(session: AsyncSession, *, personnel_id: int, shift_id: int, late: bool, far: bool) -> None:
+    """A check-in was added (not yet flushed is fine): count it, and its guard at every TPS they hold."""
+    person = await _person(session, personnel_id)
+    await _add_people(session, [(shift_id, person.unit_id)], checked_in=1, late=int(late), far=int(far))
+    if person.force in status.SECURITY:
+        await _move_guard(session, personnel_id=personnel_id, shift_id=shift_id, step=1)
+
+
+async def on_far_changed(session: AsyncSession, *, personnel_id: int, shift_id: int, far: bool) -> bool:
+    """Before a check-in's `far` is rewritten (moved closer): count the change if the stored flag differs."""
+    row = await _locked_checkin(session, personnel_id=personnel_id, shift_id=shift_id)
+    if row is None or bool(row.far) == far:
+        return False
+    person = await _person(session, personnel_id)
+    await _add_people(session, [(shift_id, person.unit_id)], far=1 if far else -1)
+    return True
+
+
+async def on_checkout(session: AsyncSession, *, personnel_id: int, shift_id: int) -> bool:
+    """Before `checked_out_at` is written: count the check-out once, and take the guard off their TPS."""
+    row = await _locked_checkin(session, personnel_id=personnel_id, shift_id=shift_id)
+    if row is None or row.checked_out_at is not None:
+        return False
+    person = await _person(session, personnel_id)
+    await _add_people(session, [(shift_id, person.unit_id)], checked_out=1)
+    if person.force in status.SECURITY:
+        await _move_guard(session, personnel_id=personnel_id, shift_id=shift_id, step=-1)
+    return True
+
+
+async def on_registered(session: AsyncSession, *, personnel_id: int) -> None:
+    """Before a Telegram account is linked (registration also marks the person reachable again)."""
+    row = await _locked_person(session, personnel_id)
+    was_registered = row.telegram_user_id is not None
+    await _add_person_shifts(session, personnel_id, row.unit_id, registered=int(not was_registered),
+                             unreachable=-int(was_registered and not row.reachable))
+
+
+async def on_reachability(session: AsyncSession, *, personnel_id: int, reachable: bool) -> bool:
+    """Before `personnel.reachable` is written: count the change once; False when the flag is already so."""
+    row = await _locked_person(session, personnel_id)
+    if bool(row.reachable) == reachable:
+        return False
+    if row.telegram_user_id is not None:  # only registered people count as unreachable
+        await _add_person_shifts(session, personnel_id, row.unit_id, unreachable=-1 if reachable else 1)
+    return True
+
+
+async def _person(session: AsyncSession, personnel_id: int) -> Row:
+    query = select(Personnel.unit_id, Personnel.force).where(Personnel.id == personnel_id)
+    return (await session.execute(query)).one()
+
+
+async def _locked_person(session: AsyncSession, personnel_id: int) -> Row:
+    query = (select(Personnel.unit_id, Personnel.telegram_user_id, Personnel.reachable)
+             .where(Personnel.id == personnel_id).with_for_update(key_share=True))
+    return (await session.execute(query)).one()
+
+
+async def _locked_checkin(session: AsyncSession, *, personnel_id: int, shift_id: int) -> Row | None:
+    query = (select(Checkin.far, Checkin.checked_out_at)
+             .where(Checkin.personnel_id == personnel_id, Checkin.shift_id == shift_id)
+             .with_for_update(key_share=True))
+    return (await session.execute(query)).first()
+
+
+async def _add_person_shifts(session: AsyncSession, personnel_id: int, unit_id: int, **deltas: int) -> None:
+    """Add to the person's unit in every shift they hold an assignment in."""
+    if not any(deltas.values()):
+        return
+    shifts = await session.scalars(
+        select(Assignment.shift_id).where(Assignment.personnel_id == personnel_id).distinct().order_by(Assignment.shift_id)
+    )
+    await _add_people(session, [(shift_id, unit_id) for shift_id in shifts], **deltas)
+
+
+async def _add_people(session: AsyncSession, keys: Sequence[tuple[int, int]], **deltas: int) -> None:
+    """Add `deltas` to the people tallies of these (shift, unit) pairs, creating missing rows."""
+    changed = {name: delta for name, delta in deltas.items() if delta}
+    if not keys or not changed:
+        return
+    rows = [{"shift_id": s, "unit_id": u, **{c: changed.get(c, 0) for c in status.PEOPLE_COLUMNS}}
+            for s, u in sorted(set(keys))]
+    statement = dialect_insert(session)(PEOPLE).values(rows)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["shift_id", "unit_id"],
+        set_={name: PEOPLE.c[name] + statement.excluded[name] for name in changed},
+    ))
+
+
+async def _move_guard(session: AsyncSession, *, personnel_id: int, shift_id: int, step: int) -> None:
+    """A guard arrives (+1) or leaves (-1) every TPS they hold this shift; flips go to the unit TPS tallies."""
+    posts = (await session.execute(
+        select(Assignment.tps_id, Tps.unit_id, Tps.kerawanan).join(Tps, Tps.id == Assignment.tps_id)
+        .where(Assignment.personnel_id == personnel_id, Assignment.shift_id == shift_id).order_by(Assignment.tps_id)
+    )).all()
+    if not posts:
+        return
+    part = 1.0 / len(posts)
+    statement = dialect_insert(session)(TPS).values(
+        [{"shift_id": shift_id, "tps_id": tps_id, "present": step, "share": step * part} for tps_id, _, _ in posts])
+    present = TPS.c.present + statement.excluded.present
+    statement = statement.on_conflict_do_update(
+        index_elements=["shift_id", "tps_id"],
+        set_={"present": present, "share": case((present == 0, 0.0), else_=TPS.c.share + statement.excluded.share)},
+    ).returning(TPS.c.tps_id, TPS.c.present, TPS.c.share)
+    after = {tps_id: (count, share) for tps_id, count, share in await session.execute(statement)}
+    needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
+    flips: dict[tuple[int, str], tuple[int, int]] = {}
+    for tps_id, unit_id, kerawanan in posts:
+        count, share = after[tps_id]
+        before_count, before_share = count - step, share - step * part
+        covered = int(count > 0) - int(before_count > 0)
+        need = needs.get(kerawanan)
+        meets = 0 if need is None else int(_meets(count, share, need)) - int(_meets(before_count, before_share, need))
+        if covered or meets:
+            old = flips.get((unit_id, kerawanan), (0, 0))
+            flips[(unit_id, kerawanan)] = (old[0] + covered, old[1] + meets)
+    if flips:
+        await _add_unit_tps(session, shift_id, flips)
+
+
+def _meets(present: int, share: float, need: float) -> bool:
+    return present > 0 and share >= need - EPSILON
+
+
+async def _needs(session: AsyncSession, shift_id: int) -> dict[str, float]:
+    """The pattern the shift's tallies count against; empty when the shift has none (it is not read then)."""
+    pattern = await session.scalar(select(TallyShift.pattern).where(TallyShift.shift_id == shift_id))
+    return needs_of(pattern) if pattern else {}
+
+
+async def _add_unit_tps(session: AsyncSession, shift_id: int, flips: dict[tuple[int, str], tuple[int, int]]) -> None:
+    rows = [{"shift_id": shift_id, "unit_id": unit_id, "kerawanan": kerawanan, "tps_total": 0,
+             "covered": covered, "meets": meets} for (unit_id, kerawanan), (covered, meets) in sorted(flips.items())]
+    statement = dialect_insert(session)(UNIT_TPS).values(rows)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["shift_id", "unit_id", "kerawanan"],
+        set_={name: UNIT_TPS.c[name] + statement.excluded[name] for name in ("covered", "meets")},
+    ))
