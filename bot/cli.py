@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("nrps", nargs="+", metavar="NRP")
     invite.set_defaults(handler=cmd_invite)
 
+    box = commands.add_parser("outbox", help="queue depth by priority, send rate and failures of the outbox")
+    box.set_defaults(handler=cmd_outbox)
+
     check = commands.add_parser("check", help="report TPS under-staffed by their kerawanan pattern")
     check.add_argument("--unit", help="unit code (default: the whole tree)")
     check.add_argument("--shift", help="shift code (default: every shift)")
@@ -171,6 +174,21 @@ def cmd_invite(args: argparse.Namespace, settings: Settings) -> int:
                 link = deep_link(settings.telegram.bot_username, invitation.code)
                 print(f"{invitation.nrp}\t{invitation.code}\t{link}")
         return 1 if failed else 0
+
+    return run_with_database(settings, work)
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.render.outbox import format_outbox_stats
+    from bot.services import outbox
+
+    async def work(session: Any) -> int:
+        now = system_clock()
+        stats = await outbox.stats(session)
+        sent = await outbox.sent_since(session, since=now - timedelta(minutes=1))
+        print(format_outbox_stats(stats, now=now, sent_last_minute=sent))
+        print("429 answers and in-flight sends: each worker's /metrics (siaga_telegram_429_total)")
+        return 0
 
     return run_with_database(settings, work)
 

@@ -417,3 +417,8 @@ async def report_for_ref(session: AsyncSession, ref: str) -> dict[str, int]:
         "pending": int(counts.get(_PENDING, 0) + counts.get(_SENDING, 0)),
         "cancelled": int(counts.get(OutboxState.cancelled.value, 0)),
     }
+
+
+async def sent_since(session: AsyncSession, *, since: datetime) -> int:
+    """Rows Telegram accepted after `since`: the send rate an operator sees in `siaga outbox`."""
+    return await session.scalar(select(func.count()).select_from(Outbox).where(Outbox.sent_at > since)) or 0
