@@ -20,21 +20,13 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     """An engine tuned for its backend.
 
-    SQLite gets one connection per process: its writers take turns anyway,
-    and waiting for the connection in asyncio costs microseconds where
-    SQLite's own busy-wait sleeps up to 100 ms a try (a check-in burst at
-    100 a second: p99 816 ms with a pool of 15, 176 ms with one). WAL lets
-    other processes read meanwhile, a busy timeout makes their writers wait
-    instead of fail, and foreign keys are enforced. No code may open a second
-    session while it holds one: it would wait for itself.
+    SQLite gets WAL (readers never block the one writer), a busy timeout (a
+    writer waits for another instead of failing) and enforced foreign keys.
     Statement parameters are hidden from logs and errors: they hold NRPs and
     phone numbers.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        kwargs.setdefault("pool_size", 1)
-        kwargs.setdefault("max_overflow", 0)
-        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
