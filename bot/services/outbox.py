@@ -21,10 +21,10 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.db import dialect_insert
 from bot.services import audit, tally
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
@@ -166,8 +166,7 @@ async def enqueue_many(
     compiling one giant VALUES clause. Input is consumed `CHUNK` rows at a time.
     """
     now = now or utcnow()
-    insert = postgresql.insert if _is_postgresql(session) else sqlite.insert  # both know ON CONFLICT
-    statement = insert(Outbox).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Outbox.id)
+    statement = dialect_insert(session)(Outbox).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Outbox.id)
     inserted = 0
     for chunk in _chunks(rows, CHUNK):
         params = [_values(row if isinstance(row, NewMessage) else NewMessage(**row), now) for row in chunk]

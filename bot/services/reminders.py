@@ -27,8 +27,8 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -39,7 +39,7 @@ from bot.render.outbox import html_payload
 from bot.render.reminders import correction_text, reminder_text
 from bot.services import audit
 from bot.services.outbox import NewMessage, enqueue_many
-from bot.services.schedule import Post
+from bot.services.schedule import POST_COLUMNS, Post, post_from_row
 from models import Assignment, Checkin, Outbox, Personnel, Shift, Tps, Unit
 from models.enums import OutboxState, Priority
 
@@ -340,9 +340,9 @@ async def recipients_of(session: AsyncSession, *, shift_id: int) -> list[Recipie
     """Registered, reachable people assigned to the shift, each with all their posts, by id."""
     of_shift = select(Assignment.tps_id).where(Assignment.shift_id == shift_id)
     posts = {  # one Post per TPS, shared by everyone guarding it
-        tps.id: post_of(tps, unit_name)
-        for tps, unit_name in await session.execute(
-            select(Tps, Unit.name).join(Unit, Unit.id == Tps.unit_id).where(Tps.id.in_(of_shift))
+        row[0]: post_from_row(row)
+        for row in await session.execute(
+            select(*POST_COLUMNS).join(Unit, Unit.id == Tps.unit_id).where(Tps.id.in_(of_shift))
         )
     }
     query = (
@@ -359,13 +359,6 @@ async def recipients_of(session: AsyncSession, *, shift_id: int) -> list[Recipie
         Recipient(pid, chat_id, language, tuple(sorted(mine, key=lambda post: post.tps_code)), pid in checked_in)
         for pid, (chat_id, language, mine) in people.items()
     ]
-
-
-def post_of(tps: Tps, unit_name: str) -> Post:
-    return Post(
-        tps_id=tps.id, tps_code=tps.code, tps_number=tps.number, address=tps.address, kerawanan=tps.kerawanan,
-        access=tps.access, lat=tps.lat, lon=tps.lon, unit_name=unit_name, relocated_at=tps.relocated_at,
-    )
 
 
 async def _existing(session: AsyncSession, shift_id: int) -> dict[str, Existing]:
