@@ -27,6 +27,9 @@ async def hadir(update: Update, context: Context, actor: Actor) -> None:
     await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
 
 
+ATTACHERS = {"sitrep": sitrep.attach_location, "contingency": incidents.attach_location}
+
+
 @registered
 async def location(update: Update, context: Context, actor: Actor) -> None:
     """A location is a check-in, unless a report is waiting for it."""
@@ -35,18 +38,17 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     rt = runtime(context)
     async with rt.sessions() as session:
         waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
-    if waiting is not None and waiting.kind == "sitrep" and waiting.ref_id is not None:
-        await sitrep.attach_location(update, context, actor, waiting.ref_id)
+        attach = ATTACHERS.get(waiting.kind) if waiting is not None and waiting.ref_id is not None else None
+        if attach is None:  # one session for the common case: the wait looked up, the check-in stored
+            result = await check_in(
+                session, personnel_id=actor.personnel_id, lat=message.location.latitude,
+                lon=message.location.longitude, sent_at=message.date, forwarded=message.forward_origin is not None,
+                now=rt.now(), settings=rt.settings.checkin,
+            )
+    if attach is not None:
+        assert waiting is not None and waiting.ref_id is not None
+        await attach(update, context, actor, waiting.ref_id)
         return
-    if waiting is not None and waiting.kind == "contingency" and waiting.ref_id is not None:
-        await incidents.attach_location(update, context, actor, waiting.ref_id)
-        return
-    async with rt.sessions() as session:
-        result = await check_in(
-            session, personnel_id=actor.personnel_id, lat=message.location.latitude, lon=message.location.longitude,
-            sent_at=message.date, forwarded=message.forward_origin is not None, now=rt.now(),
-            settings=rt.settings.checkin,
-        )
     text = checkin_text(
         result, actor.language, rt.settings.operation.zone,
         geofence_m=rt.settings.checkin.geofence_meters, opens_before_minutes=rt.settings.checkin.opens_before_minutes,
