@@ -55,9 +55,8 @@ def build_application(
             await bot.initialize()
             dispatcher = Dispatcher(
                 sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock,
-                lease_seconds=settings.delivery.lease_seconds,
+                lease_seconds=settings.delivery.lease_seconds, limiter=limiter,  # one flood budget with replies
             )
-            dispatcher.limiter = limiter  # one flood budget for replies and the outbox
             await dispatcher.start()
             runtime.services["dispatcher"] = dispatcher
         if with_scheduler:

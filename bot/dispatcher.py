@@ -114,13 +114,17 @@ class Dispatcher:
         clock: Clock = system_clock, monotonic: Callable[[], float] = time.monotonic, lease_seconds: float = 120.0,
         max_in_flight: int | None = None, batch_size: int | None = None, hold_seconds: float = 2.0,
         flush_seconds: float = 0.05, summary_seconds: float = 60.0, rng: random.Random | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:  # fmt: skip
-        """`clock` dates rows (the runtime's, possibly virtual); `monotonic` paces sends in real time."""
+        """`clock` dates rows (the runtime's, possibly virtual); `monotonic` paces sends in real time.
+
+        `limiter` is shared with the replies' rate limiter, so both spend one flood budget.
+        """
         if getattr(bot, "rate_limiter", None) is not None:
             raise ValueError("give the dispatcher a Bot without PTB's rate limiter: it paces itself")
         self.sessions, self.bot, self.settings, self.worker_id = sessions, bot, settings, worker_id
         self.clock, self.monotonic = clock, monotonic
-        self.limiter = RateLimiter(global_per_second=settings.global_per_second,
+        self.limiter = limiter or RateLimiter(global_per_second=settings.global_per_second,
                                    private_per_second=settings.private_per_second,
                                    group_per_minute=settings.group_per_minute)  # fmt: skip
         rate = settings.global_per_second
