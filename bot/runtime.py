@@ -37,9 +37,6 @@ class FastClock:
     def __call__(self) -> datetime:
         return self.start + (system_clock() - self._origin) * self.speed
 
-    def wall_seconds(self, virtual: timedelta) -> float:
-        return virtual.total_seconds() / self.speed
-
 
 @dataclass
 class Runtime:

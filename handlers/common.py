@@ -105,10 +105,6 @@ def commander(handler: ActorHandler) -> PlainHandler:
     return _guard(handler, _not_commander)
 
 
-def say(msg: Msg, actor: Actor, **values: object) -> str:
-    return msg(actor.language, **values)
-
-
 async def on_error(update: object, context: Context) -> None:
     """Say plainly that nothing was saved, rather than leave someone believing it was.
 

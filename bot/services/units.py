@@ -10,7 +10,7 @@ with one indexed lookup on any engine; it is derived data, rebuilt from
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
@@ -146,18 +146,3 @@ async def is_within(session: AsyncSession, unit_id: int, ancestor_id: int) -> bo
         exists().where(and_(UnitClosure.ancestor_id == ancestor_id, UnitClosure.unit_id == unit_id))
     )
     return bool(await session.scalar(query))
-
-
-def subtree_of(parents: Mapping[K, K | None], roots: Iterable[K]) -> set[K]:
-    """In-memory counterpart of `subtree_ids` for callers that already hold the parent map."""
-    children: dict[K | None, list[K]] = {}
-    for unit, parent in parents.items():
-        children.setdefault(parent, []).append(unit)
-    found: set[K] = set()
-    stack = [root for root in roots if root in parents]
-    while stack:
-        unit = stack.pop()
-        if unit not in found:
-            found.add(unit)
-            stack.extend(children.get(unit, ()))
-    return found
