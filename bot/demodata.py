@@ -34,98 +34,9 @@ from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
-# --------------------------------------------------------------------------
-# Rows, in the column order of the import format (the field names are the
-# header row, so there is a single source of truth for both).
-
-
-class Unit(NamedTuple):
-    """A row of the ``units`` sheet."""
-
-    code: str
-    name: str
-    kind: str  # polda, polres, polsek, korem, kodim, koramil
-    force: str  # polri, tni
-    parent_code: str
-    region: str
-
-
-class Person(NamedTuple):
-    """A row of the ``personnel`` sheet."""
-
-    nrp: str
-    name: str
-    rank: str
-    force: str  # polri, tni, linmas
-    unit_code: str  # the unit commanding the person for the operation
-    role: str  # anggota, komandan, admin
-    phone: str
-    home_unit: str  # organic unit of personnel on BKO, else empty
-
-
-class Tps(NamedTuple):
-    """A row of the ``tps`` sheet."""
-
-    code: str
-    number: int
-    village: str
-    district: str
-    regency: str
-    lat: float
-    lon: float
-    vulnerability: str  # kurang_rawan, rawan, sangat_rawan
-    access: str  # darat, air, darat_air
-    unit_code: str  # the Polsek
-    secondary_unit_codes: str  # ';'-separated
-
-
-class Shift(NamedTuple):
-    """A row of the ``shifts`` sheet; times are ISO 8601 with an offset."""
-
-    code: str
-    name: str
-    phase: str  # logistik, pemungutan, penghitungan, pengawalan
-    starts_at: str
-    ends_at: str
-
-
-class Assignment(NamedTuple):
-    """A row of the ``assignments`` sheet."""
-
-    nrp: str
-    tps_code: str
-    shift_code: str
-
-
-ROW_TYPES: dict[str, type[tuple]] = {
-    "units": Unit,
-    "personnel": Person,
-    "tps": Tps,
-    "shifts": Shift,
-    "assignments": Assignment,
-}
-HEADERS: dict[str, tuple[str, ...]] = {
-    name: cls._fields for name, cls in ROW_TYPES.items()  # type: ignore[attr-defined]
-}
-
-
-@dataclass
-class Province:
-    """A generated province: one list of rows per entity, in sheet order."""
-
-    units: list[Unit] = field(default_factory=list)
-    personnel: list[Person] = field(default_factory=list)
-    tps: list[Tps] = field(default_factory=list)
-    shifts: list[Shift] = field(default_factory=list)
-    assignments: list[Assignment] = field(default_factory=list)
-
-    def sheets(self) -> dict[str, list[tuple]]:
-        """Rows per entity name, in the order the importer expects them."""
-        return {name: getattr(self, name) for name in ROW_TYPES}
-
-    def counts(self) -> dict[str, int]:
-        """Row count per entity (without header rows)."""
-        return {name: len(rows) for name, rows in self.sheets().items()}
+from bot.province import (  # the rows the generator fills, re-exported for its callers
+    HEADERS, ROW_TYPES, Assignment, Person, Province, Shift, Tps, Unit, write_csv, write_xlsx,
+)
 
 
 # --------------------------------------------------------------------------
@@ -743,39 +654,6 @@ def _build_assignments(province: Province, polseks: Sequence[_Polsek]) -> None:
                 rows.extend(Assignment(nrp, code, shift) for shift in linmas_shifts)
 
 
-# --------------------------------------------------------------------------
-# Output
-
-
-def write_xlsx(province: Province, path: str | Path) -> None:
-    """One sheet per entity, header row first (write-only mode: streams rows
-    instead of building a cell tree, which is what makes 400k rows feasible)."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    for name, rows in province.sheets().items():
-        ws = wb.create_sheet(name)
-        ws.append(HEADERS[name])
-        for row in rows:
-            ws.append(row)
-    wb.save(path)
-
-
-def write_csv(province: Province, directory: str | Path) -> list[Path]:
-    """``units.csv``, ``personnel.csv``, ... in ``directory`` (created if missing)."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, rows in province.sheets().items():
-        path = out / f"{name}.csv"
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(HEADERS[name])
-            writer.writerows(rows)
-        paths.append(path)
-    return paths
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m bot.demodata [--tps N] OUT``: OUT.xlsx or a CSV directory."""
     parser = argparse.ArgumentParser(prog="python -m bot.demodata", description=__doc__.split("\n\n")[0])
@@ -806,6 +684,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}\t{n}")
     print(f"generated in {generated - started:.1f} s, written in {written - generated:.1f} s -> {args.out}")
     return 0
+
+
+__all__ = [
+    "HEADERS", "ROW_TYPES", "Assignment", "Person", "Province", "Shift", "Tps", "Unit",
+    "generate", "main", "make_shifts", "write_csv", "write_xlsx",
+]
 
 
 if __name__ == "__main__":
