@@ -1,0 +1,130 @@
+"""SQLite writers of one process take turns; a turn always ends with its transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import bot.db
+import models
+from bot.db import make_engine, make_sessionmaker
+from bot.services.updates import claim_update
+from models import ProcessedUpdate
+
+NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncEngine]:
+    """A short busy timeout: a turn that was never handed on shows up as 'database is locked'."""
+    monkeypatch.setattr(bot.db, "SQLITE_BUSY_TIMEOUT_MS", 500)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(models.Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def stored(engine: AsyncEngine) -> int:
+    async with make_sessionmaker(engine)() as session:
+        return await session.scalar(select(func.count()).select_from(ProcessedUpdate)) or 0
+
+
+async def test_a_failed_write_hands_the_turn_on(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+    async with sessions() as session:
+        assert await claim_update(session, update_id=1, now=NOW)
+    for _ in range(3):
+        async with sessions() as session:
+            assert not await claim_update(session, update_id=1, now=NOW), "the duplicate is refused and rolled back"
+    async with sessions() as session:
+        assert await claim_update(session, update_id=2, now=NOW), "the next writer is not locked out"
+    assert await stored(sqlite_engine) == 2
+
+
+async def test_many_writers_at_once_all_land(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+
+    async def claim(update_id: int) -> bool:
+        async with sessions() as session:
+            return await claim_update(session, update_id=update_id, now=NOW)
+
+    results = await asyncio.gather(*(claim(i) for i in range(200)), *(claim(i) for i in range(0, 200, 10)))
+    assert results.count(True) == 200 and results.count(False) == 20
+    assert await stored(sqlite_engine) == 200
+
+
+async def test_readers_do_not_wait_for_a_writer(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+    read_done = asyncio.Event()
+
+    async def writer() -> None:
+        async with sessions() as session:
+            session.add(ProcessedUpdate(update_id=7, at=NOW))
+            await session.flush()
+            await asyncio.wait_for(read_done.wait(), timeout=5)
+            await session.commit()
+
+    async def reader() -> int:
+        await asyncio.sleep(0.05)
+        count = await stored(sqlite_engine)
+        read_done.set()
+        return count
+
+    _, seen = await asyncio.gather(writer(), reader())
+    assert seen == 0, "the reader saw the state before the writer's commit, without waiting for it"
+    assert await stored(sqlite_engine) == 1
+
+
+async def hold_then_claim(engine: AsyncEngine, other: AsyncEngine, hold_seconds: float) -> bool:
+    """`engine` holds a write for `hold_seconds` while `other` tries to write to the same file."""
+    first, second = make_sessionmaker(engine), make_sessionmaker(other)
+    holding = asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with first() as session:
+            session.add(ProcessedUpdate(update_id=1, at=NOW))
+            await session.flush()
+            holding.set()
+            await asyncio.sleep(hold_seconds)
+            await session.commit()
+
+    async def waiting_writer() -> bool:
+        await holding.wait()
+        async with second() as session:
+            return await claim_update(session, update_id=2, now=NOW)
+
+    _, claimed = await asyncio.gather(slow_writer(), waiting_writer(), return_exceptions=True)
+    if isinstance(claimed, BaseException):
+        raise claimed
+    return claimed
+
+
+async def test_two_engines_on_one_file_take_turns(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:
+    other = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    try:
+        assert await hold_then_claim(sqlite_engine, other, hold_seconds=0.2)
+    finally:
+        await other.dispose()
+    assert await stored(sqlite_engine) == 2
+
+
+async def test_a_writer_kept_waiting_past_the_busy_timeout_fails_cleanly(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            await hold_then_claim(sqlite_engine, other, hold_seconds=1.5)
+        async with make_sessionmaker(other)() as session:
+            assert await claim_update(session, update_id=3, now=NOW), "the failed writer left no turn behind"
+    finally:
+        await other.dispose()
+    assert await stored(sqlite_engine) == 2
