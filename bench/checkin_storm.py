@@ -4,6 +4,7 @@ Two measurements per bot, against the Bot API emulator on loopback:
   burst   every update queued at once: updates per second until all are answered
   paced   locations arriving at --rate updates a second: time from update to reply
 The same run measures a baseline bot that answers every update with no work
+(same HTTP connection pool as the bot)
 (PTB's Application and the emulator alone: the ceiling of this stack).
 
     python bench/checkin_storm.py [--people 2000] [--rate 100] [--pg]
@@ -24,7 +25,7 @@ from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bench.common import fresh_database, load_province, machine, summary
-from bot.app import build_application
+from bot.app import REPLY_CONNECTIONS, build_application
 from bot.config import Settings, load_settings
 from bot.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SimUser, running
@@ -82,7 +83,7 @@ def baseline_app(emu: Emulator) -> Any:
 
     app = (
         ApplicationBuilder().token(emu.token).base_url(emu.base_url).base_file_url(emu.base_file_url)
-        .concurrent_updates(True).build()
+        .concurrent_updates(True).connection_pool_size(REPLY_CONNECTIONS).build()
     )
     app.add_handler(MessageHandler(filters.ALL, reply))
     return app

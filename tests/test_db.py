@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bot.db
+import bot.sqlite_driver
 import models
 from bot.db import make_engine, make_sessionmaker
 from bot.services.updates import claim_update
@@ -24,7 +24,7 @@ NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 @pytest.fixture
 async def sqlite_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncEngine]:
     """A short busy timeout: a turn that was never handed on shows up as 'database is locked'."""
-    monkeypatch.setattr(bot.db, "SQLITE_BUSY_TIMEOUT_MS", 500)
+    monkeypatch.setattr(bot.sqlite_driver, "BUSY_TIMEOUT_MS", 500)
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(models.Base.metadata.create_all)

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, case, delete, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -247,11 +249,7 @@ async def _add_people(session: AsyncSession, keys: Sequence[tuple[int, int]], **
         return
     rows = [{"shift_id": s, "unit_id": u, **{c: changed.get(c, 0) for c in status.PEOPLE_COLUMNS}}
             for s, u in sorted(set(keys))]
-    statement = dialect_insert(session)(PEOPLE).values(rows)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=["shift_id", "unit_id"],
-        set_={name: PEOPLE.c[name] + statement.excluded[name] for name in changed},
-    ))
+    await session.execute(_people_upsert(dialect_insert(session), tuple(changed)), rows)
 
 
 async def _move_guard(session: AsyncSession, *, personnel_id: int, shift_id: int, step: int) -> None:
@@ -263,14 +261,8 @@ async def _move_guard(session: AsyncSession, *, personnel_id: int, shift_id: int
     if not posts:
         return
     part = 1.0 / len(posts)
-    statement = dialect_insert(session)(TPS).values(
-        [{"shift_id": shift_id, "tps_id": tps_id, "present": step, "share": step * part} for tps_id, _, _ in posts])
-    present = TPS.c.present + statement.excluded.present
-    statement = statement.on_conflict_do_update(
-        index_elements=["shift_id", "tps_id"],
-        set_={"present": present, "share": case((present == 0, 0.0), else_=TPS.c.share + statement.excluded.share)},
-    ).returning(TPS.c.tps_id, TPS.c.present, TPS.c.share)
-    after = {tps_id: (count, share) for tps_id, count, share in await session.execute(statement)}
+    rows = [{"shift_id": shift_id, "tps_id": tps_id, "present": step, "share": step * part} for tps_id, _, _ in posts]
+    after = {tps_id: (count, share) for tps_id, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
     needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
     flips: dict[tuple[int, str], tuple[int, int]] = {}
     for tps_id, unit_id, kerawanan in posts:
@@ -299,8 +291,36 @@ async def _needs(session: AsyncSession, shift_id: int) -> dict[str, float]:
 async def _add_unit_tps(session: AsyncSession, shift_id: int, flips: dict[tuple[int, str], tuple[int, int]]) -> None:
     rows = [{"shift_id": shift_id, "unit_id": unit_id, "kerawanan": kerawanan, "tps_total": 0,
              "covered": covered, "meets": meets} for (unit_id, kerawanan), (covered, meets) in sorted(flips.items())]
-    statement = dialect_insert(session)(UNIT_TPS).values(rows)
-    await session.execute(statement.on_conflict_do_update(
+    await session.execute(_unit_tps_upsert(dialect_insert(session)), rows)
+
+
+# Built once per backend and kept: the same statement object is compiled once and then found in
+# SQLAlchemy's cache (a multi-row `.values()` is compiled anew on every call).
+
+
+@cache
+def _people_upsert(insert: Callable[..., Any], changed: tuple[str, ...]) -> Any:
+    statement = insert(PEOPLE)
+    return statement.on_conflict_do_update(
+        index_elements=["shift_id", "unit_id"],
+        set_={name: PEOPLE.c[name] + statement.excluded[name] for name in changed},
+    )
+
+
+@cache
+def _guard_upsert(insert: Callable[..., Any]) -> Any:
+    statement = insert(TPS)
+    present = TPS.c.present + statement.excluded.present
+    return statement.on_conflict_do_update(
+        index_elements=["shift_id", "tps_id"],
+        set_={"present": present, "share": case((present == 0, 0.0), else_=TPS.c.share + statement.excluded.share)},
+    ).returning(TPS.c.tps_id, TPS.c.present, TPS.c.share)
+
+
+@cache
+def _unit_tps_upsert(insert: Callable[..., Any]) -> Any:
+    statement = insert(UNIT_TPS)
+    return statement.on_conflict_do_update(
         index_elements=["shift_id", "unit_id", "kerawanan"],
         set_={name: UNIT_TPS.c[name] + statement.excluded[name] for name in ("covered", "meets")},
-    ))
+    )
