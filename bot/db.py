@@ -23,6 +23,8 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        kwargs.setdefault("pool_size", 15)  # one thread each; a smaller pool would open and close them under load
+        kwargs.setdefault("max_overflow", 5)
         engine = create_async_engine(url, echo=echo, connect_args=sqlite_driver.connect_args(), **kwargs)
         event.listen(engine.sync_engine, "connect", sqlite_driver.pragmas)
         return engine

@@ -40,6 +40,26 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    async def commit(self) -> None:
+        if self._idle():
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        """The pool rolls back every connection it takes back; most have nothing to undo."""
+        if self._idle():
+            return
+        await super().rollback()
+
+    def _idle(self) -> bool:
+        """No transaction open and no writer's turn held: nothing to end, no trip to make.
+
+        Safe to ask from the event loop: the connection is checked out to
+        this caller, so its thread is not running anything.
+        """
+        connection = self._connection
+        return isinstance(connection, TurnTakingConnection) and not connection.in_transaction and not connection.has_turn
+
 
 class OneTripCursor:
     """aiosqlite's cursor as SQLAlchemy uses it; a statement's rows come back with its execution."""
@@ -124,7 +144,7 @@ class TurnTakingConnection(sqlite3.Connection):
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         self._turn = self._turn_for(os.path.realpath(database) if os.path.exists(database) else database)
-        self._has_turn = False
+        self.has_turn = False
         self._wait = float(kwargs.get("timeout", BUSY_TIMEOUT_MS / 1000))
 
     @classmethod
@@ -136,15 +156,15 @@ class TurnTakingConnection(sqlite3.Connection):
         return super().cursor(factory or _TurnTakingCursor)
 
     def take_turn(self, statement: str) -> None:
-        if self._has_turn or not _WRITE_STATEMENT.match(statement):
+        if self.has_turn or not _WRITE_STATEMENT.match(statement):
             return
         if not self._turn.acquire(timeout=self._wait):
             raise sqlite3.OperationalError("database is locked")
-        self._has_turn = True
+        self.has_turn = True
 
     def end_turn(self) -> None:
-        if self._has_turn:
-            self._has_turn = False
+        if self.has_turn:
+            self.has_turn = False
             self._turn.release()
 
     def commit(self) -> None:

@@ -63,7 +63,7 @@ async def check_in(
         return CheckinResult(CheckinOutcome.forwarded)
     if now - sent_at > timedelta(seconds=settings.max_location_age_seconds):
         return CheckinResult(CheckinOutcome.stale)
-    shift = await _checkin_shift(session, personnel_id, now, timedelta(minutes=settings.opens_before_minutes))
+    shift, existing = await _checkin_shift(session, personnel_id, now, timedelta(minutes=settings.opens_before_minutes))
     if shift is None:
         return CheckinResult(CheckinOutcome.no_shift, next_shift=await _next_shift(session, personnel_id, now))
     post, distance = min(
@@ -71,7 +71,6 @@ async def check_in(
     )
     far = distance > settings.geofence_meters
     late = now > shift.starts_at + timedelta(minutes=settings.grace_minutes)
-    existing = await _existing(session, personnel_id, shift.shift_id)
     if existing is not None:
         return await _again(session, existing, shift, post, lat, lon, distance, far, personnel_id)
     row = Checkin(
@@ -117,24 +116,26 @@ def _result(outcome: CheckinOutcome, row: Checkin, shift: ShiftPlan, post: Post)
 
 async def _checkin_shift(
     session: AsyncSession, personnel_id: int, now: datetime, opens_before: timedelta
-) -> ShiftPlan | None:
-    """The open shift this presence is for: of those not yet checked in, the one starting nearest now.
+) -> tuple[ShiftPlan | None, Checkin | None]:
+    """The open shift this presence is for, and its check-in if there is one already.
 
-    Someone arriving at 05:40 for the 06:00 voting shift, while still on the
+    Of the open shifts not yet checked in, the one starting nearest now:
+    someone arriving at 05:40 for the 06:00 voting shift, while still on the
     logistics shift that ends at 06:00, is checking in for the voting shift.
+    When every open shift has its check-in, the nearest one and its row.
     """
     plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
     if not plans:
-        return None
-    done = set(
-        await session.scalars(
-            select(Checkin.shift_id).where(
-                Checkin.personnel_id == personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans])
-            )
+        return None, None
+    done = {
+        row.shift_id: row
+        for row in await session.scalars(
+            select(Checkin).where(Checkin.personnel_id == personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans]))
         )
-    )
+    }
     by_nearness = sorted(plans, key=lambda plan: abs((plan.starts_at - now).total_seconds()))
-    return next((plan for plan in by_nearness if plan.shift_id not in done), by_nearness[0])
+    shift = next((plan for plan in by_nearness if plan.shift_id not in done), by_nearness[0])
+    return shift, done.get(shift.shift_id)
 
 
 async def _existing(session: AsyncSession, personnel_id: int, shift_id: int) -> Checkin | None:

@@ -44,25 +44,21 @@ class Actor:
 
 
 async def actor_for(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
+    """Who sent an update: asked on every update, so columns only (no ORM objects to build)."""
     row = (
         await session.execute(
-            select(Personnel, Unit)
+            select(Personnel.id, Personnel.name, Personnel.rank, Personnel.role, Unit.id, Unit.code, Unit.name,
+                   Personnel.language)
             .join(Unit, Unit.id == Personnel.unit_id)
             .where(Personnel.telegram_user_id == telegram_user_id)
         )
     ).first()
     if row is None:
         return None
-    person, unit = row
+    personnel_id, name, rank, role, unit_id, unit_code, unit_name, language = row
     return Actor(
-        personnel_id=person.id,
-        name=person.name,
-        rank=person.rank,
-        role=person.role,
-        unit_id=unit.id,
-        unit_code=unit.code,
-        unit_name=unit.name,
-        language=person.language,
+        personnel_id=personnel_id, name=name, rank=rank, role=role,
+        unit_id=unit_id, unit_code=unit_code, unit_name=unit_name, language=language,
     )
 
 

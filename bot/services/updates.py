@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import dialect_insert
 from models import ProcessedUpdate
 
 
@@ -15,14 +15,12 @@ async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) 
     """True for the first worker to see this update; a redelivery gets False.
 
     The primary key does the arbitration, so it holds between processes too.
+    One statement on every update: a plain insert-or-ignore, no ORM flush.
     """
-    session.add(ProcessedUpdate(update_id=update_id, at=now))
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+    insert = dialect_insert(session)(ProcessedUpdate).values(update_id=update_id, at=now)
+    result = await session.execute(insert.on_conflict_do_nothing(index_elements=["update_id"]))
+    await session.commit()
+    return bool(result.rowcount)
 
 
 async def forget_old(session: AsyncSession, *, before: datetime) -> int:
