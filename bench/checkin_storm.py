@@ -4,8 +4,8 @@ Two measurements per bot, against the Bot API emulator on loopback:
   burst   every update queued at once: updates per second until all are answered
   paced   locations arriving at --rate updates a second: time from update to reply
 The same run measures a baseline bot that answers every update with no work
-(same HTTP connection pool as the bot)
-(PTB's Application and the emulator alone: the ceiling of this stack).
+(PTB's Application with the bot's HTTP connection pool, and the emulator
+alone: the ceiling of this stack).
 
     python bench/checkin_storm.py [--people 2000] [--rate 100] [--pg]
 """
