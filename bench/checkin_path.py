@@ -44,7 +44,7 @@ async def run_backend(backend: str, people: int, workdir: Path) -> None:
     now = clock()
     async with sessions() as session:
         linked = select(Personnel.telegram_user_id, Personnel.id).where(Personnel.telegram_user_id.is_not(None))
-        personnel = dict((await session.execute(linked)).tuples().all())
+        personnel = {user: pid for user, pid in (await session.execute(linked)).all()}
 
     async def claim(index: int, _user: int, _lat: float, _lon: float) -> object:
         async with sessions() as session:

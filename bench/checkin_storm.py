@@ -7,7 +7,11 @@ The same run measures a baseline bot that answers every update with no work
 (PTB's Application with the bot's HTTP connection pool, and the emulator
 alone: the ceiling of this stack).
 
-    python bench/checkin_storm.py [--people 2000] [--rate 100] [--pg]
+With --workers N (PostgreSQL), the bot also runs as N `siaga run --webhook`
+processes, as in production, fed by the emulator's webhook deliveries
+(tests/workers/harness.py starts them); the baseline stays one process.
+
+    python -m bench.checkin_storm [--people 2000] [--rate 100] [--pg [--workers 2]]
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import argparse
 import asyncio
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +37,25 @@ from bot.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SimUser, running
 from bot.runtime import ManualClock
 from models import Assignment, Checkin, Personnel, Shift, Tps
+from tests.workers.harness import TOKEN, Cluster
 
 FIRST_USER_ID = 900_000_001
 
 
 async def prepare(url: str, people: int) -> tuple[ManualClock, list[tuple[int, float, float]]]:
-    """Link `people` assigned personnel to Telegram ids; return the clock and where each stands."""
+    """Link `people` assigned personnel to Telegram ids; return the clock and where each stands.
+
+    The shifts are moved so that voting began five minutes ago by the wall
+    clock: worker processes keep the real time.
+    """
     await load_province(url, tps=max(100, people // 2))
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:
         shift = await session.scalar(select(Shift).where(Shift.phase == "pemungutan").order_by(Shift.starts_at))
         assert shift is not None
+        moved = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5) - shift.starts_at
+        for each in await session.scalars(select(Shift)):
+            each.starts_at, each.ends_at = each.starts_at + moved, each.ends_at + moved
         rows = (
             await session.execute(
                 select(Assignment.personnel_id, Tps.lat, Tps.lon)
@@ -117,13 +131,41 @@ async def paced(emu: Emulator, users: list[SimUser], places: dict[int, tuple[flo
     return [emu.sent_to(user)[counts[user.id]].wall - sent_at[user.id] for user in users]
 
 
-async def measure(label: str, make_app: Any, places: list[tuple[int, float, float]], rate: float) -> dict[str, Any]:
+Serve = Callable[[Emulator], AbstractAsyncContextManager[object]]
+
+
+def polling(make_app: Callable[[Emulator], Any]) -> Serve:
+    """One process: this event loop runs the bot, polling the emulator."""
+    return lambda emu: running(make_app(emu))
+
+
+def workers(url: str, count: int, workdir: Path) -> Serve:
+    """`count` worker processes on webhooks, configured as `siaga run` is by default."""
+    defaults = load_settings(None).model_dump()
+    config = {section: defaults[section] for section in ("scheduler", "escalation", "reminders", "checkin", "delivery")}
+    config["checkin"]["max_location_age_seconds"] = 10**9
+    config["logging"] = {"level": "WARNING"}
+
+    @asynccontextmanager
+    async def serve(emu: Emulator) -> AsyncIterator[object]:
+        cluster = Cluster(emu=emu, url=url, workdir=workdir, engine=make_engine(url))
+        cluster.add_workers(count, config)
+        try:
+            await cluster.start()
+            yield cluster
+        finally:
+            await cluster.stop()
+            await cluster.engine.dispose()
+
+    return serve
+
+
+async def measure(label: str, serve: Serve, places: list[tuple[int, float, float]], rate: float) -> dict[str, Any]:
     half = len(places) // 2
-    async with Emulator(limits=Limits(enforce=False), record_calls=False) as emu:
-        app = make_app(emu)
+    async with Emulator(token=TOKEN, limits=Limits(enforce=False), record_calls=False) as emu:
         users = [emu.user(f"P{uid}", user_id=uid) for uid, _, _ in places]
         where = {uid: (lat, lon) for uid, lat, lon in places}
-        async with running(app):
+        async with serve(emu):
             seconds = await burst(emu, users[:half], where)
             latencies = await paced(emu, users[half:], where, rate)
         replies = sum(emu.count(user) for user in users)
@@ -131,13 +173,15 @@ async def measure(label: str, make_app: Any, places: list[tuple[int, float, floa
             "latencies": latencies, "replies": replies}
 
 
-async def run_backend(backend: str, people: int, rate: float, workdir: Path) -> list[dict[str, Any]]:
+async def run_backend(backend: str, people: int, rate: float, workdir: Path, processes: int = 0) -> list[dict[str, Any]]:
     url = await fresh_database(backend, "siaga_bench_storm", workdir)
     clock, places = await prepare(url, people)
-    results = [
-        await measure("baseline (no work)", baseline_app, places, rate),
-        await measure(f"siaga on {backend}", lambda emu: build_application(bot_settings(emu, url), clock=clock), places, rate),
-    ]
+    if processes:
+        bot, label = workers(url, processes, workdir), f"siaga on {backend}, {processes} workers"
+    else:
+        bot = polling(lambda emu: build_application(bot_settings(emu, url), clock=clock))
+        label = f"siaga on {backend}"
+    results = [await measure("baseline (no work)", polling(baseline_app), places, rate), await measure(label, bot, places, rate)]
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:
         stored = len((await session.scalars(select(Checkin.id))).all())
@@ -163,11 +207,15 @@ async def main() -> None:
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--pg", action="store_true", help="also on the PostgreSQL at 127.0.0.1:5432")
+    parser.add_argument("--workers", type=int, default=0, help="and with this many worker processes on PostgreSQL")
     args = parser.parse_args()
     print(f"check-in storm: {args.people} personnel; {machine()}")
     with tempfile.TemporaryDirectory() as directory:
         for backend in ["sqlite"] + (["postgresql"] if args.pg else []):
             report(await run_backend(backend, args.people, args.rate, Path(directory)), args.people, args.rate)
+        if args.pg and args.workers:
+            results = await run_backend("postgresql", args.people, args.rate, Path(directory), args.workers)
+            report(results, args.people, args.rate)
 
 
 if __name__ == "__main__":
