@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any
@@ -71,7 +72,7 @@ class OneTripCursor:
         self.description: Any = None
         self.rowcount = -1
         self.lastrowid: int | None = None
-        self._rows: list[Any] = []
+        self._rows: deque[Any] = deque()
 
     async def __aenter__(self) -> OneTripCursor:
         return self
@@ -87,32 +88,33 @@ class OneTripCursor:
 
     async def _run(self, method: str, sql: str, parameters: Any) -> OneTripCursor:
         connection = self._connection
-        self.description, self.rowcount, self.lastrowid, self._rows = await connection._execute(
+        self.description, self.rowcount, self.lastrowid, rows = await connection._execute(
             _in_thread, connection._conn, method, sql, parameters
         )
+        self._rows = deque(rows)
         return self
 
     async def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
+        rows = list(self._rows)
+        self._rows.clear()
         return rows
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
-        count = size or self.arraysize
-        rows, self._rows = self._rows[:count], self._rows[count:]
-        return rows
+        rows = self._rows
+        return [rows.popleft() for _ in range(min(size or self.arraysize, len(rows)))]
 
     async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
+        return self._rows.popleft() if self._rows else None
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Any]:
         while self._rows:
-            yield self._rows.pop(0)
+            yield self._rows.popleft()
 
     async def close(self) -> None:
-        self._rows = []
+        self._rows.clear()
 
 
 def _in_thread(connection: sqlite3.Connection, method: str, sql: str, parameters: Any) -> tuple[Any, int, Any, Sequence[Any]]:
@@ -200,8 +202,7 @@ class _TurnTakingCursor(sqlite3.Cursor):
 
 def pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")  # the busy timeout is connect_args' "timeout"
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
