@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
+from bot.db import quick
 from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_keyboard, location_keyboard
 from bot.services import chatstate
 from bot.services.checkin import check_in, check_out
@@ -21,7 +22,7 @@ async def hadir(update: Update, context: Context, actor: Actor) -> None:
     """
     assert update.effective_message and update.effective_user
     rt = runtime(context)
-    async with rt.sessions() as session:
+    async with quick(rt.sessions) as session:
         if await chatstate.clear(session, telegram_user_id=update.effective_user.id):
             await session.commit()
     await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
@@ -36,7 +37,7 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = runtime(context)
-    async with rt.sessions() as session:
+    async with quick(rt.sessions) as session:
         waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
         attach = ATTACHERS.get(waiting.kind) if waiting is not None and waiting.ref_id is not None else None
         if attach is None:  # one session for the common case: the wait looked up, the check-in stored
@@ -61,7 +62,7 @@ async def selesai(update: Update, context: Context, actor: Actor) -> None:
     """Close the running shift."""
     assert update.effective_message
     rt = runtime(context)
-    async with rt.sessions() as session:
+    async with quick(rt.sessions) as session:
         result = await check_out(session, personnel_id=actor.personnel_id, now=rt.now(), settings=rt.settings.checkin)
     await update.effective_message.reply_html(checkout_text(result, actor.language, rt.settings.operation.zone))
 

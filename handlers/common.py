@@ -16,6 +16,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
+from bot.db import quick
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
@@ -42,7 +43,7 @@ def user_lang(update: Update) -> Lang:
 async def drop_duplicates(update: Update, context: Context) -> None:
     """Telegram redelivers after timeouts; a second copy stops here, silently."""
     rt = runtime(context)
-    async with rt.sessions() as session:
+    async with quick(rt.sessions) as session:
         first = await claim_update(session, update_id=update.update_id, now=rt.now())
     if not first:
         raise ApplicationHandlerStop
@@ -51,7 +52,7 @@ async def drop_duplicates(update: Update, context: Context) -> None:
 async def load_actor(update: Update, context: Context) -> Actor | None:
     if update.effective_user is None:
         return None
-    async with runtime(context).sessions() as session:
+    async with quick(runtime(context).sessions) as session:
         return await actor_for(session, telegram_user_id=update.effective_user.id)
 
 

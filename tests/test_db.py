@@ -1,8 +1,14 @@
-"""SQLite writers of one process take turns; a turn always ends with its transaction."""
+"""SQLite writers of one process take turns; a turn always ends with its transaction.
+
+`quick` sessions run on the event loop's thread; they must never stop the
+loop to wait for a writer, in this process or another.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.sqlite_driver
 import models
-from bot.db import make_engine, make_sessionmaker
+from bot.db import make_engine, make_sessionmaker, quick
 from bot.services.updates import claim_update
 from models import ProcessedUpdate
 
@@ -130,4 +136,69 @@ async def test_a_writer_kept_waiting_past_the_busy_timeout_fails_cleanly(
             assert await claim_update(session, update_id=3, now=NOW), "the failed writer left no turn behind"
     finally:
         await other.dispose()
+    assert await stored(sqlite_engine) == 2
+
+
+async def test_quick_and_threaded_writers_at_once_all_land_once(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+
+    async def claim(update_id: int) -> bool:
+        session_of = quick(sessions) if update_id % 2 else sessions()
+        async with session_of as session:
+            return await claim_update(session, update_id=update_id, now=NOW)
+
+    results = await asyncio.gather(*(claim(i) for i in range(200)), *(claim(i) for i in range(0, 200, 7)))
+    assert results.count(True) == 200 and results.count(False) == 29
+    assert await stored(sqlite_engine) == 200
+
+
+async def loop_ticks_while(work: asyncio.Future[bool], *, for_seconds: float) -> int:
+    """How often a 10 ms ticker ran during the first `for_seconds` of `work`: 0 if the loop was stopped."""
+    ticks, ends = 0, time.monotonic() + for_seconds
+    while time.monotonic() < ends:
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+async def test_a_quick_writer_waits_for_another_connections_turn_off_the_loop(sqlite_engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(sqlite_engine)
+    async with sessions() as holder:
+        holder.add(ProcessedUpdate(update_id=1, at=NOW))
+        await holder.flush()  # this connection has the turn until its commit
+
+        async def quick_claim() -> bool:
+            async with quick(sessions) as session:
+                return await claim_update(session, update_id=2, now=NOW)
+
+        claim = asyncio.ensure_future(quick_claim())
+        ticks = await loop_ticks_while(claim, for_seconds=0.2)
+        assert not claim.done(), "the quick writer did not wait for the turn"
+        await holder.commit()
+    assert await asyncio.wait_for(claim, timeout=2)
+    assert ticks >= 5, f"the event loop stopped while the quick writer waited ({ticks} ticks in 0.2 s)"
+    assert await stored(sqlite_engine) == 2
+
+
+async def test_a_quick_writer_does_not_stop_the_loop_while_another_process_writes(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Another process (an import from the command line) holds SQLite's write lock for a while."""
+    other_process = sqlite3.connect(tmp_path / "turns.db", isolation_level=None, check_same_thread=False)
+    other_process.execute("BEGIN IMMEDIATE")
+    other_process.execute("INSERT INTO processed_updates (update_id, at) VALUES (1, '2024-02-14 06:00:00')")
+
+    async def quick_claim() -> bool:
+        async with quick(make_sessionmaker(sqlite_engine)) as session:
+            return await claim_update(session, update_id=2, now=NOW)
+
+    try:
+        claim = asyncio.ensure_future(quick_claim())
+        ticks = await loop_ticks_while(claim, for_seconds=0.3)
+        assert not claim.done(), "the quick writer did not wait for the other process"
+    finally:
+        other_process.execute("COMMIT")
+        other_process.close()
+    assert await asyncio.wait_for(claim, timeout=2)
+    assert ticks >= 5, f"the event loop stopped while the quick writer waited ({ticks} ticks in 0.3 s)"
     assert await stored(sqlite_engine) == 2
