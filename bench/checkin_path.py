@@ -6,6 +6,9 @@ location?) and the check-in itself; `/hadir` costs the claim, the lookup and
 clearing the chat state. Each is run once for each of N linked personnel,
 one after another, and timed in CPU and wall time per call: where
 bench/checkin_storm.py's time goes, and what a change to one service buys.
+On SQLite each call is timed twice: in a plain session (statements in the
+connection's thread) and in a `quick` one, as the bot makes these calls
+(statements on the event loop's thread).
 
     python -m bench.checkin_path [--people 500] [--pg]
 """
@@ -17,15 +20,18 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.checkin_storm import prepare
 from bench.common import fresh_database, machine
 from bot.config import load_settings
-from bot.db import make_engine, make_sessionmaker
+from bot.db import make_engine, make_sessionmaker, quick
 from bot.services import chatstate
 from bot.services.checkin import check_in
 from bot.services.people import actor_for
@@ -36,12 +42,22 @@ Call = Callable[[int, int, float, float], Awaitable[object]]
 
 
 async def run_backend(backend: str, people: int, workdir: Path) -> None:
-    url = await fresh_database(backend, "siaga_bench_path", workdir)
-    clock, places = await prepare(url, people)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
+    for how in ("plain", "quick") if backend == "sqlite" else ("plain",):
+        url = await fresh_database(backend, "siaga_bench_path", workdir)
+        clock, places = await prepare(url, people)
+        engine = make_engine(url)
+        plain = make_sessionmaker(engine)
+        print(f"  {backend}, {people} personnel, {how} sessions:")
+        await time_calls(plain if how == "plain" else partial(quick, plain), clock(), places)
+        await engine.dispose()
+
+
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+async def time_calls(sessions: Sessions, now: datetime, places: list[tuple[int, float, float]]) -> None:
+    people = len(places)
     settings = load_settings(None).checkin
-    now = clock()
     async with sessions() as session:
         linked = select(Personnel.telegram_user_id, Personnel.id).where(Personnel.telegram_user_id.is_not(None))
         personnel = {user: pid for user, pid in (await session.execute(linked)).all()}
@@ -73,14 +89,12 @@ async def run_backend(backend: str, people: int, workdir: Path) -> None:
         ("claim_update", claim), ("actor_for", actor), ("chatstate.waiting_for", waiting),
         ("chatstate.clear", clear), ("check_in (first)", checkin), ("check_in (again)", checkin),
     ]
-    print(f"  {backend}, {people} personnel:")
     for label, call in calls:
         cpu, wall = time.process_time(), time.perf_counter()
         for index, (user, lat, lon) in enumerate(places):
             await call(index, user, lat, lon)
         per = 1000 / people
         print(f"    {label:<22} {per * (time.process_time() - cpu):5.2f} ms CPU, {per * (time.perf_counter() - wall):5.2f} ms wall a call")
-    await engine.dispose()
 
 
 async def main() -> None:
