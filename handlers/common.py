@@ -16,13 +16,13 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
+from bot.claims import UpdateClaims
 from bot.db import quick
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
 from bot.runtime import Runtime, runtime_of
 from bot.services.people import Actor, actor_for
-from bot.services.updates import claim_update
 
 log = logging.getLogger("siaga.handlers")
 Context = ContextTypes.DEFAULT_TYPE
@@ -42,11 +42,16 @@ def user_lang(update: Update) -> Lang:
 
 async def drop_duplicates(update: Update, context: Context) -> None:
     """Telegram redelivers after timeouts; a second copy stops here, silently."""
-    rt = runtime(context)
-    async with quick(rt.sessions) as session:
-        first = await claim_update(session, update_id=update.update_id, now=rt.now())
-    if not first:
+    if not await claims(runtime(context)).claim(update.update_id):
         raise ApplicationHandlerStop
+
+
+def claims(rt: Runtime) -> UpdateClaims:
+    """The process's claim writer: wiring, made on first use (it holds no state between updates)."""
+    writer = rt.services.get("claims")
+    if writer is None:
+        writer = rt.services["claims"] = UpdateClaims(rt.sessions, rt.now)
+    return writer
 
 
 async def load_actor(update: Update, context: Context) -> Actor | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,15 +15,29 @@ from models import ProcessedUpdate
 
 
 async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) -> bool:
-    """True for the first worker to see this update; a redelivery gets False.
+    """True for the first worker to see this update; a redelivery gets False."""
+    return update_id in await claim_updates(session, update_ids=[update_id], now=now)
+
+
+async def claim_updates(session: AsyncSession, *, update_ids: Sequence[int], now: datetime) -> set[int]:
+    """The ids of these updates that nobody had claimed yet, now claimed and committed.
 
     The primary key does the arbitration, so it holds between processes too.
-    One statement on every update: a plain insert-or-ignore, no ORM flush.
+    One insert-or-ignore for the whole list (updates that arrive together are
+    claimed together, see bot/claims.py); an id listed twice is claimed once.
     """
-    insert = dialect_insert(session)(ProcessedUpdate).values(update_id=update_id, at=now)
-    result = await session.execute(insert.on_conflict_do_nothing(index_elements=["update_id"]))
+    rows = [{"update_id": update_id, "at": now} for update_id in dict.fromkeys(update_ids)]
+    result = await session.execute(_claim(dialect_insert(session)), rows)
+    claimed = set(result.scalars())
     await session.commit()
-    return bool(result.rowcount)
+    return claimed
+
+
+@cache
+def _claim(insert: Callable[..., Any]) -> Any:
+    """Built once per backend, so SQLAlchemy compiles it once."""
+    table = ProcessedUpdate.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["update_id"]).returning(table.c.update_id)
 
 
 async def forget_old(session: AsyncSession, *, before: datetime) -> int:

@@ -1,0 +1,62 @@
+"""Exactly-once claims of updates, one at a time and in batches, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+import models
+from bot.claims import UpdateClaims
+from bot.db import make_engine, make_sessionmaker
+from bot.services.updates import claim_update, claim_updates
+from models import ProcessedUpdate
+
+NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
+
+
+async def test_a_batch_claims_what_nobody_claimed_and_each_id_once(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        assert await claim_update(session, update_id=5, now=NOW)
+    async with sessions() as session:
+        assert await claim_updates(session, update_ids=[1, 2, 5, 2, 3], now=NOW) == {1, 2, 3}
+    async with sessions() as session:
+        assert not await claim_update(session, update_id=3, now=NOW)
+        assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 4
+
+
+async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Three copies of 40 updates at once (a redelivery storm): 40 handled, 80 dropped, not 120 writes."""
+    inserts: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: inserts.append(sql) if "processed_updates" in sql else None)
+    claims = UpdateClaims(sessions, lambda: NOW)
+    ids = [update_id for _ in range(3) for update_id in range(100, 140)]
+    results = await asyncio.gather(*(claims.claim(update_id) for update_id in ids))
+    firsts = [update_id for update_id, first in zip(ids, results, strict=True) if first]
+    assert sorted(firsts) == list(range(100, 140)), "each update handled exactly once"
+    assert len(inserts) <= 3, f"{len(inserts)} writes for 120 claims made at once"
+    assert not await claims.claim(120), "a later redelivery is still dropped"
+    assert await claims.claim(200)
+
+
+async def test_a_failed_claim_write_fails_its_updates_and_the_next_one_is_tried_again(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-schema.db'}")  # no tables: every write fails
+    try:
+        claims = UpdateClaims(make_sessionmaker(engine), lambda: NOW)
+        results = await asyncio.gather(*(claims.claim(update_id) for update_id in range(5)), return_exceptions=True)
+        assert all(isinstance(result, Exception) for result in results), results
+        await _create_schema(engine)
+        assert await claims.claim(1), "the writer recovered: the failed update counts as unseen"
+    finally:
+        await engine.dispose()
+
+
+async def _create_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(models.Base.metadata.create_all)
