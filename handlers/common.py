@@ -10,13 +10,14 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
-from bot.claims import UpdateClaims
+from bot.coalesce import senders, update_claims
 from bot.db import quick
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
@@ -28,6 +29,7 @@ log = logging.getLogger("siaga.handlers")
 Context = ContextTypes.DEFAULT_TYPE
 ActorHandler = Callable[[Update, Context, Actor], Awaitable[None]]
 PlainHandler = Callable[[Update, Context], Awaitable[None]]
+T = TypeVar("T")
 
 
 def runtime(context: Context) -> Runtime:
@@ -42,23 +44,32 @@ def user_lang(update: Update) -> Lang:
 
 async def drop_duplicates(update: Update, context: Context) -> None:
     """Telegram redelivers after timeouts; a second copy stops here, silently."""
-    if not await claims(runtime(context)).claim(update.update_id):
+    rt = runtime(context)
+    if not await _wired(rt, "claims", lambda: update_claims(rt.sessions, rt.now))(update.update_id):
         raise ApplicationHandlerStop
 
 
-def claims(rt: Runtime) -> UpdateClaims:
-    """The process's claim writer: wiring, made on first use (it holds no state between updates)."""
-    writer = rt.services.get("claims")
-    if writer is None:
-        writer = rt.services["claims"] = UpdateClaims(rt.sessions, rt.now)
-    return writer
-
-
 async def load_actor(update: Update, context: Context) -> Actor | None:
+    """The sender as the database has them now: for answers given after a change (registration, language)."""
     if update.effective_user is None:
         return None
     async with quick(runtime(context).sessions) as session:
         return await actor_for(session, telegram_user_id=update.effective_user.id)
+
+
+async def _sender(update: Update, context: Context) -> Actor | None:
+    """The sender as handling starts, looked up together with the other updates' of the moment."""
+    if update.effective_user is None:
+        return None
+    rt = runtime(context)
+    return await _wired(rt, "senders", lambda: senders(rt.sessions))(update.effective_user.id)
+
+
+def _wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:
+    """A piece of the process's wiring, made on first use."""
+    if name not in rt.services:
+        rt.services[name] = make()
+    return rt.services[name]  # type: ignore[no-any-return]
 
 
 async def answer(update: Update, text: str) -> None:
@@ -77,7 +88,7 @@ def _guard(handler: ActorHandler, refuse: Refusal) -> PlainHandler:
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: Context) -> None:
-        actor = await load_actor(update, context)
+        actor = await _sender(update, context)
         if actor is None:
             await answer(update, NOT_REGISTERED(user_lang(update)))
             return

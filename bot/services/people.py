@@ -6,6 +6,7 @@ button press: callback data only says what was pressed, never who may.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -44,22 +45,29 @@ class Actor:
 
 
 async def actor_for(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
-    """Who sent an update: asked on every update, so columns only (no ORM objects to build)."""
-    row = (
-        await session.execute(
-            select(Personnel.id, Personnel.name, Personnel.rank, Personnel.role, Unit.id, Unit.code, Unit.name,
-                   Personnel.language)
-            .join(Unit, Unit.id == Personnel.unit_id)
-            .where(Personnel.telegram_user_id == telegram_user_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    personnel_id, name, rank, role, unit_id, unit_code, unit_name, language = row
-    return Actor(
-        personnel_id=personnel_id, name=name, rank=rank, role=role,
-        unit_id=unit_id, unit_code=unit_code, unit_name=unit_name, language=language,
+    """Who sent an update."""
+    return (await actors_for(session, telegram_user_ids=[telegram_user_id])).get(telegram_user_id)
+
+
+async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int]) -> dict[int, Actor]:
+    """The registered people behind these Telegram ids, by id; strangers are missing.
+
+    Asked on every update (for a bunch of updates at once, see
+    bot/coalesce.py), so columns only: no ORM objects to build.
+    """
+    rows = await session.execute(
+        select(Personnel.telegram_user_id, Personnel.id, Personnel.name, Personnel.rank, Personnel.role,
+               Unit.id, Unit.code, Unit.name, Personnel.language)
+        .join(Unit, Unit.id == Personnel.unit_id)
+        .where(Personnel.telegram_user_id.in_(set(telegram_user_ids)))
     )
+    return {
+        user_id: Actor(
+            personnel_id=personnel_id, name=name, rank=rank, role=role,
+            unit_id=unit_id, unit_code=unit_code, unit_name=unit_name, language=language,
+        )
+        for user_id, personnel_id, name, rank, role, unit_id, unit_code, unit_name, language in rows
+    }
 
 
 async def commands_unit(session: AsyncSession, *, actor: Actor, unit_id: int) -> bool:

@@ -1,4 +1,4 @@
-"""Exactly-once claims of updates, one at a time and in batches, on SQLite and PostgreSQL."""
+"""Claims and sender lookups of updates arriving together: one statement for many, each answered right."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.claims import UpdateClaims
+from bot.coalesce import senders, update_claims
 from bot.db import make_engine, make_sessionmaker
 from bot.services.updates import claim_update, claim_updates
 from models import ProcessedUpdate
+from tests.factories import build_roster, link
 
 NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
+BUDI, EKO = "budi", "eko"
 
 
 async def test_a_batch_claims_what_nobody_claimed_and_each_id_once(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -35,24 +37,24 @@ async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
     inserts: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_: inserts.append(sql) if "processed_updates" in sql else None)
-    claims = UpdateClaims(sessions, lambda: NOW)
+    claim = update_claims(sessions, lambda: NOW)
     ids = [update_id for _ in range(3) for update_id in range(100, 140)]
-    results = await asyncio.gather(*(claims.claim(update_id) for update_id in ids))
+    results = await asyncio.gather(*(claim(update_id) for update_id in ids))
     firsts = [update_id for update_id, first in zip(ids, results, strict=True) if first]
     assert sorted(firsts) == list(range(100, 140)), "each update handled exactly once"
     assert len(inserts) <= 3, f"{len(inserts)} writes for 120 claims made at once"
-    assert not await claims.claim(120), "a later redelivery is still dropped"
-    assert await claims.claim(200)
+    assert not await claim(120), "a later redelivery is still dropped"
+    assert await claim(200)
 
 
 async def test_a_failed_claim_write_fails_its_updates_and_the_next_one_is_tried_again(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-schema.db'}")  # no tables: every write fails
     try:
-        claims = UpdateClaims(make_sessionmaker(engine), lambda: NOW)
-        results = await asyncio.gather(*(claims.claim(update_id) for update_id in range(5)), return_exceptions=True)
+        claim = update_claims(make_sessionmaker(engine), lambda: NOW)
+        results = await asyncio.gather(*(claim(update_id) for update_id in range(5)), return_exceptions=True)
         assert all(isinstance(result, Exception) for result in results), results
         await _create_schema(engine)
-        assert await claims.claim(1), "the writer recovered: the failed update counts as unseen"
+        assert await claim(1), "the writer recovered: the failed update counts as unseen"
     finally:
         await engine.dispose()
 
@@ -60,3 +62,22 @@ async def test_a_failed_claim_write_fails_its_updates_and_the_next_one_is_tried_
 async def _create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(models.Base.metadata.create_all)
+
+
+async def test_senders_asking_together_get_their_own_person_and_strangers_none(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session:
+        roster = await build_roster(session)
+        await link(session, roster.person(BUDI), 7001)
+        await link(session, roster.person(EKO), 7002)
+    lookups: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM personnel" in sql else None)
+    sender = senders(sessions)
+    asked = [7001, 7002, 9999, 7001, 7002] * 10
+    found = await asyncio.gather(*(sender(user_id) for user_id in asked))
+    names = [actor.name if actor else None for actor in found]
+    budi, eko = roster.person(BUDI).name, roster.person(EKO).name
+    assert names == [budi, eko, None, budi, eko] * 10
+    assert len(lookups) <= 2, f"{len(lookups)} lookups for 50 senders asked at once"

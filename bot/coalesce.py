@@ -1,0 +1,92 @@
+"""What many updates ask of the database at once, asked once for all of them.
+
+Every update is claimed (exactly-once, bot/services/updates.py) and nearly
+every one looks its sender up (bot/services/people.py) before anything
+else. Under load updates come in bunches: a poll returns up to a hundred, a
+webhook worker's queue fills while the loop is busy. A `Coalescer` sends
+the keys asked for while its previous call was on its way in one call, one
+statement for the lot. Nothing is held back on purpose: a key asked for
+when the coalescer is idle goes at once, alone.
+
+Only the waiting lives in memory. A claim is answered after its commit, so
+a restart loses nothing: an unanswered update is delivered again and
+claimed then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import quick
+from bot.services.people import Actor, actors_for
+from bot.services.updates import claim_updates
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Coalescer(Generic[K, V]):
+    """`await coalescer(key)`: `run` answers a list of keys with a list of values, in order."""
+
+    def __init__(self, run: Callable[[list[K]], Awaitable[list[V]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[K, asyncio.Future[V]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, key: K) -> V:
+        answer: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, answer))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await answer
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                await self._answer(batch)
+        finally:
+            self._task = None
+
+    async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+        try:
+            values = await self._run([key for key, _ in batch])
+        except Exception as error:  # each update's own error handler answers its sender
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(error)
+            return
+        for (_, answer), value in zip(batch, values, strict=True):
+            if not answer.done():
+                answer.set_result(value)
+
+
+def update_claims(sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> Coalescer[int, bool]:
+    """True for the first copy of an update anywhere; False for a redelivery, and for a second copy in one bunch."""
+
+    async def claim(update_ids: list[int]) -> list[bool]:
+        async with quick(sessions) as session:
+            unseen = await claim_updates(session, update_ids=update_ids, now=now())
+        firsts = []
+        for update_id in update_ids:
+            firsts.append(update_id in unseen)
+            unseen.discard(update_id)
+        return firsts
+
+    return Coalescer(claim)
+
+
+def senders(sessions: async_sessionmaker[AsyncSession]) -> Coalescer[int, Actor | None]:
+    """The registered person behind a Telegram user id, None for a stranger."""
+
+    async def look_up(telegram_user_ids: list[int]) -> list[Actor | None]:
+        async with quick(sessions) as session:
+            found = await actors_for(session, telegram_user_ids=telegram_user_ids)
+        return [found.get(user_id) for user_id in telegram_user_ids]
+
+    return Coalescer(look_up)
