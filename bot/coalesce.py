@@ -56,6 +56,10 @@ class Coalescer(Generic[K, V]):
     async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         try:
             values = await self._run([key for key, _ in batch])
+        except asyncio.CancelledError:  # shutting down: the callers stop too, none left waiting
+            for _, answer in batch:
+                answer.cancel()
+            raise
         except Exception as error:  # each update's own error handler answers its sender
             for _, answer in batch:
                 if not answer.done():

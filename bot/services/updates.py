@@ -24,7 +24,7 @@ async def claim_updates(session: AsyncSession, *, update_ids: Sequence[int], now
 
     The primary key does the arbitration, so it holds between processes too.
     One insert-or-ignore for the whole list (updates that arrive together are
-    claimed together, see bot/claims.py); an id listed twice is claimed once.
+    claimed together, see bot/coalesce.py); an id listed twice is claimed once.
     """
     rows = [{"update_id": update_id, "at": now} for update_id in dict.fromkeys(update_ids)]
     result = await session.execute(_claim(dialect_insert(session)), rows)
