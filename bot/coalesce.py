@@ -1,8 +1,9 @@
 """What many updates ask of the database at once, asked once for all of them.
 
-Every update is claimed (exactly-once, bot/services/updates.py) and nearly
+Every update is claimed (exactly-once, bot/services/updates.py), nearly
 every one looks its sender up (bot/services/people.py) before anything
-else. Under load updates come in bunches: a poll returns up to a hundred, a
+else, and every location and `/hadir` asks what the bot waits for from
+its sender (bot/services/chatstate.py). Under load updates come in bunches: a poll returns up to a hundred, a
 webhook worker's queue fills while the loop is busy. A `Coalescer` sends
 the keys asked for while its previous call was on its way in one call, one
 statement for the lot. Nothing is held back on purpose: a key asked for
@@ -23,6 +24,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import quick
+from bot.services.chatstate import Waiting, waiting_for_each
 from bot.services.people import Actor, actors_for
 from bot.services.updates import claim_updates
 
@@ -91,6 +93,17 @@ def senders(sessions: async_sessionmaker[AsyncSession]) -> Coalescer[int, Actor 
     async def look_up(telegram_user_ids: list[int]) -> list[Actor | None]:
         async with quick(sessions) as session:
             found = await actors_for(session, telegram_user_ids=telegram_user_ids)
+        return [found.get(user_id) for user_id in telegram_user_ids]
+
+    return Coalescer(look_up)
+
+
+def waits(sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> Coalescer[int, Waiting | None]:
+    """What the bot waits for from a Telegram user (a report's location or photo), None for nothing."""
+
+    async def look_up(telegram_user_ids: list[int]) -> list[Waiting | None]:
+        async with quick(sessions) as session:
+            found = await waiting_for_each(session, telegram_user_ids=telegram_user_ids, now=now())
         return [found.get(user_id) for user_id in telegram_user_ids]
 
     return Coalescer(look_up)

@@ -11,7 +11,7 @@ from bot.services import chatstate
 from bot.services.checkin import check_in, check_out
 from bot.services.people import Actor
 from handlers import incidents, sitrep
-from handlers.common import Context, registered, runtime
+from handlers.common import Context, registered, runtime, waiting_for
 
 @registered
 async def hadir(update: Update, context: Context, actor: Actor) -> None:
@@ -21,9 +21,9 @@ async def hadir(update: Update, context: Context, actor: Actor) -> None:
     /hadir only has to forget such a wait (a read, and rarely a write).
     """
     assert update.effective_message and update.effective_user
-    rt = runtime(context)
-    async with quick(rt.sessions) as session:
-        if await chatstate.clear(session, telegram_user_id=update.effective_user.id):
+    if await waiting_for(update, context) is not None:
+        async with quick(runtime(context).sessions) as session:
+            await chatstate.clear(session, telegram_user_id=update.effective_user.id)
             await session.commit()
     await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
 
@@ -37,19 +37,16 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = runtime(context)
-    async with quick(rt.sessions) as session:
-        waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
-        attach = ATTACHERS.get(waiting.kind) if waiting is not None and waiting.ref_id is not None else None
-        if attach is None:  # one session for the common case: the wait looked up, the check-in stored
-            result = await check_in(
-                session, personnel_id=actor.personnel_id, lat=message.location.latitude,
-                lon=message.location.longitude, sent_at=message.date, forwarded=message.forward_origin is not None,
-                now=rt.now(), settings=rt.settings.checkin,
-            )
-    if attach is not None:
-        assert waiting is not None and waiting.ref_id is not None
-        await attach(update, context, actor, waiting.ref_id)
+    waiting = await waiting_for(update, context)
+    if waiting is not None and waiting.ref_id is not None and waiting.kind in ATTACHERS:
+        await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)
         return
+    async with quick(rt.sessions) as session:
+        result = await check_in(
+            session, personnel_id=actor.personnel_id, lat=message.location.latitude,
+            lon=message.location.longitude, sent_at=message.date, forwarded=message.forward_origin is not None,
+            now=rt.now(), settings=rt.settings.checkin,
+        )
     text = checkin_text(
         result, actor.language, rt.settings.operation.zone,
         geofence_m=rt.settings.checkin.geofence_meters, opens_before_minutes=rt.settings.checkin.opens_before_minutes,

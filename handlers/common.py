@@ -17,12 +17,13 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
-from bot.coalesce import senders, update_claims
+from bot.coalesce import senders, update_claims, waits
 from bot.db import quick
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
 from bot.runtime import Runtime, runtime_of
+from bot.services.chatstate import Waiting
 from bot.services.people import Actor, actor_for
 
 log = logging.getLogger("siaga.handlers")
@@ -63,6 +64,13 @@ async def _sender(update: Update, context: Context) -> Actor | None:
         return None
     rt = runtime(context)
     return await _wired(rt, "senders", lambda: senders(rt.sessions))(update.effective_user.id)
+
+
+async def waiting_for(update: Update, context: Context) -> Waiting | None:
+    """What the bot waits for from the sender, asked together with the other updates' of the moment."""
+    assert update.effective_user
+    rt = runtime(context)
+    return await _wired(rt, "waits", lambda: waits(rt.sessions, rt.now))(update.effective_user.id)
 
 
 def _wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.coalesce import senders, update_claims
+from bot.coalesce import senders, update_claims, waits
+from bot.services import chatstate
 from bot.db import make_engine, make_sessionmaker
 from bot.services.updates import claim_update, claim_updates
 from models import ProcessedUpdate
@@ -81,3 +82,20 @@ async def test_senders_asking_together_get_their_own_person_and_strangers_none(
     budi, eko = roster.person(BUDI).name, roster.person(EKO).name
     assert names == [budi, eko, None, budi, eko] * 10
     assert len(lookups) <= 2, f"{len(lookups)} lookups for 50 senders asked at once"
+
+
+async def test_waits_asked_together_answer_each_person_and_ignore_expired_ones(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session:
+        await chatstate.expect(session, telegram_user_id=8001, kind="sitrep", ref_id=11, now=NOW, ttl=timedelta(minutes=10))
+        await chatstate.expect(session, telegram_user_id=8002, kind="sitrep", ref_id=12, now=NOW - timedelta(hours=1),
+                               ttl=timedelta(minutes=10))
+        await session.commit()
+    lookups: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM chat_states" in sql else None)
+    wait = waits(sessions, lambda: NOW)
+    found = await asyncio.gather(*(wait(user_id) for user_id in [8001, 8002, 8003] * 10))
+    assert found == [chatstate.Waiting("sitrep", 11), None, None] * 10
+    assert len(lookups) <= 2, f"{len(lookups)} lookups for 30 asked at once"

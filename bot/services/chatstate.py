@@ -6,6 +6,7 @@ belongs to that report. A row per user, so any worker reads the same state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,10 +34,20 @@ async def expect(
 
 
 async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> Waiting | None:
-    row = await session.scalar(select(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
-    if row is None or row.expires_at <= now:
-        return None
-    return Waiting(row.kind, row.ref_id)
+    return (await waiting_for_each(session, telegram_user_ids=[telegram_user_id], now=now)).get(telegram_user_id)
+
+
+async def waiting_for_each(session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime) -> dict[int, Waiting]:
+    """What is awaited from each of these people, by Telegram id; nothing (or expired) is missing.
+
+    Every location and every `/hadir` asks (for a bunch of updates at once,
+    see bot/coalesce.py), so columns only.
+    """
+    rows = await session.execute(
+        select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id)
+        .where(ChatState.telegram_user_id.in_(set(telegram_user_ids)), ChatState.expires_at > now)
+    )
+    return {user_id: Waiting(kind, ref_id) for user_id, kind, ref_id in rows}
 
 
 async def clear(session: AsyncSession, *, telegram_user_id: int) -> bool:
