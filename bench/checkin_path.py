@@ -2,8 +2,8 @@
 
 A location update costs: the update claim (exactly-once), the sender lookup
 (every update), the chat-state lookup (is a report waiting for this
-location?) and the check-in itself; `/hadir` costs the claim, the lookup and
-clearing the chat state. Each is run once for each of N linked personnel,
+location?) and the check-in itself; `/hadir` costs the claim and the two
+lookups (it clears the chat state only when something waits). Each is run once for each of N linked personnel,
 one after another, and timed in CPU and wall time per call: where
 bench/checkin_storm.py's time goes, and what a change to one service buys.
 On SQLite each call is timed twice: in a plain session (statements in the
@@ -74,10 +74,6 @@ async def time_calls(sessions: Sessions, now: datetime, places: list[tuple[int, 
         async with sessions() as session:
             return await chatstate.waiting_for(session, telegram_user_id=user, now=now)
 
-    async def clear(_index: int, user: int, _lat: float, _lon: float) -> object:
-        async with sessions() as session:
-            return await chatstate.clear(session, telegram_user_id=user)
-
     async def checkin(_index: int, user: int, lat: float, lon: float) -> object:
         async with sessions() as session:
             return await check_in(
@@ -87,7 +83,7 @@ async def time_calls(sessions: Sessions, now: datetime, places: list[tuple[int, 
 
     calls: list[tuple[str, Call]] = [
         ("claim_update", claim), ("actor_for", actor), ("chatstate.waiting_for", waiting),
-        ("chatstate.clear", clear), ("check_in (first)", checkin), ("check_in (again)", checkin),
+        ("check_in (first)", checkin), ("check_in (again)", checkin),
     ]
     for label, call in calls:
         cpu, wall = time.process_time(), time.perf_counter()

@@ -89,21 +89,22 @@ def update_claims(sessions: async_sessionmaker[AsyncSession], now: Callable[[], 
 
 def senders(sessions: async_sessionmaker[AsyncSession]) -> Coalescer[int, Actor | None]:
     """The registered person behind a Telegram user id, None for a stranger."""
-
-    async def look_up(telegram_user_ids: list[int]) -> list[Actor | None]:
-        async with quick(sessions) as session:
-            found = await actors_for(session, telegram_user_ids=telegram_user_ids)
-        return [found.get(user_id) for user_id in telegram_user_ids]
-
-    return Coalescer(look_up)
+    return _by_user(sessions, lambda session, ids: actors_for(session, telegram_user_ids=ids))
 
 
 def waits(sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> Coalescer[int, Waiting | None]:
     """What the bot waits for from a Telegram user (a report's location or photo), None for nothing."""
+    return _by_user(sessions, lambda session, ids: waiting_for_each(session, telegram_user_ids=ids, now=now()))
 
-    async def look_up(telegram_user_ids: list[int]) -> list[Waiting | None]:
+
+def _by_user(
+    sessions: async_sessionmaker[AsyncSession], fetch: Callable[[AsyncSession, list[int]], Awaitable[dict[int, V]]]
+) -> Coalescer[int, V | None]:
+    """A lookup by Telegram user id, None for whoever `fetch` does not find."""
+
+    async def look_up(telegram_user_ids: list[int]) -> list[V | None]:
         async with quick(sessions) as session:
-            found = await waiting_for_each(session, telegram_user_ids=telegram_user_ids, now=now())
+            found = await fetch(session, telegram_user_ids)
         return [found.get(user_id) for user_id in telegram_user_ids]
 
     return Coalescer(look_up)

@@ -72,21 +72,20 @@ class OneTripConnection(aiosqlite.Connection):
         return OneTripCursor(self)
 
     async def commit(self) -> None:
-        if self._idle():
-            return
-        if _ON_LOOP.get():
-            self._connection.commit()
-            return
-        await super().commit()
+        await self._end("commit")
 
     async def rollback(self) -> None:
         """The pool rolls back every connection it takes back; most have nothing to undo."""
+        await self._end("rollback")
+
+    async def _end(self, how: str) -> None:
+        """Commit or roll back: not at all when idle, on the loop inside `on_loop()`, else in the thread."""
         if self._idle():
             return
         if _ON_LOOP.get():
-            self._connection.rollback()
-            return
-        await super().rollback()
+            getattr(self._connection, how)()
+        else:
+            await getattr(aiosqlite.Connection, how)(self)
 
     def _idle(self) -> bool:
         """No transaction open and no writer's turn held: nothing to end, no trip to make.
@@ -205,7 +204,7 @@ class TurnTakingConnection(sqlite3.Connection):
         process's write lock with SQLite's busy timeout at zero; either way
         it is left to the connection's thread, which may wait.
         """
-        if self.has_turn or not _WRITE_STATEMENT.match(sql):
+        if not self._first_write(sql):
             return _in_thread(self, method, sql, parameters)
         if not self._turn.acquire(blocking=False):
             return None
@@ -222,11 +221,15 @@ class TurnTakingConnection(sqlite3.Connection):
             self.execute(f"PRAGMA busy_timeout = {round(self._wait * 1000)}")
 
     def take_turn(self, statement: str) -> None:
-        if self.has_turn or not _WRITE_STATEMENT.match(statement):
+        if not self._first_write(statement):
             return
         if not self._turn.acquire(timeout=self._wait):
             raise sqlite3.OperationalError("database is locked")
         self.has_turn = True
+
+    def _first_write(self, statement: str) -> bool:
+        """A write, and this transaction's first: the one that needs the turn."""
+        return not self.has_turn and bool(_WRITE_STATEMENT.match(statement))
 
     def end_turn(self) -> None:
         if self.has_turn:

@@ -51,9 +51,10 @@ async def waiting_for_each(session: AsyncSession, *, telegram_user_ids: Sequence
 
 
 async def clear(session: AsyncSession, *, telegram_user_id: int) -> bool:
-    """Forget what was awaited; a read first, because nearly always nothing is (no write then)."""
-    waiting = await session.scalar(select(ChatState.telegram_user_id).where(ChatState.telegram_user_id == telegram_user_id))
-    if waiting is None:
-        return False
-    await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
-    return True
+    """Forget what was awaited; True if something was.
+
+    A write, so callers ask first (`waiting_for`, or for a bunch of updates
+    bot/coalesce.py): nearly always nothing waits, and then nothing is written.
+    """
+    result = await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
+    return bool(result.rowcount)
