@@ -2,8 +2,9 @@
 
 Every update is claimed (exactly-once, bot/services/updates.py), nearly
 every one looks its sender up (bot/services/people.py) before anything
-else, and every location and `/hadir` asks what the bot waits for from
-its sender (bot/services/chatstate.py). Under load updates come in bunches: a poll returns up to a hundred, a
+else, every location and `/hadir` asks what the bot waits for from
+its sender (bot/services/chatstate.py), and most locations are check-ins
+(bot/services/checkin.py). Under load updates come in bunches: a poll returns up to a hundred, a
 webhook worker's queue fills while the loop is busy. A `Coalescer` sends
 the keys asked for while its previous call was on its way in one call, one
 statement for the lot. Nothing is held back on purpose: a key asked for
@@ -23,8 +24,10 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import CheckinSettings
 from bot.db import quick
 from bot.services.chatstate import Waiting, waiting_for_each
+from bot.services.checkin import CheckinResult, Presence, check_in_all
 from bot.services.people import Actor, actors_for
 from bot.services.updates import claim_updates
 
@@ -108,3 +111,15 @@ def _by_user(
         return [found.get(user_id) for user_id in telegram_user_ids]
 
     return Coalescer(look_up)
+
+
+def checkins(
+    sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime], settings: CheckinSettings
+) -> Coalescer[Presence, CheckinResult]:
+    """Locations shared at the same moment, checked in together; each answered as if alone."""
+
+    async def check_in(presences: list[Presence]) -> list[CheckinResult]:
+        async with quick(sessions) as session:
+            return await check_in_all(session, presences, now=now(), settings=settings)
+
+    return Coalescer(check_in)

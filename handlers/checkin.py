@@ -5,13 +5,15 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
+from bot.coalesce import checkins
 from bot.db import quick
 from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_keyboard, location_keyboard
 from bot.services import chatstate
-from bot.services.checkin import check_in, check_out
+from bot.services.checkin import Presence, check_out
 from bot.services.people import Actor
 from handlers import incidents, sitrep
-from handlers.common import Context, registered, runtime, waiting_for
+from handlers.common import Context, registered, runtime, waiting_for, wired
+
 
 @registered
 async def hadir(update: Update, context: Context, actor: Actor) -> None:
@@ -33,7 +35,7 @@ ATTACHERS = {"sitrep": sitrep.attach_location, "contingency": incidents.attach_l
 
 @registered
 async def location(update: Update, context: Context, actor: Actor) -> None:
-    """A location is a check-in, unless a report is waiting for it."""
+    """A location is a check-in, unless a report is waiting for it; check-ins of the moment are made together."""
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = runtime(context)
@@ -41,12 +43,9 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     if waiting is not None and waiting.ref_id is not None and waiting.kind in ATTACHERS:
         await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)
         return
-    async with quick(rt.sessions) as session:
-        result = await check_in(
-            session, personnel_id=actor.personnel_id, lat=message.location.latitude,
-            lon=message.location.longitude, sent_at=message.date, forwarded=message.forward_origin is not None,
-            now=rt.now(), settings=rt.settings.checkin,
-        )
+    presence = Presence(actor.personnel_id, message.location.latitude, message.location.longitude,
+                        sent_at=message.date, forwarded=message.forward_origin is not None)
+    result = await wired(rt, "checkins", lambda: checkins(rt.sessions, rt.now, rt.settings.checkin))(presence)
     text = checkin_text(
         result, actor.language, rt.settings.operation.zone,
         geofence_m=rt.settings.checkin.geofence_meters, opens_before_minutes=rt.settings.checkin.opens_before_minutes,

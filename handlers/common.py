@@ -46,7 +46,7 @@ def user_lang(update: Update) -> Lang:
 async def drop_duplicates(update: Update, context: Context) -> None:
     """Telegram redelivers after timeouts; a second copy stops here, silently."""
     rt = runtime(context)
-    if not await _wired(rt, "claims", lambda: update_claims(rt.sessions, rt.now))(update.update_id):
+    if not await wired(rt, "claims", lambda: update_claims(rt.sessions, rt.now))(update.update_id):
         raise ApplicationHandlerStop
 
 
@@ -63,17 +63,17 @@ async def _sender(update: Update, context: Context) -> Actor | None:
     if update.effective_user is None:
         return None
     rt = runtime(context)
-    return await _wired(rt, "senders", lambda: senders(rt.sessions))(update.effective_user.id)
+    return await wired(rt, "senders", lambda: senders(rt.sessions))(update.effective_user.id)
 
 
 async def waiting_for(update: Update, context: Context) -> Waiting | None:
     """What the bot waits for from the sender, asked together with the other updates' of the moment."""
     assert update.effective_user
     rt = runtime(context)
-    return await _wired(rt, "waits", lambda: waits(rt.sessions, rt.now))(update.effective_user.id)
+    return await wired(rt, "waits", lambda: waits(rt.sessions, rt.now))(update.effective_user.id)
 
 
-def _wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:
+def wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:
     """A piece of the process's wiring, made on first use."""
     if name not in rt.services:
         rt.services[name] = make()

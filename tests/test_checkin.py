@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings
-from bot.services.checkin import CheckinOutcome, CheckoutOutcome, check_in, check_out
+from bot.services.checkin import CheckinOutcome, CheckoutOutcome, Presence, check_in, check_in_all, check_out
 from bot.services.schedule import shift_plans
-from models import Checkin
+from models import AuditLog, Checkin
 from tests.factories import NOW, TPS_PLACES, build_roster
 
 SETTINGS = CheckinSettings()
@@ -116,3 +116,35 @@ async def test_arriving_before_the_next_shift_checks_in_for_it(session: AsyncSes
     assert first.shift and first.shift.shift_code == "SORE"
     second = await _check_in(session, budi, lat, lon, now=NOW + timedelta(hours=4, minutes=31))
     assert second.outcome is CheckinOutcome.checked_in and second.shift and second.shift.shift_code == "PAGI"
+
+
+async def test_a_bunch_is_answered_in_order_as_if_each_came_alone(session: AsyncSession) -> None:
+    """First check-ins together, everything else one by one after them: outcomes, rows and audit as if sent alone."""
+    roster = await build_roster(session)
+    ids = {key: roster.person(key).id for key in ("budi", "citra", "dedi", "eko", "fajar", "kapolres")}
+    a1, a2 = TPS_PLACES["TPS-A1-002"], TPS_PLACES["TPS-A2-001"]
+    await _check_in(session, ids["fajar"], *a2)
+    bunch = [
+        Presence(ids["budi"], a1[0] + 0.0005, a1[1], NOW, False),
+        Presence(ids["eko"], a2[0] + 0.01, a2[1], NOW, False),  # far first ...
+        Presence(ids["citra"], *a1, NOW, True),
+        Presence(ids["eko"], *a2, NOW, False),  # ... then at the TPS, in the same bunch
+        Presence(ids["dedi"], *TPS_PLACES["TPS-A1-001"], NOW - timedelta(hours=2), False),
+        Presence(ids["kapolres"], *a1, NOW, False),
+        Presence(ids["fajar"], *a2, NOW, False),
+        Presence(ids["budi"], *a1, NOW, False),
+    ]
+    results = await check_in_all(session, bunch, now=NOW, settings=SETTINGS)
+    assert [r.outcome for r in results] == [
+        CheckinOutcome.checked_in, CheckinOutcome.checked_in, CheckinOutcome.forwarded, CheckinOutcome.moved_closer,
+        CheckinOutcome.stale, CheckinOutcome.no_shift, CheckinOutcome.already, CheckinOutcome.moved_closer,
+    ]
+    assert results[0].post and results[0].post.tps_code == "TPS-A1-002" and results[0].distance_m == pytest.approx(55.6, abs=1)
+    assert results[1].far and not results[3].far
+    rows = {row.personnel_id: row for row in await session.scalars(select(Checkin))}
+    assert set(rows) == {ids["budi"], ids["eko"], ids["fajar"]}
+    assert not rows[ids["eko"]].far and rows[ids["budi"]].distance_m < 1
+    actions = sorted((row.action, row.actor_id) for row in await session.scalars(select(AuditLog)))
+    assert actions == sorted([("checkin.created", ids["fajar"]), ("checkin.created", ids["budi"]),
+                              ("checkin.created", ids["eko"]), ("checkin.moved_closer", ids["eko"]),
+                              ("checkin.moved_closer", ids["budi"])])

@@ -1,4 +1,4 @@
-"""Claims and sender lookups of updates arriving together: one statement for many, each answered right."""
+"""Claims, sender lookups and check-ins of updates arriving together: one statement for many, each answered right."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.coalesce import senders, update_claims, waits
-from bot.services import chatstate
+from bot.coalesce import checkins, senders, update_claims, waits
+from bot.config import CheckinSettings
 from bot.db import make_engine, make_sessionmaker
+from bot.services import chatstate
+from bot.services.checkin import CheckinOutcome, Presence
 from bot.services.updates import claim_update, claim_updates
 from models import ProcessedUpdate
-from tests.factories import build_roster, link
+from tests.factories import NOW as FACTORY_NOW
+from tests.factories import TPS_PLACES, build_roster, link
 
 NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 BUDI, EKO = "budi", "eko"
@@ -99,3 +102,25 @@ async def test_waits_asked_together_answer_each_person_and_ignore_expired_ones(
     found = await asyncio.gather(*(wait(user_id) for user_id in [8001, 8002, 8003] * 10))
     assert found == [chatstate.Waiting("sitrep", 11), None, None] * 10
     assert len(lookups) <= 2, f"{len(lookups)} lookups for 30 asked at once"
+
+
+async def test_locations_shared_together_are_checked_in_together_each_once(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Five guards send their location three times at once: five check-ins in at most two inserts, ten 'already'."""
+    async with sessions() as session:
+        roster = await build_roster(session)
+    guards = [roster.person(key).id for key in ("budi", "citra", "dedi", "eko", "fajar")]
+    inserts: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: inserts.append(sql) if sql.startswith("INSERT INTO checkins") else None)
+    check_in = checkins(sessions, lambda: FACTORY_NOW, CheckinSettings())
+    lat, lon = TPS_PLACES["TPS-A1-001"]
+    asked = [Presence(pid, lat, lon, FACTORY_NOW, False) for _ in range(3) for pid in guards]
+    results = await asyncio.gather(*(check_in(presence) for presence in asked))
+    outcomes = [result.outcome for result in results]
+    assert outcomes[:5] == [CheckinOutcome.checked_in] * 5
+    assert outcomes[5:] == [CheckinOutcome.already] * 10
+    assert len(inserts) <= 2, f"{len(inserts)} inserts for 5 check-ins made at once"
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(models.Checkin)) == 5

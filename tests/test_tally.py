@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import models
 from bot.config import CheckinSettings, StaffingSettings
 from bot.services import status, tally
-from bot.services.checkin import CheckinOutcome, CheckoutOutcome, check_in, check_out
+from bot.services.checkin import CheckinOutcome, CheckoutOutcome, Presence, check_in, check_in_all, check_out
 from bot.services.people import Actor
 from bot.services.registration import issue_codes, register
 from bot.services.units import rebuild_closure
@@ -182,6 +182,30 @@ async def test_tallies_stay_equal_to_a_recount(
         await check(sessions, world, staffing)
 
 
+PRESENCE = st.tuples(WHO, st.sampled_from(sorted(TPS_PLACES)), st.integers(0, 3))
+BUNCH = st.tuples(SHIFT, st.booleans(), st.lists(PRESENCE, min_size=1, max_size=8))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(bunches=st.lists(BUNCH, min_size=1, max_size=5), loose=st.booleans())
+async def test_check_ins_in_bunches_keep_the_tallies_equal_to_a_recount(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], bunches: list[tuple], loose: bool
+) -> None:
+    """Locations of the moment checked in together (the same person twice, near and far, late or not)."""
+    staffing = LOOSE if loose else DEFAULT
+    world = await prepare(engine, sessions, staffing)
+    for shift, late, presences in bunches:
+        now = world.starts[shift] + timedelta(minutes=30 if late else 5)
+        bunch = [Presence(world.people[who], TPS_PLACES[place][0] + 0.01 * offset, TPS_PLACES[place][1], now, False)
+                 for who, place, offset in presences]
+        async with sessions() as session:
+            before = await session.scalar(select(func.count()).select_from(models.Checkin))
+            results = await check_in_all(session, bunch, now=now, settings=CHECKIN)
+            after = await session.scalar(select(func.count()).select_from(models.Checkin))
+        assert [r.outcome for r in results].count(CheckinOutcome.checked_in) == (after or 0) - (before or 0)
+        await check(sessions, world, staffing)
+
+
 async def test_status_reads_the_tallies_and_falls_back_when_they_do_not_apply(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -279,6 +303,32 @@ async def test_concurrent_check_ins_and_outs_flip_a_tps_once(
         assert await _unit_tps(session, world, "POLSEK-A2", "kurang_rawan") == (0, 0)
         assert await _unit_tps(session, world, "POLSEK-A1", "rawan") == (0, 0)
         assert await _people_sums(session, world, "checked_out") == (CROWD,)
+    await check(sessions, world, STRICT)
+
+
+async def test_concurrent_bunches_check_everyone_in_once_and_flip_a_tps_once(
+    postgresql_only: None, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two workers each take a bunch of the same crowd (in opposite orders) while single check-ins run too."""
+    world = await prepare(engine, sessions, STRICT, crowd=CROWD)
+    now = world.starts["PAGI"] + timedelta(minutes=5)
+    lat, lon = TPS_PLACES["TPS-A2-001"]
+
+    async def bunch(people: list[int]) -> list[CheckinOutcome]:
+        async with sessions() as session:
+            results = await check_in_all(session, [Presence(pid, lat, lon, now, False) for pid in people], now=now,
+                                         settings=CHECKIN)
+        return [result.outcome for result in results]
+
+    outcomes = await asyncio.gather(bunch(world.crowd), bunch(world.crowd[::-1]),
+                                    *(_check_in_at_a2(sessions, world, pid) for pid in world.crowd[::3]))
+    flat = [*outcomes[0], *outcomes[1], *outcomes[2:]]
+    assert flat.count(CheckinOutcome.checked_in) == CROWD
+    assert set(flat) == {CheckinOutcome.checked_in, CheckinOutcome.already}
+    async with sessions() as session:
+        assert await _people_sums(session, world, "checked_in") == (CROWD,)
+        assert await _unit_tps(session, world, "POLSEK-A2", "kurang_rawan") == (1, 1)
+        assert await _unit_tps(session, world, "POLSEK-A1", "rawan") == (1, 1)
     await check(sessions, world, STRICT)
 
 

@@ -7,18 +7,21 @@ someone was, not that they are there now.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings
+from bot.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.geo import distance_m
-from bot.services.schedule import Post, ShiftPlan, open_shift, open_shifts, shift_plans
+from bot.services.schedule import Post, ShiftPlan, open_shift, open_shifts, shift_plans, shift_plans_of
 from models import Checkin
 
 
@@ -59,38 +62,141 @@ async def check_in(
     A second check-in for the same shift changes nothing unless it is closer
     to the TPS (someone who checked in from the road and then arrived).
     """
+    presence = Presence(personnel_id, lat, lon, sent_at, forwarded)
+    return (await check_in_all(session, [presence], now=now, settings=settings))[0]
+
+
+def _refusal(forwarded: bool, sent_at: datetime, now: datetime, settings: CheckinSettings) -> CheckinResult | None:
     if forwarded:
         return CheckinResult(CheckinOutcome.forwarded)
     if now - sent_at > timedelta(seconds=settings.max_location_age_seconds):
         return CheckinResult(CheckinOutcome.stale)
-    shift, existing = await _checkin_shift(session, personnel_id, now, timedelta(minutes=settings.opens_before_minutes))
-    if shift is None:
-        return CheckinResult(CheckinOutcome.no_shift, next_shift=await _next_shift(session, personnel_id, now))
+    return None
+
+
+def _where(
+    shift: ShiftPlan, lat: float, lon: float, now: datetime, settings: CheckinSettings
+) -> tuple[Post, float, bool, bool]:
+    """The nearest of the shift's TPS, the distance to it, and whether that is far and the arrival late."""
     post, distance = min(
         ((post, distance_m(lat, lon, post.lat, post.lon)) for post in shift.posts), key=lambda pair: pair[1]
     )
     far = distance > settings.geofence_meters
     late = now > shift.starts_at + timedelta(minutes=settings.grace_minutes)
-    if existing is not None:
-        return await _again(session, existing, shift, post, lat, lon, distance, far, personnel_id)
-    row = Checkin(
-        personnel_id=personnel_id, shift_id=shift.shift_id, tps_id=post.tps_id, checked_in_at=now,
-        lat=lat, lon=lon, distance_m=distance, far=far, late=late,
+    return post, distance, far, late
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A shared location, as a check-in of a bunch needs it."""
+
+    personnel_id: int
+    lat: float
+    lon: float
+    sent_at: datetime
+    forwarded: bool
+
+
+async def check_in_all(
+    session: AsyncSession, presences: Sequence[Presence], *, now: datetime, settings: CheckinSettings
+) -> list[CheckinResult]:
+    """`check_in` for locations shared at the same moment, answered in order.
+
+    The common case, a first check-in, is made for the whole bunch in one
+    transaction: one shift query, one insert, each tally row changed once.
+    Everything else (a second location, no open shift, one person twice in
+    the bunch, a row another transaction wrote first) is answered one by one
+    after that commit.
+    """
+    results: list[CheckinResult | None] = [_refusal(p.forwarded, p.sent_at, now, settings) for p in presences]
+    firsts: dict[int, int] = {}
+    for index, presence in enumerate(presences):
+        if results[index] is None:
+            firsts.setdefault(presence.personnel_id, index)
+    made = await _first_check_ins(session, [presences[i] for i in firsts.values()], now, settings)
+    for index, result in zip(firsts.values(), made, strict=True):
+        results[index] = result
+    for index, presence in enumerate(presences):
+        if results[index] is None:
+            results[index] = await _not_first(session, presence, now, settings)
+    return [result for result in results if result is not None]
+
+
+async def _first_check_ins(
+    session: AsyncSession, presences: Sequence[Presence], now: datetime, settings: CheckinSettings
+) -> list[CheckinResult | None]:
+    """Check in everyone (once each) whose open shift has no check-in yet; None for the rest."""
+    if not presences:
+        return []
+    plans = await shift_plans_of(
+        session, personnel_ids=[p.personnel_id for p in presences], now=now,
+        starting_within=timedelta(minutes=settings.opens_before_minutes),
     )
-    session.add(row)
-    audit.record(
-        session, action="checkin.created", entity="checkin", entity_id=f"{personnel_id}:{shift.shift_id}",
-        actor_id=personnel_id, detail={"tps": post.tps_code, "distance_m": round(distance), "far": far, "late": late},
-    )
-    try:
-        await tally.on_checkin(session, personnel_id=personnel_id, shift_id=shift.shift_id, late=late, far=far)
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = await _existing(session, personnel_id, shift.shift_id)
-        assert existing is not None
-        return _result(CheckinOutcome.already, existing, shift, post)
-    return CheckinResult(CheckinOutcome.checked_in, shift, post, distance, far, late, now)
+    done: dict[int, set[int]] = {}
+    for personnel_id, shift_id in await session.execute(
+        select(Checkin.personnel_id, Checkin.shift_id).where(
+            Checkin.personnel_id.in_(list(plans)),
+            Checkin.shift_id.in_({plan.shift_id for mine in plans.values() for plan in mine}),
+        )
+    ):
+        done.setdefault(personnel_id, set()).add(shift_id)
+    fresh: dict[int, tuple[Presence, CheckinResult]] = {}
+    for presence in sorted(presences, key=lambda p: p.personnel_id):  # the check-in rows' lock order
+        mine, theirs = plans.get(presence.personnel_id), done.get(presence.personnel_id, set())
+        shift = _choose(mine, theirs, now) if mine else None
+        if shift is None or shift.shift_id in theirs:
+            continue
+        post, distance, far, late = _where(shift, presence.lat, presence.lon, now, settings)
+        fresh[presence.personnel_id] = (presence, CheckinResult(
+            CheckinOutcome.checked_in, shift, post, distance, far, late, now))
+    made = await _insert_new(session, fresh.values())
+    arrivals = []
+    for presence, result in (fresh[personnel_id] for personnel_id in sorted(made)):
+        assert result.shift and result.post
+        audit.record(
+            session, action="checkin.created", entity="checkin",
+            entity_id=f"{presence.personnel_id}:{result.shift.shift_id}", actor_id=presence.personnel_id,
+            detail={"tps": result.post.tps_code, "distance_m": round(result.distance_m), "far": result.far,
+                    "late": result.late},
+        )
+        arrivals.append(tally.Arrival(presence.personnel_id, result.shift.shift_id, result.late, result.far))
+    await tally.on_checkins(session, arrivals)
+    await session.commit()
+    return [fresh[p.personnel_id][1] if p.personnel_id in made else None for p in presences]
+
+
+async def _insert_new(session: AsyncSession, fresh: Iterable[tuple[Presence, CheckinResult]]) -> set[int]:
+    """Insert the rows nobody wrote first; returns the people whose row this was."""
+    rows = [
+        {"personnel_id": presence.personnel_id, "shift_id": result.shift.shift_id, "tps_id": result.post.tps_id,
+         "checked_in_at": result.checked_in_at, "lat": presence.lat, "lon": presence.lon,
+         "distance_m": result.distance_m, "far": result.far, "late": result.late}
+        for presence, result in fresh
+        if result.shift and result.post
+    ]
+    if not rows:
+        return set()
+    return set((await session.execute(_insert_or_skip(dialect_insert(session)), rows)).scalars())
+
+
+@cache
+def _insert_or_skip(insert: Callable[..., Any]) -> Any:
+    """Built once per backend, so SQLAlchemy compiles it once."""
+    table = Checkin.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["personnel_id", "shift_id"]).returning(
+        table.c.personnel_id)
+
+
+async def _not_first(session: AsyncSession, presence: Presence, now: datetime, settings: CheckinSettings) -> CheckinResult:
+    """A location that made no first check-in: no open shift, or the shift's check-in exists already."""
+    opens_before = timedelta(minutes=settings.opens_before_minutes)
+    shift, existing = await _checkin_shift(session, presence.personnel_id, now, opens_before)
+    if shift is None:
+        return CheckinResult(CheckinOutcome.no_shift, next_shift=await _next_shift(session, presence.personnel_id, now))
+    if existing is None:  # an import changed the assignments between the two reads: a first check-in after all
+        return (await check_in_all(session, [presence], now=now, settings=settings))[0]
+    post, distance, far, _ = _where(shift, presence.lat, presence.lon, now, settings)
+    return await _again(session, existing, shift, post, presence.lat, presence.lon, distance, far, presence.personnel_id)
 
 
 async def _again(
@@ -117,13 +223,7 @@ def _result(outcome: CheckinOutcome, row: Checkin, shift: ShiftPlan, post: Post)
 async def _checkin_shift(
     session: AsyncSession, personnel_id: int, now: datetime, opens_before: timedelta
 ) -> tuple[ShiftPlan | None, Checkin | None]:
-    """The open shift this presence is for, and its check-in if there is one already.
-
-    Of the open shifts not yet checked in, the one starting nearest now:
-    someone arriving at 05:40 for the 06:00 voting shift, while still on the
-    logistics shift that ends at 06:00, is checking in for the voting shift.
-    When every open shift has its check-in, the nearest one and its row.
-    """
+    """The open shift this presence is for, and its check-in if there is one already (see `_choose`)."""
     plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
     if not plans:
         return None, None
@@ -133,9 +233,19 @@ async def _checkin_shift(
             select(Checkin).where(Checkin.personnel_id == personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans]))
         )
     }
-    by_nearness = sorted(plans, key=lambda plan: abs((plan.starts_at - now).total_seconds()))
-    shift = next((plan for plan in by_nearness if plan.shift_id not in done), by_nearness[0])
+    shift = _choose(plans, done, now)
     return shift, done.get(shift.shift_id)
+
+
+def _choose(plans: Sequence[ShiftPlan], done: Container[int], now: datetime) -> ShiftPlan:
+    """Of the open shifts not yet checked in (`done`: shift ids), the one starting nearest now.
+
+    Someone arriving at 05:40 for the 06:00 voting shift, while still on the
+    logistics shift that ends at 06:00, is checking in for the voting shift.
+    When every open shift has its check-in, the nearest one.
+    """
+    by_nearness = sorted(plans, key=lambda plan: abs((plan.starts_at - now).total_seconds()))
+    return next((plan for plan in by_nearness if plan.shift_id not in done), by_nearness[0])
 
 
 async def _existing(session: AsyncSession, personnel_id: int, shift_id: int) -> Checkin | None:

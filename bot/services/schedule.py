@@ -66,26 +66,48 @@ async def shift_plans(
     starting_within: timedelta | None = None,
 ) -> list[ShiftPlan]:
     """Shifts not yet over (and, if given, starting within `starting_within`), the current one first."""
+    plans = await shift_plans_of(
+        session, personnel_ids=[personnel_id], now=now, include_past=include_past, starting_within=starting_within
+    )
+    return plans.get(personnel_id, [])
+
+
+async def shift_plans_of(
+    session: AsyncSession,
+    *,
+    personnel_ids: Sequence[int],
+    now: datetime,
+    include_past: bool = False,
+    starting_within: timedelta | None = None,
+) -> dict[int, list[ShiftPlan]]:
+    """`shift_plans` of several people in one query (check-ins that arrive together); nobody without one is listed."""
     query = (
-        select(*SHIFT_COLUMNS, *POST_COLUMNS)
+        select(Assignment.personnel_id, *SHIFT_COLUMNS, *POST_COLUMNS)
+        .select_from(Shift)
         .join(Assignment, Assignment.shift_id == Shift.id)
         .join(Tps, Tps.id == Assignment.tps_id)
         .join(Unit, Unit.id == Tps.unit_id)
-        .where(Assignment.personnel_id == personnel_id)
-        .order_by(Shift.starts_at, Shift.id, Tps.code)
+        .where(Assignment.personnel_id.in_(personnel_ids))
+        .order_by(Assignment.personnel_id, Shift.starts_at, Shift.id, Tps.code)
     )
     if not include_past:
         query = query.where(Shift.ends_at > now)
     if starting_within is not None:
         query = query.where(Shift.starts_at <= now + starting_within)
-    shifts: dict[int, tuple[Any, ...]] = {}
-    posts: dict[int, list[Post]] = {}
-    width = len(SHIFT_COLUMNS)
+    shifts: dict[tuple[int, int], tuple[Any, ...]] = {}
+    posts: dict[tuple[int, int], list[Post]] = {}
+    width = 1 + len(SHIFT_COLUMNS)
     for row in await session.execute(query):
-        shifts.setdefault(row[0], tuple(row[:width]))
-        posts.setdefault(row[0], []).append(post_from_row(row[width:]))
-    result = [ShiftPlan(*shift, tuple(posts[shift_id])) for shift_id, shift in shifts.items()]
-    return sorted(result, key=lambda plan: (not plan.is_current(now), plan.starts_at))
+        key = (row[0], row[1])
+        shifts.setdefault(key, tuple(row[1:width]))
+        posts.setdefault(key, []).append(post_from_row(row[width:]))
+    plans: dict[int, list[ShiftPlan]] = {}
+    for key, shift in shifts.items():
+        plans.setdefault(key[0], []).append(ShiftPlan(*shift, tuple(posts[key])))
+    return {
+        personnel_id: sorted(mine, key=lambda plan: (not plan.is_current(now), plan.starts_at))
+        for personnel_id, mine in plans.items()
+    }
 
 
 async def open_shifts(

@@ -7,8 +7,8 @@ definitions one change at a time. Who calls what, in their transaction:
 - `rebuild(shift_ids=...)`: the roster import, for the shifts it touched,
   at the end of its transaction; `ensure` from `siaga run` and `siaga db
   upgrade` (shifts never built, or built against another staffing pattern).
-- `on_checkin`: after a check-in row is added (its first statement flushes
-  the INSERT, so a duplicate check-in fails there and nothing is counted).
+- `on_checkins`: after check-in rows are inserted (insert-or-skip, so a
+  duplicate check-in is not inserted), for the rows inserted.
 - `on_far_changed`, `on_checkout`, `on_registered`, `on_reachability`:
   *before* the caller writes the new value. Each locks the source row
   (`FOR NO KEY UPDATE` on PostgreSQL), compares it with the new value and
@@ -20,8 +20,9 @@ Tally rows change by `INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x
 RETURNING`: the row lock serialises concurrent writers and each sees the
 counts right after its own change, so when fifty guards of one TPS check in
 at once, exactly one of them turns it covered. Locks are taken in one order
-(check-in or person row, people tallies by shift, TPS tallies by id, unit
-TPS tallies by unit and kerawanan), so hooks never deadlock each other.
+(check-in rows by person, or the person row; people tallies by shift and
+unit; TPS tallies by shift and id; unit TPS tallies by shift, unit and
+kerawanan), a bunch's rows in that order too, so hooks never deadlock each other.
 The price: check-ins of one unit in one shift queue for its people row from
 their hook to their commit (milliseconds; a Polsek of a few hundred people
 sees well under one check-in a second in the morning burst).
@@ -31,7 +32,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -166,12 +169,42 @@ def needs_of(pattern: str) -> dict[str, float]:
 # --- hooks -----------------------------------------------------------------------------------------
 
 
-async def on_checkin(session: AsyncSession, *, personnel_id: int, shift_id: int, late: bool, far: bool) -> None:
-    """A check-in was added (not yet flushed is fine): count it, and its guard at every TPS they hold."""
-    person = await _person(session, personnel_id)
-    await _add_people(session, [(shift_id, person.unit_id)], checked_in=1, late=int(late), far=int(far))
-    if person.force in status.SECURITY:
-        await _move_guard(session, personnel_id=personnel_id, shift_id=shift_id, step=1)
+@dataclass(frozen=True)
+class Arrival:
+    """A check-in as the tallies count it."""
+
+    personnel_id: int
+    shift_id: int
+    late: bool
+    far: bool
+
+
+async def on_checkins(session: AsyncSession, arrivals: Sequence[Arrival]) -> None:
+    """Check-ins added together (bot/services/checkin.py: check_in_all): each tally row changes once, by the sum.
+
+    A TPS's coverage flips on the bunch's total: three guards arriving at
+    an empty TPS together turn it covered once.
+    """
+    if not arrivals:
+        return
+    people = {
+        personnel_id: (unit_id, force)
+        for personnel_id, unit_id, force in await session.execute(
+            select(Personnel.id, Personnel.unit_id, Personnel.force).where(Personnel.id.in_({a.personnel_id for a in arrivals}))
+        )
+    }
+    counts: dict[tuple[int, int], dict[str, int]] = {}
+    for arrival in arrivals:
+        row = counts.setdefault((arrival.shift_id, people[arrival.personnel_id][0]), dict.fromkeys(_ARRIVAL, 0))
+        row["checked_in"] += 1
+        row["late"] += int(arrival.late)
+        row["far"] += int(arrival.far)
+    await _add_people_each(session, counts)
+    guards = [(a.personnel_id, a.shift_id) for a in arrivals if people[a.personnel_id][1] in status.SECURITY]
+    await _move_guards(session, guards, step=1)
+
+
+_ARRIVAL = ("checked_in", "late", "far")
 
 
 async def on_far_changed(session: AsyncSession, *, personnel_id: int, shift_id: int, far: bool) -> bool:
@@ -192,7 +225,7 @@ async def on_checkout(session: AsyncSession, *, personnel_id: int, shift_id: int
     person = await _person(session, personnel_id)
     await _add_people(session, [(shift_id, person.unit_id)], checked_out=1)
     if person.force in status.SECURITY:
-        await _move_guard(session, personnel_id=personnel_id, shift_id=shift_id, step=-1)
+        await _move_guards(session, [(personnel_id, shift_id)], step=-1)
     return True
 
 
@@ -244,38 +277,66 @@ async def _add_person_shifts(session: AsyncSession, personnel_id: int, unit_id: 
 
 async def _add_people(session: AsyncSession, keys: Sequence[tuple[int, int]], **deltas: int) -> None:
     """Add `deltas` to the people tallies of these (shift, unit) pairs, creating missing rows."""
-    changed = {name: delta for name, delta in deltas.items() if delta}
-    if not keys or not changed:
-        return
-    rows = [{"shift_id": s, "unit_id": u, **{c: changed.get(c, 0) for c in status.PEOPLE_COLUMNS}}
-            for s, u in sorted(set(keys))]
-    await session.execute(_people_upsert(dialect_insert(session), tuple(changed)), rows)
+    await _add_people_each(session, {key: deltas for key in keys})
 
 
-async def _move_guard(session: AsyncSession, *, personnel_id: int, shift_id: int, step: int) -> None:
-    """A guard arrives (+1) or leaves (-1) every TPS they hold this shift; flips go to the unit TPS tallies."""
-    posts = (await session.execute(
-        select(Assignment.tps_id, Tps.unit_id, Tps.kerawanan).join(Tps, Tps.id == Assignment.tps_id)
-        .where(Assignment.personnel_id == personnel_id, Assignment.shift_id == shift_id).order_by(Assignment.tps_id)
-    )).all()
-    if not posts:
+async def _add_people_each(session: AsyncSession, deltas: Mapping[tuple[int, int], Mapping[str, int]]) -> None:
+    """Add each (shift, unit) pair's own deltas to its people tally row, in key order (the lock order)."""
+    changed = tuple(sorted({name for row in deltas.values() for name, delta in row.items() if delta}))
+    if not changed:
         return
-    part = 1.0 / len(posts)
-    rows = [{"shift_id": shift_id, "tps_id": tps_id, "present": step, "share": step * part} for tps_id, _, _ in posts]
-    after = {tps_id: (count, share) for tps_id, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
-    needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
-    flips: dict[tuple[int, str], tuple[int, int]] = {}
-    for tps_id, unit_id, kerawanan in posts:
-        count, share = after[tps_id]
-        before_count, before_share = count - step, share - step * part
-        covered = int(count > 0) - int(before_count > 0)
-        need = needs.get(kerawanan)
-        meets = 0 if need is None else int(_meets(count, share, need)) - int(_meets(before_count, before_share, need))
-        if covered or meets:
-            old = flips.get((unit_id, kerawanan), (0, 0))
-            flips[(unit_id, kerawanan)] = (old[0] + covered, old[1] + meets)
-    if flips:
-        await _add_unit_tps(session, shift_id, flips)
+    rows = [{"shift_id": s, "unit_id": u, **{c: deltas[(s, u)].get(c, 0) for c in status.PEOPLE_COLUMNS}}
+            for s, u in sorted(deltas)]
+    await session.execute(_people_upsert(dialect_insert(session), changed), rows)
+
+
+async def _move_guards(session: AsyncSession, guards: Sequence[tuple[int, int]], *, step: int) -> None:
+    """Guards (person, shift) arrive (+1) or leave (-1) every TPS they hold that shift; flips go to the unit TPS tallies.
+
+    A guard of n TPS is worth 1/n at each. The TPS rows change by the sum of
+    their guards and are locked in (shift, TPS) order; a flip is judged on
+    the row before and after the whole change.
+    """
+    if not guards:
+        return
+    wanted = set(guards)
+    posts = [
+        row for row in await session.execute(
+            select(Assignment.personnel_id, Assignment.shift_id, Assignment.tps_id, Tps.unit_id, Tps.kerawanan)
+            .join(Tps, Tps.id == Assignment.tps_id)
+            .where(Assignment.personnel_id.in_({p for p, _ in wanted}), Assignment.shift_id.in_({s for _, s in wanted}))
+        )
+        if (row[0], row[1]) in wanted
+    ]
+    held = Counter((personnel_id, shift_id) for personnel_id, shift_id, *_ in posts)
+    moves: dict[tuple[int, int], list[float]] = {}  # (shift, tps) -> [present, share]
+    places: dict[tuple[int, int], tuple[int, str]] = {}
+    for personnel_id, shift_id, tps_id, unit_id, kerawanan in posts:
+        move = moves.setdefault((shift_id, tps_id), [0, 0.0])
+        move[0] += step
+        move[1] += step / held[(personnel_id, shift_id)]
+        places[(shift_id, tps_id)] = (unit_id, kerawanan)
+    rows = [{"shift_id": s, "tps_id": t, "present": int(moves[(s, t)][0]), "share": moves[(s, t)][1]}
+            for s, t in sorted(moves)]
+    after = {(s, t): (count, share)
+             for s, t, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
+    for shift_id in sorted({s for s, _ in moves}):
+        needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
+        flips: dict[tuple[int, str], tuple[int, int]] = {}
+        for (s, tps_id), (present, share) in moves.items():
+            if s != shift_id:
+                continue
+            count, total = after[(s, tps_id)]
+            before_count, before_share = count - present, total - share
+            unit_id, kerawanan = places[(s, tps_id)]
+            covered = int(count > 0) - int(before_count > 0)
+            need = needs.get(kerawanan)
+            meets = 0 if need is None else int(_meets(count, total, need)) - int(_meets(before_count, before_share, need))
+            if covered or meets:
+                old = flips.get((unit_id, kerawanan), (0, 0))
+                flips[(unit_id, kerawanan)] = (old[0] + covered, old[1] + meets)
+        if flips:
+            await _add_unit_tps(session, shift_id, flips)
 
 
 def _meets(present: int, share: float, need: float) -> bool:
@@ -314,7 +375,7 @@ def _guard_upsert(insert: Callable[..., Any]) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["shift_id", "tps_id"],
         set_={"present": present, "share": case((present == 0, 0.0), else_=TPS.c.share + statement.excluded.share)},
-    ).returning(TPS.c.tps_id, TPS.c.present, TPS.c.share)
+    ).returning(TPS.c.shift_id, TPS.c.tps_id, TPS.c.present, TPS.c.share)
 
 
 @cache
