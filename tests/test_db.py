@@ -1,7 +1,8 @@
 """SQLite writers of one process take turns; a turn always ends with its transaction.
 
 `quick` sessions run on the event loop's thread; they must never stop the
-loop to wait for a writer, in this process or another.
+loop to wait for a writer, in this process or another. PostgreSQL: a pooled
+connection that sat idle is checked before use.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.sqlite_driver
 import models
+from bot import db
 from bot.db import make_engine, make_sessionmaker, quick
 from bot.services.updates import claim_update
 from models import ProcessedUpdate
+from tests.conftest import PG_URL
 
 NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 
@@ -202,3 +205,25 @@ async def test_a_quick_writer_does_not_stop_the_loop_while_another_process_write
     assert await asyncio.wait_for(claim, timeout=2)
     assert ticks >= 5, f"the event loop stopped while the quick writer waited ({ticks} ticks in 0.3 s)"
     assert await stored(sqlite_engine) == 2
+
+
+async def test_a_connection_that_sat_idle_through_a_lost_server_session_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a database restart does to pooled connections: the next user gets a working one, no error."""
+    if not PG_URL:
+        pytest.skip("needs PostgreSQL (SIAGA_TEST_DATABASE_URL)")
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING_SECONDS", 0.2)
+    engine, admin = make_engine(PG_URL, pool_size=1, max_overflow=0), make_engine(PG_URL)
+    try:
+        async with engine.connect() as connection:
+            first = await connection.scalar(text("SELECT pg_backend_pid()"))
+        async with admin.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await asyncio.sleep(0.3)
+        async with engine.connect() as connection:
+            second = await connection.scalar(text("SELECT pg_backend_pid()"))
+        assert second != first
+    finally:
+        await engine.dispose()
+        await admin.dispose()

@@ -310,7 +310,8 @@ async def drop_database(url: str) -> None:
 
 async def build_cluster(emu: Emulator, url: str, workdir: Path) -> Cluster:
     """`siaga db upgrade`, then the factory roster dated now."""
-    cluster = Cluster(emu=emu, url=url, workdir=workdir, engine=make_engine(url))
+    # The test's own reads follow database restarts it makes: every checkout pings.
+    cluster = Cluster(emu=emu, url=url, workdir=workdir, engine=make_engine(url, pool_pre_ping=True))
     await cluster.siaga("db", "upgrade")
     async with cluster.sessions() as session:
         cluster.roster = await build_roster(session, now=datetime.now(UTC).replace(microsecond=0))
