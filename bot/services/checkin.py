@@ -7,7 +7,7 @@ someone was, not that they are there now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,7 +21,7 @@ from bot.config import CheckinSettings
 from bot.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.geo import distance_m
-from bot.services.schedule import Post, ShiftPlan, open_shift, open_shifts, shift_plans, shift_plans_of
+from bot.services.schedule import Post, ShiftPlan, open_shift, shift_plans, shift_plans_of
 from models import Checkin
 
 
@@ -113,25 +113,25 @@ async def check_in_all(
     for index, presence in enumerate(presences):
         if results[index] is None:
             firsts.setdefault(presence.personnel_id, index)
-    made = await _first_check_ins(session, [presences[i] for i in firsts.values()], now, settings)
+    plans = await shift_plans_of(
+        session, personnel_ids=list(firsts), now=now, starting_within=timedelta(minutes=settings.opens_before_minutes)
+    ) if firsts else {}
+    made = await _first_check_ins(session, [presences[i] for i in firsts.values()], plans, now, settings)
     for index, result in zip(firsts.values(), made, strict=True):
         results[index] = result
     for index, presence in enumerate(presences):
         if results[index] is None:
-            results[index] = await _not_first(session, presence, now, settings)
+            results[index] = await _not_first(session, presence, plans.get(presence.personnel_id, []), now, settings)
     return [result for result in results if result is not None]
 
 
 async def _first_check_ins(
-    session: AsyncSession, presences: Sequence[Presence], now: datetime, settings: CheckinSettings
+    session: AsyncSession, presences: Sequence[Presence], plans: Mapping[int, Sequence[ShiftPlan]], now: datetime,
+    settings: CheckinSettings,
 ) -> list[CheckinResult | None]:
     """Check in everyone (once each) whose open shift has no check-in yet; None for the rest."""
-    if not presences:
-        return []
-    plans = await shift_plans_of(
-        session, personnel_ids=[p.personnel_id for p in presences], now=now,
-        starting_within=timedelta(minutes=settings.opens_before_minutes),
-    )
+    if not plans:
+        return [None] * len(presences)
     done: dict[int, set[int]] = {}
     for personnel_id, shift_id in await session.execute(
         select(Checkin.personnel_id, Checkin.shift_id).where(
@@ -149,6 +149,8 @@ async def _first_check_ins(
         post, distance, far, late = _where(shift, presence.lat, presence.lon, now, settings)
         fresh[presence.personnel_id] = (presence, CheckinResult(
             CheckinOutcome.checked_in, shift, post, distance, far, late, now))
+    if not fresh:
+        return [None] * len(presences)
     made = await _insert_new(session, fresh.values())
     arrivals = []
     for presence, result in (fresh[personnel_id] for personnel_id in sorted(made)):
@@ -187,54 +189,46 @@ def _insert_or_skip(insert: Callable[..., Any]) -> Any:
         table.c.personnel_id)
 
 
-async def _not_first(session: AsyncSession, presence: Presence, now: datetime, settings: CheckinSettings) -> CheckinResult:
+async def _not_first(
+    session: AsyncSession, presence: Presence, plans: Sequence[ShiftPlan], now: datetime, settings: CheckinSettings
+) -> CheckinResult:
     """A location that made no first check-in: no open shift, or the shift's check-in exists already."""
-    opens_before = timedelta(minutes=settings.opens_before_minutes)
-    shift, existing = await _checkin_shift(session, presence.personnel_id, now, opens_before)
-    if shift is None:
+    if not plans:
         return CheckinResult(CheckinOutcome.no_shift, next_shift=await _next_shift(session, presence.personnel_id, now))
-    if existing is None:  # an import changed the assignments between the two reads: a first check-in after all
+    done = {
+        row.shift_id: row
+        for row in await session.scalars(select(Checkin).where(
+            Checkin.personnel_id == presence.personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans])))
+    }
+    shift = _choose(plans, done, now)
+    existing = done.get(shift.shift_id)
+    if existing is None:  # an import changed the assignments meanwhile: a first check-in after all
         return (await check_in_all(session, [presence], now=now, settings=settings))[0]
     post, distance, far, _ = _where(shift, presence.lat, presence.lon, now, settings)
-    return await _again(session, existing, shift, post, presence.lat, presence.lon, distance, far, presence.personnel_id)
+    return await _again(session, existing, shift, post, presence, distance, far)
 
 
 async def _again(
-    session: AsyncSession, existing: Checkin, shift: ShiftPlan, post: Post,
-    lat: float, lon: float, distance: float, far: bool, personnel_id: int,
+    session: AsyncSession, existing: Checkin, shift: ShiftPlan, post: Post, presence: Presence, distance: float,
+    far: bool,
 ) -> CheckinResult:
     if distance >= existing.distance_m - 1:
         nearest = next(p for p in shift.posts if p.tps_id == existing.tps_id)
         return _result(CheckinOutcome.already, existing, shift, nearest)
+    personnel_id = presence.personnel_id
     audit.record(
         session, action="checkin.moved_closer", entity="checkin", entity_id=f"{personnel_id}:{shift.shift_id}",
         actor_id=personnel_id, detail={"from_m": round(existing.distance_m), "to_m": round(distance), "tps": post.tps_code},
     )
     await tally.on_far_changed(session, personnel_id=personnel_id, shift_id=shift.shift_id, far=far)
-    existing.tps_id, existing.lat, existing.lon, existing.distance_m, existing.far = post.tps_id, lat, lon, distance, far
+    existing.tps_id, existing.lat, existing.lon = post.tps_id, presence.lat, presence.lon
+    existing.distance_m, existing.far = distance, far
     await session.commit()
     return _result(CheckinOutcome.moved_closer, existing, shift, post)
 
 
 def _result(outcome: CheckinOutcome, row: Checkin, shift: ShiftPlan, post: Post) -> CheckinResult:
     return CheckinResult(outcome, shift, post, row.distance_m, row.far, row.late, row.checked_in_at)
-
-
-async def _checkin_shift(
-    session: AsyncSession, personnel_id: int, now: datetime, opens_before: timedelta
-) -> tuple[ShiftPlan | None, Checkin | None]:
-    """The open shift this presence is for, and its check-in if there is one already (see `_choose`)."""
-    plans = await open_shifts(session, personnel_id=personnel_id, now=now, opens_before=opens_before)
-    if not plans:
-        return None, None
-    done = {
-        row.shift_id: row
-        for row in await session.scalars(
-            select(Checkin).where(Checkin.personnel_id == personnel_id, Checkin.shift_id.in_([p.shift_id for p in plans]))
-        )
-    }
-    shift = _choose(plans, done, now)
-    return shift, done.get(shift.shift_id)
 
 
 def _choose(plans: Sequence[ShiftPlan], done: Container[int], now: datetime) -> ShiftPlan:
