@@ -1,14 +1,15 @@
 """What many updates ask of the database at once, asked once for all of them.
 
 Every update is claimed (exactly-once, bot/services/updates.py), nearly
-every one looks its sender up (bot/services/people.py) before anything
-else, every location and `/hadir` asks what the bot waits for from
-its sender (bot/services/chatstate.py), and most locations are check-ins
-(bot/services/checkin.py). Under load updates come in bunches: a poll returns up to a hundred, a
-webhook worker's queue fills while the loop is busy. A `Coalescer` sends
-the keys asked for while its previous call was on its way in one call, one
-statement for the lot. Nothing is held back on purpose: a key asked for
-when the coalescer is idle goes at once, alone.
+every one looks its sender up (bot/services/people.py), and a location or
+`/hadir` asks what the bot waits for from its sender (bot/services/chatstate.py):
+`arrivals` asks all three for the updates of the moment in one transaction.
+Most locations are check-ins (bot/services/checkin.py): `checkins` makes
+those of the moment together. Under load updates come in bunches: a poll
+returns up to a hundred, a webhook worker's queue fills while the loop is
+busy. A `Coalescer` sends the keys asked for while its previous call was on
+its way in one call. Nothing is held back on purpose: a key asked for when
+the coalescer is idle goes at once, alone.
 
 Only the waiting lives in memory. A claim is answered after its commit, so
 a restart loses nothing: an unanswered update is delivered again and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -75,42 +77,40 @@ class Coalescer(Generic[K, V]):
                 answer.set_result(value)
 
 
-def update_claims(sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> Coalescer[int, bool]:
-    """True for the first copy of an update anywhere; False for a redelivery, and for a second copy in one bunch."""
+@dataclass(frozen=True)
+class Arrival:
+    """What an update's handlers need first: is it new, who sent it, and what the bot waits for from them."""
 
-    async def claim(update_ids: list[int]) -> list[bool]:
+    first: bool
+    sender: Actor | None
+    waiting: Waiting | None
+
+
+def arrivals(
+    sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]
+) -> Coalescer[tuple[int, int | None], Arrival]:
+    """Keys are (update id, sender's Telegram id or None); a second copy of an update in one bunch is not first.
+
+    One transaction: the claims' insert-or-ignore first (on SQLite a
+    transaction that begins by writing holds the writer's turn and never has
+    to upgrade a read), then the two lookups, then the commit that makes the
+    claims stand.
+    """
+
+    async def arrive(keys: list[tuple[int, int | None]]) -> list[Arrival]:
+        users = list({user_id for _, user_id in keys if user_id is not None})
         async with quick(sessions) as session:
-            unseen = await claim_updates(session, update_ids=update_ids, now=now())
-        firsts = []
-        for update_id in update_ids:
-            firsts.append(update_id in unseen)
+            unseen = await claim_updates(session, update_ids=[update_id for update_id, _ in keys], now=now())
+            senders = await actors_for(session, telegram_user_ids=users) if users else {}
+            waits = await waiting_for_each(session, telegram_user_ids=users, now=now()) if users else {}
+            await session.commit()
+        found = []
+        for update_id, user_id in keys:
+            found.append(Arrival(update_id in unseen, senders.get(user_id or 0), waits.get(user_id or 0)))
             unseen.discard(update_id)
-        return firsts
+        return found
 
-    return Coalescer(claim)
-
-
-def senders(sessions: async_sessionmaker[AsyncSession]) -> Coalescer[int, Actor | None]:
-    """The registered person behind a Telegram user id, None for a stranger."""
-    return _by_user(sessions, lambda session, ids: actors_for(session, telegram_user_ids=ids))
-
-
-def waits(sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]) -> Coalescer[int, Waiting | None]:
-    """What the bot waits for from a Telegram user (a report's location or photo), None for nothing."""
-    return _by_user(sessions, lambda session, ids: waiting_for_each(session, telegram_user_ids=ids, now=now()))
-
-
-def _by_user(
-    sessions: async_sessionmaker[AsyncSession], fetch: Callable[[AsyncSession, list[int]], Awaitable[dict[int, V]]]
-) -> Coalescer[int, V | None]:
-    """A lookup by Telegram user id, None for whoever `fetch` does not find."""
-
-    async def look_up(telegram_user_ids: list[int]) -> list[V | None]:
-        async with quick(sessions) as session:
-            found = await fetch(session, telegram_user_ids)
-        return [found.get(user_id) for user_id in telegram_user_ids]
-
-    return Coalescer(look_up)
+    return Coalescer(arrive)
 
 
 def checkins(

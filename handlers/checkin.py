@@ -23,7 +23,7 @@ async def hadir(update: Update, context: Context, actor: Actor) -> None:
     /hadir only has to forget such a wait (a read, and rarely a write).
     """
     assert update.effective_message and update.effective_user
-    if await waiting_for(update, context) is not None:
+    if waiting_for(context) is not None:
         async with quick(runtime(context).sessions) as session:
             await chatstate.clear(session, telegram_user_id=update.effective_user.id)
             await session.commit()
@@ -39,7 +39,7 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = runtime(context)
-    waiting = await waiting_for(update, context)
+    waiting = waiting_for(context)
     if waiting is not None and waiting.ref_id is not None and waiting.kind in ATTACHERS:
         await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)
         return

@@ -1,7 +1,8 @@
 """Cross-cutting handler pieces: de-duplication, who is speaking, and the guards.
 
-Every guard looks the sender up in the database on each update: roles and
-units are never taken from callback data or cached between updates.
+Every update's sender is looked up in the database as the update arrives,
+with its claim: roles and units are never taken from callback data or
+cached between updates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
-from bot.coalesce import senders, update_claims, waits
+from bot.coalesce import Arrival, arrivals
 from bot.db import quick
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
@@ -44,10 +45,18 @@ def user_lang(update: Update) -> Lang:
 
 
 async def drop_duplicates(update: Update, context: Context) -> None:
-    """Telegram redelivers after timeouts; a second copy stops here, silently."""
+    """Telegram redelivers after timeouts; a second copy stops here, silently.
+
+    The claim brings the sender and what the bot waits for from them, for
+    the handlers of this update (PTB's context lives as long as the update).
+    """
     rt = runtime(context)
-    if not await wired(rt, "claims", lambda: update_claims(rt.sessions, rt.now))(update.update_id):
+    user = update.effective_user
+    arrival = await wired(rt, "arrivals", lambda: arrivals(rt.sessions, rt.now))(
+        (update.update_id, user.id if user else None))
+    if not arrival.first:
         raise ApplicationHandlerStop
+    context.arrival = arrival  # type: ignore[attr-defined]
 
 
 async def load_actor(update: Update, context: Context) -> Actor | None:
@@ -58,19 +67,15 @@ async def load_actor(update: Update, context: Context) -> Actor | None:
         return await actor_for(session, telegram_user_id=update.effective_user.id)
 
 
-async def _sender(update: Update, context: Context) -> Actor | None:
-    """The sender as handling starts, looked up together with the other updates' of the moment."""
-    if update.effective_user is None:
-        return None
-    rt = runtime(context)
-    return await wired(rt, "senders", lambda: senders(rt.sessions))(update.effective_user.id)
+def _arrival(context: Context) -> Arrival:
+    """What `drop_duplicates` found for this update as it arrived."""
+    arrival: Arrival = context.arrival  # type: ignore[attr-defined]
+    return arrival
 
 
-async def waiting_for(update: Update, context: Context) -> Waiting | None:
-    """What the bot waits for from the sender, asked together with the other updates' of the moment."""
-    assert update.effective_user
-    rt = runtime(context)
-    return await wired(rt, "waits", lambda: waits(rt.sessions, rt.now))(update.effective_user.id)
+def waiting_for(context: Context) -> Waiting | None:
+    """What the bot waited for from the sender when this update arrived."""
+    return _arrival(context).waiting
 
 
 def wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:
@@ -96,7 +101,7 @@ def _guard(handler: ActorHandler, refuse: Refusal) -> PlainHandler:
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: Context) -> None:
-        actor = await _sender(update, context)
+        actor = _arrival(context).sender
         if actor is None:
             await answer(update, NOT_REGISTERED(user_lang(update)))
             return

@@ -12,7 +12,7 @@ from bot.services import chatstate
 from bot.services import sitrep as service
 from bot.services.people import Actor
 from bot.services.sitrep import SitrepOutcome
-from handlers.common import Context, registered, runtime
+from handlers.common import Context, registered, runtime, waiting_for
 
 WAIT_FOR_ATTACHMENT = timedelta(minutes=10)
 
@@ -97,13 +97,12 @@ async def attach_location(update: Update, context: Context, actor: Actor, sitrep
 @registered
 async def photo(update: Update, context: Context, actor: Actor) -> None:
     message = update.effective_message
-    assert message and message.photo and update.effective_user
-    rt = runtime(context)
-    async with rt.sessions() as session:
-        waiting = await chatstate.waiting_for(session, telegram_user_id=update.effective_user.id, now=rt.now())
-        if waiting is None or waiting.kind != "sitrep" or waiting.ref_id is None:
-            await message.reply_html(USAGE(actor.language))
-            return
+    assert message and message.photo
+    waiting = waiting_for(context)
+    if waiting is None or waiting.kind != "sitrep" or waiting.ref_id is None:
+        await message.reply_html(USAGE(actor.language))
+        return
+    async with runtime(context).sessions() as session:
         outcome = await service.attach(
             session, sitrep_id=waiting.ref_id, actor=actor, photo_file_id=message.photo[-1].file_id
         )

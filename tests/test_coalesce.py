@@ -1,8 +1,9 @@
-"""Claims, sender lookups and check-ins of updates arriving together: one statement for many, each answered right."""
+"""Claims, sender and wait lookups, and check-ins of updates arriving together: one statement for many, each answered right."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.coalesce import checkins, senders, update_claims, waits
+from bot.coalesce import arrivals, checkins
 from bot.config import CheckinSettings
 from bot.db import make_engine, make_sessionmaker
 from bot.services import chatstate
@@ -29,6 +30,7 @@ async def test_a_batch_claims_what_nobody_claimed_and_each_id_once(sessions: asy
         assert await claim_update(session, update_id=5, now=NOW)
     async with sessions() as session:
         assert await claim_updates(session, update_ids=[1, 2, 5, 2, 3], now=NOW) == {1, 2, 3}
+        await session.commit()
     async with sessions() as session:
         assert not await claim_update(session, update_id=3, now=NOW)
         assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 4
@@ -41,7 +43,7 @@ async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
     inserts: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_: inserts.append(sql) if "processed_updates" in sql else None)
-    claim = update_claims(sessions, lambda: NOW)
+    claim = _claims(sessions)
     ids = [update_id for _ in range(3) for update_id in range(100, 140)]
     results = await asyncio.gather(*(claim(update_id) for update_id in ids))
     firsts = [update_id for update_id, first in zip(ids, results, strict=True) if first]
@@ -54,13 +56,23 @@ async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
 async def test_a_failed_claim_write_fails_its_updates_and_the_next_one_is_tried_again(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'no-schema.db'}")  # no tables: every write fails
     try:
-        claim = update_claims(make_sessionmaker(engine), lambda: NOW)
+        claim = _claims(make_sessionmaker(engine))
         results = await asyncio.gather(*(claim(update_id) for update_id in range(5)), return_exceptions=True)
         assert all(isinstance(result, Exception) for result in results), results
         await _create_schema(engine)
         assert await claim(1), "the writer recovered: the failed update counts as unseen"
     finally:
         await engine.dispose()
+
+
+def _claims(sessions: async_sessionmaker[AsyncSession]) -> Callable[[int], Awaitable[bool]]:
+    """Updates from nobody (a channel post): only the claim counts."""
+    arrive = arrivals(sessions, lambda: NOW)
+
+    async def claim(update_id: int) -> bool:
+        return (await arrive((update_id, None))).first
+
+    return claim
 
 
 async def _create_schema(engine: AsyncEngine) -> None:
@@ -78,10 +90,11 @@ async def test_senders_asking_together_get_their_own_person_and_strangers_none(
     lookups: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM personnel" in sql else None)
-    sender = senders(sessions)
+    arrive = arrivals(sessions, lambda: NOW)
     asked = [7001, 7002, 9999, 7001, 7002] * 10
-    found = await asyncio.gather(*(sender(user_id) for user_id in asked))
-    names = [actor.name if actor else None for actor in found]
+    found = await asyncio.gather(*(arrive((update_id, user_id)) for update_id, user_id in enumerate(asked)))
+    assert all(arrival.first for arrival in found)
+    names = [arrival.sender.name if arrival.sender else None for arrival in found]
     budi, eko = roster.person(BUDI).name, roster.person(EKO).name
     assert names == [budi, eko, None, budi, eko] * 10
     assert len(lookups) <= 2, f"{len(lookups)} lookups for 50 senders asked at once"
@@ -98,9 +111,10 @@ async def test_waits_asked_together_answer_each_person_and_ignore_expired_ones(
     lookups: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute",
                  lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM chat_states" in sql else None)
-    wait = waits(sessions, lambda: NOW)
-    found = await asyncio.gather(*(wait(user_id) for user_id in [8001, 8002, 8003] * 10))
-    assert found == [chatstate.Waiting("sitrep", 11), None, None] * 10
+    arrive = arrivals(sessions, lambda: NOW)
+    asked = [8001, 8002, 8003] * 10
+    found = await asyncio.gather(*(arrive((update_id, user_id)) for update_id, user_id in enumerate(asked)))
+    assert [arrival.waiting for arrival in found] == [chatstate.Waiting("sitrep", 11), None, None] * 10
     assert len(lookups) <= 2, f"{len(lookups)} lookups for 30 asked at once"
 
 

@@ -15,12 +15,14 @@ from models import ProcessedUpdate
 
 
 async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) -> bool:
-    """True for the first worker to see this update; a redelivery gets False."""
-    return update_id in await claim_updates(session, update_ids=[update_id], now=now)
+    """True for the first worker to see this update; a redelivery gets False. Committed."""
+    claimed = update_id in await claim_updates(session, update_ids=[update_id], now=now)
+    await session.commit()
+    return claimed
 
 
 async def claim_updates(session: AsyncSession, *, update_ids: Sequence[int], now: datetime) -> set[int]:
-    """The ids of these updates that nobody had claimed yet, now claimed and committed.
+    """The ids of these updates that nobody had claimed yet, claimed once the caller commits.
 
     The primary key does the arbitration, so it holds between processes too.
     One insert-or-ignore for the whole list (updates that arrive together are
@@ -28,9 +30,7 @@ async def claim_updates(session: AsyncSession, *, update_ids: Sequence[int], now
     """
     rows = [{"update_id": update_id, "at": now} for update_id in dict.fromkeys(update_ids)]
     result = await session.execute(_claim(dialect_insert(session)), rows)
-    claimed = set(result.scalars())
-    await session.commit()
-    return claimed
+    return set(result.scalars())
 
 
 @cache
