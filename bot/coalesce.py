@@ -106,7 +106,10 @@ def arrivals(
             await session.commit()
         found = []
         for update_id, user_id in keys:
-            found.append(Arrival(update_id in unseen, senders.get(user_id or 0), waits.get(user_id or 0)))
+            if user_id is None:
+                found.append(Arrival(update_id in unseen, None, None))
+            else:
+                found.append(Arrival(update_id in unseen, senders.get(user_id), waits.get(user_id)))
             unseen.discard(update_id)
         return found
 

@@ -152,7 +152,7 @@ async def _first_check_ins(
     if not fresh:
         return [None] * len(presences)
     made = await _insert_new(session, fresh.values())
-    arrivals = []
+    counted = []
     for presence, result in (fresh[personnel_id] for personnel_id in sorted(made)):
         assert result.shift and result.post
         audit.record(
@@ -161,8 +161,8 @@ async def _first_check_ins(
             detail={"tps": result.post.tps_code, "distance_m": round(result.distance_m), "far": result.far,
                     "late": result.late},
         )
-        arrivals.append(tally.Arrival(presence.personnel_id, result.shift.shift_id, result.late, result.far))
-    await tally.on_checkins(session, arrivals)
+        counted.append(tally.NewCheckin(presence.personnel_id, result.shift.shift_id, result.late, result.far))
+    await tally.on_checkins(session, counted)
     await session.commit()
     return [fresh[p.personnel_id][1] if p.personnel_id in made else None for p in presences]
 

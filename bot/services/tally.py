@@ -170,7 +170,7 @@ def needs_of(pattern: str) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Arrival:
+class NewCheckin:
     """A check-in as the tallies count it."""
 
     personnel_id: int
@@ -179,32 +179,29 @@ class Arrival:
     far: bool
 
 
-async def on_checkins(session: AsyncSession, arrivals: Sequence[Arrival]) -> None:
+async def on_checkins(session: AsyncSession, checkins: Sequence[NewCheckin]) -> None:
     """Check-ins added together (bot/services/checkin.py: check_in_all): each tally row changes once, by the sum.
 
     A TPS's coverage flips on the bunch's total: three guards arriving at
     an empty TPS together turn it covered once.
     """
-    if not arrivals:
+    if not checkins:
         return
     people = {
         personnel_id: (unit_id, force)
         for personnel_id, unit_id, force in await session.execute(
-            select(Personnel.id, Personnel.unit_id, Personnel.force).where(Personnel.id.in_({a.personnel_id for a in arrivals}))
+            select(Personnel.id, Personnel.unit_id, Personnel.force).where(Personnel.id.in_({c.personnel_id for c in checkins}))
         )
     }
     counts: dict[tuple[int, int], dict[str, int]] = {}
-    for arrival in arrivals:
-        row = counts.setdefault((arrival.shift_id, people[arrival.personnel_id][0]), dict.fromkeys(_ARRIVAL, 0))
+    for checkin in checkins:
+        row = counts.setdefault((checkin.shift_id, people[checkin.personnel_id][0]), {"checked_in": 0, "late": 0, "far": 0})
         row["checked_in"] += 1
-        row["late"] += int(arrival.late)
-        row["far"] += int(arrival.far)
+        row["late"] += int(checkin.late)
+        row["far"] += int(checkin.far)
     await _add_people_each(session, counts)
-    guards = [(a.personnel_id, a.shift_id) for a in arrivals if people[a.personnel_id][1] in status.SECURITY]
+    guards = [(c.personnel_id, c.shift_id) for c in checkins if people[c.personnel_id][1] in status.SECURITY]
     await _move_guards(session, guards, step=1)
-
-
-_ARRIVAL = ("checked_in", "late", "far")
 
 
 async def on_far_changed(session: AsyncSession, *, personnel_id: int, shift_id: int, far: bool) -> bool:
@@ -309,34 +306,37 @@ async def _move_guards(session: AsyncSession, guards: Sequence[tuple[int, int]],
         if (row[0], row[1]) in wanted
     ]
     held = Counter((personnel_id, shift_id) for personnel_id, shift_id, *_ in posts)
-    moves: dict[tuple[int, int], list[float]] = {}  # (shift, tps) -> [present, share]
-    places: dict[tuple[int, int], tuple[int, str]] = {}
+    moves: dict[tuple[int, int], tuple[int, float]] = {}  # (shift, tps) -> (present, share) added
+    places: dict[tuple[int, int], tuple[int, str]] = {}  # (shift, tps) -> (unit, kerawanan)
     for personnel_id, shift_id, tps_id, unit_id, kerawanan in posts:
-        move = moves.setdefault((shift_id, tps_id), [0, 0.0])
-        move[0] += step
-        move[1] += step / held[(personnel_id, shift_id)]
+        present, share = moves.get((shift_id, tps_id), (0, 0.0))
+        moves[(shift_id, tps_id)] = (present + step, share + step / held[(personnel_id, shift_id)])
         places[(shift_id, tps_id)] = (unit_id, kerawanan)
-    rows = [{"shift_id": s, "tps_id": t, "present": int(moves[(s, t)][0]), "share": moves[(s, t)][1]}
-            for s, t in sorted(moves)]
+    rows = [{"shift_id": s, "tps_id": t, "present": moves[(s, t)][0], "share": moves[(s, t)][1]} for s, t in sorted(moves)]
     after = {(s, t): (count, share)
              for s, t, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
     for shift_id in sorted({s for s, _ in moves}):
         needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
-        flips: dict[tuple[int, str], tuple[int, int]] = {}
-        for (s, tps_id), (present, share) in moves.items():
-            if s != shift_id:
-                continue
-            count, total = after[(s, tps_id)]
-            before_count, before_share = count - present, total - share
-            unit_id, kerawanan = places[(s, tps_id)]
-            covered = int(count > 0) - int(before_count > 0)
-            need = needs.get(kerawanan)
-            meets = 0 if need is None else int(_meets(count, total, need)) - int(_meets(before_count, before_share, need))
-            if covered or meets:
-                old = flips.get((unit_id, kerawanan), (0, 0))
-                flips[(unit_id, kerawanan)] = (old[0] + covered, old[1] + meets)
+        flips = _flips({t: (moves[(s, t)], after[(s, t)], places[(s, t)]) for s, t in moves if s == shift_id}, needs)
         if flips:
             await _add_unit_tps(session, shift_id, flips)
+
+
+def _flips(
+    changes: Mapping[int, tuple[tuple[int, float], tuple[int, float], tuple[int, str]]], needs: Mapping[str, float]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Per (unit, kerawanan): how many TPS turned covered and met the pattern (negative: stopped), from
+    each TPS's change, its row after it, and where it stands."""
+    flips: dict[tuple[int, str], tuple[int, int]] = {}
+    for (moved, share_moved), (count, share), (unit_id, kerawanan) in changes.values():
+        before_count, before_share = count - moved, share - share_moved
+        covered = int(count > 0) - int(before_count > 0)
+        need = needs.get(kerawanan)
+        meets = 0 if need is None else int(_meets(count, share, need)) - int(_meets(before_count, before_share, need))
+        if covered or meets:
+            old = flips.get((unit_id, kerawanan), (0, 0))
+            flips[(unit_id, kerawanan)] = (old[0] + covered, old[1] + meets)
+    return flips
 
 
 def _meets(present: int, share: float, need: float) -> bool:
