@@ -8,9 +8,11 @@ delay work but never double it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,9 +103,29 @@ async def run_sweep(sweep: Sweep, rt: Runtime) -> int:
 async def _on_own_engine(sweep: Sweep, rt: Runtime) -> int:
     engine = make_engine(rt.settings.database.url)
     try:
-        return await _pass(sweep, rt, make_sessionmaker(engine))
+        with _collector_paused():
+            return await _pass(sweep, rt, make_sessionmaker(engine))
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a pass runs.
+
+    A pass holds hundreds of thousands of objects for a few seconds, and each
+    full collection meanwhile walked them all with the interpreter held: at
+    20,000 people the loop stood still up to 114 ms at a time, 21 ms with
+    the collector paused (bench/reminders.py). The pass's objects are freed
+    by reference counting; the collector resumes after it.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 async def _pass(sweep: Sweep, rt: Runtime, sessions: async_sessionmaker[AsyncSession]) -> int:
