@@ -151,10 +151,22 @@ class Run:
     messages: list[NewMessage] = field(default_factory=list)
 
 
+@dataclass
+class Changes:
+    """What a pass writes besides its runs, gathered while it reads and works out the runs."""
+
+    stale: list[str] = field(default_factory=list)  # pending rows nobody should get any more
+    forget: list[str] = field(default_factory=list)  # cancelled rows wanted again
+    corrections: list[NewMessage] = field(default_factory=list)
+
+
 async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Settings) -> PlanResult:
     """Make the outbox hold exactly the reminders the roster asks for in the next `HORIZON`.
 
     Idempotent: safe to run every minute, from any worker, after any restart.
+    Everything is read and worked out first and written at the end, in one
+    transaction: on SQLite the writer's turn is held only while writing, not
+    for the seconds a large roster takes to work out (check-ins wait for it).
     """
     offsets = sorted({float(minutes) for minutes in settings.reminders.before_minutes}, reverse=True)
     latest = now + HORIZON + timedelta(minutes=max(offsets, default=0))
@@ -163,10 +175,14 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
     ))
     totals = {"planned": 0, "cancelled": 0, "skipped_late": 0, "corrections": 0}
     runs: list[Run] = []
+    changes = Changes()
     for shift in shifts:
-        shift_runs = await _plan_shift(session, shift=shift, offsets=offsets, now=now, settings=settings, totals=totals)
-        runs.extend(shift_runs)
+        runs.extend(await _plan_shift(
+            session, shift=shift, offsets=offsets, now=now, settings=settings, totals=totals, changes=changes))
     late_runs = schedule_runs(runs, now=now, rate=REMINDER_SHARE * settings.delivery.global_per_second)
+    totals["cancelled"] += await _cancel(session, changes.stale)
+    await _forget_cancelled(session, changes.forget)
+    totals["corrections"] += await enqueue_many(session, changes.corrections, now=now)
     totals["planned"] += await enqueue_many(session, (m for run in runs for m in run.messages), now=now)
     result = PlanResult(late_runs=late_runs, **totals)
     if result.planned or result.cancelled or result.corrections:  # one row per run that changed something
@@ -177,16 +193,16 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
 
 async def _plan_shift(
     session: AsyncSession, *, shift: Shift, offsets: Sequence[float], now: datetime, settings: Settings,
-    totals: dict[str, int],
+    totals: dict[str, int], changes: Changes,
 ) -> list[Run]:
-    """Cancel what is stale, queue the corrections, and return this shift's runs (not queued yet)."""
+    """Return this shift's runs (not queued yet); what is stale, to forget and to correct goes in `changes`."""
     recipients = await recipients_of(session, shift_id=shift.id)
     existing = await _existing(session, shift.id)
     kinds = [(offset_text(o), o) for o in offsets]
     wanted = {r.key_text(shift, kind): (r, o) for r in recipients if not r.checked_in for kind, o in kinds}
     current_fixes = {r.key_text(shift, FIX) for r in recipients}
-    stale = [k for k, row in existing.items() if row.state == _PENDING and k not in wanted and k not in current_fixes]
-    totals["cancelled"] += await _cancel(session, stale)
+    changes.stale.extend(
+        k for k, row in existing.items() if row.state == _PENDING and k not in wanted and k not in current_fixes)
     received = _received(existing)  # an offset already sent under an older fingerprint: the correction tells
     texts: dict[tuple[str, tuple[Post, ...]], str] = {}  # the people of one TPS read the same text
     runs: list[Run] = []
@@ -205,8 +221,14 @@ async def _plan_shift(
                                             zone=settings.operation.zone)  # fmt: skip
             run.fresh.append((position, _row(shift, recipient, key, texts[said])))
         runs.append(run)
-    await _forget_cancelled(session, [key for run in runs for key in _keys(run) if key in existing])
-    totals["corrections"] += await _queue_corrections(session, shift, recipients, existing, now=now, settings=settings)
+    changes.forget.extend(key for run in runs for key in _keys(run) if key in existing)
+    fixes = _corrections(shift, recipients, existing)
+    changes.forget.extend(key for key in fixes if key in existing)
+    changes.corrections.extend(
+        NewMessage(**_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
+                   due_at=now, send_by=max(shift.starts_at, now + LATE_TOLERANCE))
+        for key, (recipient, previous, sent_at) in fixes.items()
+    )  # fmt: skip
     return runs
 
 
@@ -227,20 +249,6 @@ def _run(
 
 def _keys(run: Run) -> list[str]:
     return [row["dedup_key"] for _, row in run.fresh]
-
-
-async def _queue_corrections(
-    session: AsyncSession, shift: Shift, recipients: Sequence[Recipient], existing: dict[str, Existing], *,
-    now: datetime, settings: Settings,
-) -> int:
-    fixes = _corrections(shift, recipients, existing)
-    rows = [
-        NewMessage(**_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
-                   due_at=now, send_by=max(shift.starts_at, now + LATE_TOLERANCE))
-        for key, (recipient, previous, sent_at) in fixes.items()
-    ]  # fmt: skip
-    await _forget_cancelled(session, [key for key in fixes if key in existing])
-    return await enqueue_many(session, rows, now=now)
 
 
 def _row(shift: Shift, recipient: Recipient, key: str, text: str) -> dict[str, Any]:
