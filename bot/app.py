@@ -35,6 +35,11 @@ even at 250 ms a round trip; a larger pool only costs CPU: httpx looks at every 
 on every request (the no-work bot of bench/checkin_storm.py: 256, PTB's default, ~100 replies/s;
 16, ~200/s)."""
 
+REPLY_POOL_TIMEOUT = 30.0
+"""Seconds a reply waits for a free connection. PTB's default, 1 s, failed /hadir answers at the start
+of a 20,000-person storm (bench/checkin_storm.py --people 20000); a request that found no connection
+was never sent, so waiting longer is safe, and it beats answering "not saved"."""
+
 
 def build_application(
     settings: Settings, *, clock: Clock = system_clock, with_dispatcher: bool = True, with_scheduler: bool = True
@@ -84,6 +89,7 @@ def build_application(
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
         .connection_pool_size(REPLY_CONNECTIONS)
+        .pool_timeout(REPLY_POOL_TIMEOUT)
         .defaults(
             Defaults(
                 parse_mode=ParseMode.HTML,

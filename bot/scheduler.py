@@ -86,7 +86,7 @@ async def run_sweep(sweep: Sweep, rt: Runtime) -> int:
     and engine: the reminder pass reconciles the whole roster in Python
     (2.5 s for 20,000 people), and on the bot's loop every update arriving
     meanwhile would wait for it. On a thread the interpreter switches to
-    the loop every few milliseconds instead.
+    the loop within `SWITCH_INTERVAL`.
     """
     try:
         if sweep.own_thread:
