@@ -46,8 +46,8 @@ def _ping_after_idle(engine: AsyncEngine, seconds: float) -> None:
     """`pool_pre_ping`, for connections that sat idle in the pool: they may have outlived a database restart.
 
     A connection in steady use has just answered, and a ping per checkout
-    was a fifth of a check-in's latency at 100 updates a second (four
-    sessions an update). A restart under load fails the statements in
+    cost a quarter of a location's latency at 100 updates a second
+    (bench/RESULTS.md). A restart under load fails the statements in
     flight either way; the first failure marks the whole pool stale, so
     the connections after it are new.
     """
