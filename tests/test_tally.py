@@ -169,7 +169,11 @@ async def mark_reachable(session: AsyncSession, personnel_id: int, reachable: bo
     await session.commit()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SLOW_EXAMPLES = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+"""Each example builds a roster in the database: no deadline, and the fixtures are reset by `prepare`."""
+
+
+@settings(SLOW_EXAMPLES, max_examples=25)
 @given(steps=st.lists(STEP, min_size=1, max_size=14), loose=st.booleans())
 async def test_tallies_stay_equal_to_a_recount(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], steps: list[tuple], loose: bool
@@ -186,7 +190,7 @@ PRESENCE = st.tuples(WHO, st.sampled_from(sorted(TPS_PLACES)), st.integers(0, 3)
 BUNCH = st.tuples(SHIFT, st.booleans(), st.lists(PRESENCE, min_size=1, max_size=8))
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(SLOW_EXAMPLES, max_examples=20)
 @given(bunches=st.lists(BUNCH, min_size=1, max_size=5), loose=st.booleans())
 async def test_check_ins_in_bunches_keep_the_tallies_equal_to_a_recount(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], bunches: list[tuple], loose: bool

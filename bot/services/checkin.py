@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,44 +140,52 @@ async def _first_check_ins(
         )
     ):
         done.setdefault(personnel_id, set()).add(shift_id)
-    fresh: dict[int, tuple[Presence, CheckinResult]] = {}
+    fresh: dict[int, _First] = {}
     for presence in sorted(presences, key=lambda p: p.personnel_id):  # the check-in rows' lock order
         mine, theirs = plans.get(presence.personnel_id), done.get(presence.personnel_id, set())
         shift = _choose(mine, theirs, now) if mine else None
         if shift is None or shift.shift_id in theirs:
             continue
-        post, distance, far, late = _where(shift, presence.lat, presence.lon, now, settings)
-        fresh[presence.personnel_id] = (presence, CheckinResult(
-            CheckinOutcome.checked_in, shift, post, distance, far, late, now))
+        fresh[presence.personnel_id] = _First(presence, shift, *_where(shift, presence.lat, presence.lon, now, settings))
     if not fresh:
         return [None] * len(presences)
-    made = await _insert_new(session, fresh.values())
+    made = await _insert_new(session, fresh.values(), now)
     counted = []
-    for presence, result in (fresh[personnel_id] for personnel_id in sorted(made)):
-        assert result.shift and result.post
+    for personnel_id in sorted(made):
+        first = fresh[personnel_id]
         audit.record(
-            session, action="checkin.created", entity="checkin",
-            entity_id=f"{presence.personnel_id}:{result.shift.shift_id}", actor_id=presence.personnel_id,
-            detail={"tps": result.post.tps_code, "distance_m": round(result.distance_m), "far": result.far,
-                    "late": result.late},
+            session, action="checkin.created", entity="checkin", entity_id=f"{personnel_id}:{first.shift.shift_id}",
+            actor_id=personnel_id,
+            detail={"tps": first.post.tps_code, "distance_m": round(first.distance), "far": first.far, "late": first.late},
         )
-        counted.append(tally.NewCheckin(presence.personnel_id, result.shift.shift_id, result.late, result.far))
+        counted.append(tally.NewCheckin(personnel_id, first.shift.shift_id, first.late, first.far))
     await tally.on_checkins(session, counted)
     await session.commit()
-    return [fresh[p.personnel_id][1] if p.personnel_id in made else None for p in presences]
+    return [fresh[p.personnel_id].result(now) if p.personnel_id in made else None for p in presences]
 
 
-async def _insert_new(session: AsyncSession, fresh: Iterable[tuple[Presence, CheckinResult]]) -> set[int]:
+class _First(NamedTuple):
+    """A first check-in of a bunch, worked out before it is written."""
+
+    presence: Presence
+    shift: ShiftPlan
+    post: Post
+    distance: float
+    far: bool
+    late: bool
+
+    def result(self, now: datetime) -> CheckinResult:
+        return CheckinResult(CheckinOutcome.checked_in, self.shift, self.post, self.distance, self.far, self.late, now)
+
+
+async def _insert_new(session: AsyncSession, fresh: Iterable[_First], now: datetime) -> set[int]:
     """Insert the rows nobody wrote first; returns the people whose row this was."""
     rows = [
-        {"personnel_id": presence.personnel_id, "shift_id": result.shift.shift_id, "tps_id": result.post.tps_id,
-         "checked_in_at": result.checked_in_at, "lat": presence.lat, "lon": presence.lon,
-         "distance_m": result.distance_m, "far": result.far, "late": result.late}
-        for presence, result in fresh
-        if result.shift and result.post
+        {"personnel_id": first.presence.personnel_id, "shift_id": first.shift.shift_id, "tps_id": first.post.tps_id,
+         "checked_in_at": now, "lat": first.presence.lat, "lon": first.presence.lon,
+         "distance_m": first.distance, "far": first.far, "late": first.late}
+        for first in fresh
     ]
-    if not rows:
-        return set()
     return set((await session.execute(_insert_or_skip(dialect_insert(session)), rows)).scalars())
 
 

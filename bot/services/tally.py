@@ -317,18 +317,18 @@ async def _move_guards(session: AsyncSession, guards: Sequence[tuple[int, int]],
              for s, t, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
     for shift_id in sorted({s for s, _ in moves}):
         needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
-        flips = _flips({t: (moves[(s, t)], after[(s, t)], places[(s, t)]) for s, t in moves if s == shift_id}, needs)
+        flips = _flips([(moves[(s, t)], after[(s, t)], places[(s, t)]) for s, t in moves if s == shift_id], needs)
         if flips:
             await _add_unit_tps(session, shift_id, flips)
 
 
 def _flips(
-    changes: Mapping[int, tuple[tuple[int, float], tuple[int, float], tuple[int, str]]], needs: Mapping[str, float]
+    changes: Iterable[tuple[tuple[int, float], tuple[int, float], tuple[int, str]]], needs: Mapping[str, float]
 ) -> dict[tuple[int, str], tuple[int, int]]:
     """Per (unit, kerawanan): how many TPS turned covered and met the pattern (negative: stopped), from
     each TPS's change, its row after it, and where it stands."""
     flips: dict[tuple[int, str], tuple[int, int]] = {}
-    for (moved, share_moved), (count, share), (unit_id, kerawanan) in changes.values():
+    for (moved, share_moved), (count, share), (unit_id, kerawanan) in changes:
         before_count, before_share = count - moved, share - share_moved
         covered = int(count > 0) - int(before_count > 0)
         need = needs.get(kerawanan)
