@@ -9,20 +9,26 @@ duplicates, cycles, the command check) is the importer's job
 Cells are normalised the way an operator's spreadsheet varies: surrounding
 whitespace is stripped, whole numbers typed into text columns become text
 (an NRP typed as a number), enum values are matched case-insensitively with
-spaces or hyphens for underscores ("Sangat Rawan"). Text that a spreadsheet
-would run as a formula (`=`, `+`, `-`, `@` first) is kept literally as text:
-formula cells arrive as their formula string (the workbook is read with
-`data_only=False`) and are never evaluated. Whoever writes these values
-back into a spreadsheet (exports) must write them as text cells (openpyxl
-`data_type = "s"`, or a leading `'`), or the formula comes back to life.
+spaces or hyphens for underscores ("Sangat Rawan"). An NRP is 1 to 20 ASCII
+letters and digits: it is matched exactly wherever a person or an operator
+types it back (registration, `siaga invite`), and a stray `#`, dot or
+space would store one that nobody can type.
+
+Formulas never reach a schema: the reader (bot/services/spreadsheet.py)
+hands over a workbook formula's cached value and rejects a CSV cell that
+begins with `=`. Text that begins with `+`, `-` or `@` is kept as typed;
+whoever writes these values back into a spreadsheet (exports) must write
+them as text cells (openpyxl `data_type = "s"`), or a formula comes to life.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -38,6 +44,9 @@ ENTITIES: tuple[str, ...] = ("units", "personnel", "tps", "shifts", "assignments
 
 # Never echoed back in an error message: a report may be pasted into a chat.
 SENSITIVE_COLUMNS = frozenset({"nrp", "phone"})
+NRP_LENGTH = 20
+_NRP = re.compile(rf"[A-Za-z0-9]{{1,{NRP_LENGTH}}}")
+_NOT_NRP = re.compile(r"[^A-Za-z0-9]")
 
 
 def _enum_text(value: Any) -> Any:
@@ -74,8 +83,18 @@ def _code_list(value: Any) -> Any:
     return codes
 
 
+def _nrp(value: str) -> str:
+    """Names the offending character (never the NRP itself: it is sensitive) so the officer finds it."""
+    if _NRP.fullmatch(value):
+        return value
+    wrong = _NOT_NRP.search(value)
+    if wrong is not None:
+        raise ValueError(f"not an NRP (letters and digits only; found {wrong.group()!r})")
+    raise ValueError(f"not an NRP (at most {NRP_LENGTH} letters and digits; found {len(value)})")
+
+
 Code = Annotated[str, Field(min_length=1, max_length=64)]
-Nrp = Annotated[str, Field(min_length=1, max_length=32)]
+Nrp = Annotated[str, AfterValidator(_nrp)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=200)]
 Latitude = Annotated[float, BeforeValidator(_decimal), Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -189,7 +208,14 @@ def describe(problem: Any, column: str) -> str:
     """One pydantic error in an operator's words; never echoes NRPs or phone numbers."""
     reason = _REASONS.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
     value = problem.get("input")
-    if column in SENSITIVE_COLUMNS or problem["type"] == "missing" or value is None:
+    if problem["type"] == "missing" or value is None:
+        return reason
+    return with_value(reason, column, value)
+
+
+def with_value(reason: str, column: str, value: Any) -> str:
+    """The reason and what the cell held, shortened; only the reason for an NRP or a phone number."""
+    if column in SENSITIVE_COLUMNS:
         return reason
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     return f"{reason} (got {shown})"

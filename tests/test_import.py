@@ -264,13 +264,17 @@ async def test_relocated_tps_keeps_its_old_place(session: AsyncSession, tmp_path
 
 
 async def test_formula_looking_text_is_stored_as_text(session: AsyncSession, tmp_path: Path) -> None:
+    """Text cells that a spreadsheet would run if they were typed in: `'=...` in Excel, `+ - @` as they come."""
     province = base()
-    province["personnel"][0][1] = "=HYPERLINK(\"http://x\",\"klik\")"  # openpyxl stores it as a formula cell
     province["personnel"][1][1] = "+Agus"
     province["personnel"][2][2] = "@SUM(A1:A9)"
     province["personnel"][3][1] = "-Siti"
-    province["tps"][0][2] = "=1+1"
     paths = write_xlsx(tmp_path / "roster.xlsx", province)
+    workbook = load_workbook(paths[0])
+    for sheet, coordinate, text in [("personnel", "B2", "=HYPERLINK(\"http://x\",\"klik\")"), ("tps", "C2", "=1+1")]:
+        cell = workbook[sheet][coordinate]
+        cell.value, cell.data_type = text, "s"
+    workbook.save(paths[0])
     report = await run(session, paths)
     assert report.ok, report.format()
     names = {p.nrp: (p.name, p.rank, p.phone) for p in await session.scalars(select(Personnel))}
@@ -368,7 +372,15 @@ BAD_ROWS: dict[str, tuple[Mutation, str, int, str, str]] = {
     "bad unit kind": (setter("units", 2, "kind", "batalyon"), "units", 4, "kind", "'polsek'"),
     "bad phase": (setter("shifts", 0, "phase", "istirahat"), "shifts", 2, "phase", "'pengawalan'"),
     "missing required value": (setter("personnel", 3, "name", None), "personnel", 5, "name", "value is required"),
-    "bad phone": (setter("personnel", 0, "phone", "=CALL()"), "personnel", 2, "phone", "not a phone number"),
+    "bad phone": (setter("personnel", 0, "phone", "0812 CALL"), "personnel", 2, "phone", "not a phone number"),
+    "nrp with a sign": (setter("personnel", 0, "nrp", "12#4X"), "personnel", 2, "nrp",
+                        "not an NRP (letters and digits only; found '#')"),
+    "nrp with a space inside": (setter("personnel", 1, "nrp", " 8501 0002 "), "personnel", 3, "nrp",
+                                "found ' '"),
+    "nrp too long": (setter("personnel", 2, "nrp", "3" * 21), "personnel", 4, "nrp",
+                     "not an NRP (at most 20 letters and digits; found 21)"),
+    "assignment nrp with a sign": (setter("assignments", 1, "nrp", "12#4X"), "assignments", 3, "nrp",
+                                   "not an NRP (letters and digits only; found '#')"),
     "cycle in the file": (lambda p: (p["units"].append(["LOOP-1", "L1", "other", "polri", "LOOP-2", ""]),
                                      p["units"].append(["LOOP-2", "L2", "other", "polri", "LOOP-1", ""])),
                           "units", 11, "parent_code", "cycle in the unit tree"),

@@ -7,10 +7,24 @@ keyed by code / NRP, noting every bad row with its spreadsheet row number
 never holds a sheet's raw cells: a Sumsel workbook has half a million rows.
 Checks that need other rows or the database are bot/services/roster.py's.
 
-Workbooks are opened with `read_only=True, data_only=False`: a formula cell
-arrives as its formula text ("=HYPERLINK(...)") and is imported as that
-text, never evaluated (openpyxl cannot evaluate anyway, and the cached value
-would be whatever the sender's machine computed).
+A workbook formula cell is imported as the value the workbook cached for it
+(what Excel or LibreOffice showed the officer when the file was saved), the
+way openpyxl's `data_only=True` reads it; nothing is ever evaluated here. A
+formula with no cached value (a workbook written by a script and never
+opened) and a cached error (`#N/A` from a failed lookup) are rejected
+instead of being imported as empty cells or as the text "#N/A". Both need
+to know that the cell holds a formula, which `data_only=True` hides, so the
+sheet is parsed once by openpyxl's own parser with that one addition.
+
+A CSV file has no cell types: a value that begins with `=` (after leading
+spaces) is what a spreadsheet runs as a formula when the file is opened,
+never an NRP, a code or a name, so it is rejected in every column. Values
+that begin with `+`, `-` or `@` are kept: "+62 812...", "-2,98" and "-" (an
+empty village in many Indonesian lists) are real data, and a formula only
+comes to life where a value is written back into a spreadsheet, which every
+export does as a text cell (bot/services/reports.py). A text cell of a
+workbook that begins with `=` was typed as text on purpose (`'=...` in
+Excel) and is kept too.
 """
 
 from __future__ import annotations
@@ -20,16 +34,17 @@ import io
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 from pydantic import ValidationError
 
-from models.schemas import COLUMNS, ENTITIES, SCHEMAS, describe
+from models.schemas import COLUMNS, ENTITIES, SCHEMAS, describe, with_value
 
 Cells = tuple[Any, ...]
 KEY_COLUMN = {"units": "code", "personnel": "nrp", "tps": "code", "shifts": "code"}
@@ -50,6 +65,19 @@ class RowError:
         return f"{where}, column {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A workbook cell that holds no value to import: a formula never calculated, or a cached error."""
+
+    reason: str
+
+
+NOT_CALCULATED = Unreadable("formula without a value: the workbook stores no result for it "
+                            "(open and save it in Excel or LibreOffice, or type the value)")
+CSV_FORMULA = "spreadsheet formula: a value must not begin with ="
+Problems = Sequence[tuple[str, str]]  # (column, reason)
+
+
 class FileProblem(Exception):
     """A file that cannot be read as an import file at all (named for the operator)."""
 
@@ -68,6 +96,7 @@ class Sheet:
     label: str
     header: Cells
     rows: Iterator[tuple[int, Cells]]
+    csv: bool = False
 
 
 def sheet_label(path: Path, entity: str) -> str:
@@ -88,9 +117,44 @@ def read_sheets(path: Path) -> Iterator[Sheet]:
         raise FileProblem("not an .xlsx workbook or a .csv file")
 
 
+class _CachedValues(WorkSheetParser):
+    """openpyxl's sheet parser with `data_only=True` that tells a formula without a cached value from an empty cell.
+
+    openpyxl offers no public way to see both the formula and its cached
+    value, and opening the workbook twice would double the import's largest
+    cost, so this leans on its internal parser (stable through 3.1; the
+    dependency is pinned below 4). An empty `<v>` of a formula whose result
+    is text (`t="str"`) is a cached empty string, not a missing value.
+    """
+
+    def parse_cell(self, element: Any) -> dict[str, Any]:
+        cell: dict[str, Any] = super().parse_cell(element)
+        if cell["value"] is None:
+            if element.find(FORMULA_TAG) is not None and not (
+                    cell["data_type"] == "str" and element.find(VALUE_TAG) is not None):
+                cell["value"] = NOT_CALCULATED
+        elif cell["data_type"] == "e":
+            cell["value"] = Unreadable(f"spreadsheet error {cell['value']}: fix the formula or type the value")
+        return cell
+
+
+def _cached_rows(workbook: Any, worksheet: Any) -> Iterator[tuple[int, Cells]]:
+    """Every row that has a cell, with its spreadsheet row number, its cells from column A."""
+    with worksheet._get_source() as source:
+        parser = _CachedValues(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
+                               date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        for number, found in parser.parse():
+            if not found:
+                continue
+            cells: list[Any] = [None] * found[-1]["column"]
+            for cell in found:
+                cells[cell["column"] - 1] = cell["value"]
+            yield number, tuple(cells)
+
+
 def _workbook_sheets(path: Path) -> Iterator[Sheet]:
     try:
-        workbook = load_workbook(path, read_only=True, data_only=False)
+        workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises anything from zipfile to KeyError
         raise FileProblem(f"cannot read the workbook ({type(error).__name__}: {error})") from None
     try:
@@ -100,11 +164,14 @@ def _workbook_sheets(path: Path) -> Iterator[Sheet]:
             if entity not in ENTITIES:
                 continue
             found = True
-            rows = enumerate(worksheet.iter_rows(values_only=True), start=1)
+            rows = _cached_rows(workbook, worksheet)
             first = next(rows, None)
             if first is None:
                 continue  # an empty sheet: nothing to import
-            yield Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows))
+            if first[0] == 1:
+                yield Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows))
+            else:  # the header belongs in row 1: an empty one is reported as missing columns
+                yield Sheet(entity, sheet_label(path, entity), (), _data_rows(chain([first], rows)))
         if not found:
             raise FileProblem("no sheet named " + ", ".join(ENTITIES))
     finally:
@@ -130,7 +197,7 @@ def _csv_sheet(path: Path) -> Sheet | None:
     first = next(rows, None)
     if first is None:
         return None
-    return Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows))
+    return Sheet(entity, sheet_label(path, entity), first[1], _data_rows(rows), csv=True)
 
 
 def _data_rows(rows: Iterator[tuple[int, Cells]]) -> Iterator[tuple[int, Cells]]:
@@ -168,27 +235,35 @@ def check_header(entity: str, header: Cells) -> list[HeaderProblem]:
     return problems
 
 
-def row_values(columns: Sequence[str], cells: Cells) -> dict[str, Any]:
-    """The non-empty cells of a row by column name, as the schemas take them.
+def row_values(columns: Sequence[str], cells: Cells, *, csv: bool = False) -> tuple[dict[str, Any], Problems]:
+    """The non-empty cells of a row by column name, as the schemas take them, and the cells that are no value.
 
     A whole number stored as a float (an NRP typed into a number cell) loses
-    its `.0`; an array formula object becomes its formula text.
+    its `.0`. A workbook cell without a usable cached value and, in a CSV
+    file, a value that begins with `=` are left out of the values and come
+    back as (column, reason).
     """
     values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] | None = None
     for name, cell in zip(columns, cells):
         if cell is None:
             continue
         kind = cell.__class__
         if kind is str:
             if cell and not cell.isspace():
-                values[name] = cell
+                if csv and cell.lstrip().startswith("="):
+                    problems = problems or []
+                    problems.append((name, with_value(CSV_FORMULA, name, cell)))
+                else:
+                    values[name] = cell
         elif kind is float and cell.is_integer():
             values[name] = int(cell)
-        elif kind in (int, float, datetime, bool):
-            values[name] = cell
+        elif kind is Unreadable:
+            problems = problems or []
+            problems.append((name, cell.reason))
         else:
-            values[name] = getattr(cell, "text", cell)
-    return values
+            values[name] = cell
+    return values, problems or ()
 
 
 # Validated rows are kept as named tuples: a pydantic model per row costs five times the memory.
@@ -291,16 +366,15 @@ def parse_sheet(parsed: Parsed, sheet: Sheet) -> None:
     nrp, tps, shift = parsed.nrps, parsed.tps_codes, parsed.shift_codes
     for number, cells in sheet.rows:
         at = where(index, number)
-        raw = row_values(columns, cells)
+        raw, problems = row_values(columns, cells, csv=sheet.csv)
         try:
             row = schema.model_validate(raw)
         except ValidationError as error:
-            bad = set()
-            for problem in error.errors():
-                column = str(problem["loc"][0]) if problem["loc"] else ""
-                bad.add(column)
-                parsed.add_error(at, column, describe(problem, column))
-            if keyed is not None and keyed not in bad:
+            problems = _with_schema_errors(columns, problems, error)
+        if problems:
+            for column, reason in problems:
+                parsed.add_error(at, column, reason)
+            if keyed is not None and all(column != keyed for column, _ in problems):
                 parsed.rejected[sheet.entity].add(str(raw[keyed]).strip())
             continue
         if keyed is None:  # an assignment
@@ -316,6 +390,17 @@ def parse_sheet(parsed: Parsed, sheet: Sheet) -> None:
         if previous[1] != at:
             shown = "" if keyed == "nrp" else f" {code!r}"
             parsed.add_error(at, keyed, f"duplicate {keyed}{shown}: also on {_at(parsed, previous[1])}")
+
+
+def _with_schema_errors(columns: Sequence[str], problems: Problems, error: ValidationError) -> Problems:
+    """A row's cell problems and schema errors in column order; a cell left out is not "value is required" too."""
+    taken = {column for column, _ in problems}
+    found = list(problems)
+    for problem in error.errors():
+        column = str(problem["loc"][0]) if problem["loc"] else ""
+        if column not in taken:
+            found.append((column, describe(problem, column)))
+    return sorted(found, key=lambda item: columns.index(item[0]) if item[0] in columns else len(columns))
 
 
 def _at(parsed: Parsed, packed: int) -> str:
