@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import secrets
 import socket
 
 from telegram import LinkPreviewOptions
@@ -15,6 +18,7 @@ from bot import scheduler
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.dispatcher import Dispatcher, make_bot
+from bot.intake import DurableUpdater, InboxProcessor
 from bot.metrics import count_error, instrument
 from bot.ratelimit import RateLimiter
 from bot.replies import RetryReplies
@@ -25,8 +29,9 @@ log = logging.getLogger("siaga.app")
 
 
 def worker_id() -> str:
-    """Stable for a process's life, distinct between processes: the outbox lease owner."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Distinct for every process start, even one that gets the pid of a dead one (pid 1 in a container):
+    what a worker held is another worker's to take back once its beat stops (bot/liveness.py)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 REPLY_CONNECTIONS = 16
@@ -46,13 +51,19 @@ def build_application(
 ) -> Application:
     """The real bot: PTB's Application with our handlers, database, clock, dispatcher and sweeps.
 
-    Replies are sent at once (retried after a 429, see bot/replies.py);
-    everything else goes through the outbox dispatcher, which paces itself to
-    Telegram's limits on a Bot of its own (its own connection pool, so a
-    reminder run never queues behind replies or the other way round).
+    Updates come in through the durable intake (bot/intake.py), PTB's
+    Updater's place. Replies are sent at once (retried after a 429, see
+    bot/replies.py); everything else goes through the outbox dispatcher,
+    which paces itself to Telegram's limits on a Bot of its own (its own
+    connection pool, so a reminder run never queues behind replies or the
+    other way round). After a start, the backlog is handled first: only
+    then does a reminder pass run, the dispatcher start and the
+    missed-check-in sweep begin, so nobody whose check-in waited in the
+    backlog is reminded or listed as missing.
     """
     engine = make_engine(settings.database.url, echo=settings.database.echo)
-    runtime = Runtime(settings=settings, sessions=make_sessionmaker(engine), clock=clock)
+    worker = worker_id()
+    runtime = Runtime(settings=settings, sessions=make_sessionmaker(engine), clock=clock, worker=worker)
     limiter = RateLimiter(
         global_per_second=settings.delivery.global_per_second,
         private_per_second=settings.delivery.private_per_second,
@@ -60,25 +71,40 @@ def build_application(
     )
     token = settings.require_token()
 
+    async def after_backlog(updater: DurableUpdater, dispatcher: Dispatcher | None) -> None:
+        await updater.settled.wait()
+        if with_scheduler:
+            await scheduler.run_sweep(scheduler.REMINDERS, runtime)
+        if dispatcher is not None:
+            await dispatcher.start()
+            runtime.services["dispatcher"] = dispatcher
+        runtime.settled.set()
+
     async def post_init(application: Application) -> None:
         await menus.set_default_menus(application)
+        dispatcher = None
         if with_dispatcher:
             bot = make_bot(token=token, base_url=settings.telegram.base_url)
             await bot.initialize()
             dispatcher = Dispatcher(
-                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker_id(), clock=clock,
+                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker, clock=clock,
                 lease_seconds=settings.delivery.lease_seconds, limiter=limiter,  # one flood budget with replies
             )
-            await dispatcher.start()
-            runtime.services["dispatcher"] = dispatcher
         if with_scheduler:
             scheduler.schedule(application)
+        runtime.services["after_backlog"] = asyncio.create_task(after_backlog(updater, dispatcher))
 
     async def post_stop(_: Application) -> None:
+        waiting = runtime.services.pop("after_backlog", None)
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
         dispatcher = runtime.services.pop("dispatcher", None)
         if dispatcher is not None:
             await dispatcher.stop()
             await dispatcher.bot.shutdown()
+        await updater.finish()
 
     async def post_shutdown(_: Application) -> None:
         await engine.dispose()
@@ -102,7 +128,14 @@ def build_application(
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
-    application = instrument(builder).build()  # concurrent updates, timed from receipt to completion
+    application = instrument(builder, InboxProcessor).build()  # concurrent updates, timed from receipt to completion
+    updater = DurableUpdater(application.bot, application.update_queue, sessions=runtime.sessions, worker=worker,
+                             durable=settings.intake.durable)  # fmt: skip
+    updater.liveness.on_released = runtime.wake_dispatcher
+    application.updater = updater
+    processor = application.update_processor
+    assert isinstance(processor, InboxProcessor)
+    processor.updater = updater
     application.bot_data[RUNTIME_KEY] = runtime
     application.add_error_handler(count_error)  # first: handlers/common.on_error stops the update after answering
     handlers.register_all(application)

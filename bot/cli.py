@@ -99,14 +99,15 @@ def run_with_database(
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot import webhook
-    from bot.app import build_application, worker_id
+    from bot.app import build_application
+    from bot.runtime import runtime_of
 
     settings.require_token()
     if args.webhook:
         webhook.webhook_options(settings)  # a missing URL or secret is reported before anything starts
     run_with_database(settings, partial(ensure_tallies, settings=settings))
     application = build_application(settings)
-    return webhook.run(application, settings, webhook=args.webhook, worker=worker_id())
+    return webhook.run(application, settings, webhook=args.webhook, worker=runtime_of(application.bot_data).worker)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,9 +1,8 @@
 """What many updates ask of the database at once, asked once for all of them.
 
-Every update is claimed (exactly-once, bot/services/updates.py), nearly
-every one looks its sender up (bot/services/people.py), and a location or
+Nearly every update looks its sender up (bot/services/people.py), and a location or
 `/hadir` asks what the bot waits for from its sender (bot/services/chatstate.py):
-`arrivals` asks all three for the updates of the moment in one transaction.
+`arrivals` asks both for the updates of the moment in one transaction.
 Most locations are check-ins (bot/services/checkin.py): `checkins` makes
 those of the moment together. Under load updates come in bunches: a poll
 returns up to a hundred, a webhook worker's queue fills while the loop is
@@ -11,9 +10,8 @@ busy. A `Coalescer` sends the keys asked for while its previous call was on
 its way in one call. Nothing is held back on purpose: a key asked for when
 the coalescer is idle goes at once, alone.
 
-Only the waiting lives in memory. A claim is answered after its commit, so
-a restart loses nothing: an unanswered update is delivered again and
-claimed then.
+Only the waiting lives in memory: an update is stored before it is
+accepted (bot/intake.py), so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import CheckinSettings
 from bot.db import quick
+from bot.handling import HANDLING, Mark
 from bot.services.chatstate import Waiting, waiting_for_each
 from bot.services.checkin import CheckinResult, Presence, check_in_all
 from bot.services.people import Actor, actors_for
@@ -38,16 +37,20 @@ V = TypeVar("V")
 
 
 class Coalescer(Generic[K, V]):
-    """`await coalescer(key)`: `run` answers a list of keys with a list of values, in order."""
+    """`await coalescer(key)`: `run` answers a list of keys with a list of values, in order.
+
+    `run` works under the marks of all its callers' updates (bot/handling.py):
+    the transaction that commits the bunch's effect marks each of them handled.
+    """
 
     def __init__(self, run: Callable[[list[K]], Awaitable[list[V]]]) -> None:
         self._run = run
-        self._waiting: list[tuple[K, asyncio.Future[V]]] = []
+        self._waiting: list[tuple[K, asyncio.Future[V], Mark | None]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, key: K) -> V:
         answer: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._waiting.append((key, answer))
+        self._waiting.append((key, answer, HANDLING.get()))
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
         return await answer
@@ -60,19 +63,22 @@ class Coalescer(Generic[K, V]):
         finally:
             self._task = None
 
-    async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+    async def _answer(self, batch: list[tuple[K, asyncio.Future[V], Mark | None]]) -> None:
+        token = HANDLING.set(Mark.of([mark for _, _, mark in batch]))
         try:
-            values = await self._run([key for key, _ in batch])
+            values = await self._run([key for key, _, _ in batch])
         except asyncio.CancelledError:  # shutting down: the callers stop too, none left waiting
-            for _, answer in batch:
+            for _, answer, _ in batch:
                 answer.cancel()
             raise
         except Exception as error:  # each update's own error handler answers its sender
-            for _, answer in batch:
+            for _, answer, _ in batch:
                 if not answer.done():
                     answer.set_exception(error)
             return
-        for (_, answer), value in zip(batch, values, strict=True):
+        finally:
+            HANDLING.reset(token)
+        for (_, answer, _), value in zip(batch, values, strict=True):
             if not answer.done():
                 answer.set_result(value)
 
@@ -87,23 +93,26 @@ class Arrival:
 
 
 def arrivals(
-    sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime]
+    sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime], *, claim: bool = False
 ) -> Coalescer[tuple[int, int | None], Arrival]:
     """Keys are (update id, sender's Telegram id or None); a second copy of an update in one bunch is not first.
 
-    One transaction: the claims' insert-or-ignore first (on SQLite a
-    transaction that begins by writing holds the writer's turn and never has
-    to upgrade a read), then the two lookups, then the commit that makes the
-    claims stand.
+    The durable intake (bot/intake.py) stores each update once, so what
+    reaches the handlers is first by construction. Without it (`claim`, the
+    benchmark's baseline) the claims' insert-or-ignore comes first in the
+    same transaction (on SQLite a transaction that begins by writing holds
+    the writer's turn and never has to upgrade a read).
     """
 
     async def arrive(keys: list[tuple[int, int | None]]) -> list[Arrival]:
         users = list({user_id for _, user_id in keys if user_id is not None})
+        ids = [update_id for update_id, _ in keys]
         async with quick(sessions) as session:
-            unseen = await claim_updates(session, update_ids=[update_id for update_id, _ in keys], now=now())
+            unseen = await claim_updates(session, update_ids=ids, now=now()) if claim else set(ids)
             senders = await actors_for(session, telegram_user_ids=users) if users else {}
             waits = await waiting_for_each(session, telegram_user_ids=users, now=now()) if users else {}
-            await session.commit()
+            if claim:
+                await session.commit()
         found = []
         for update_id, user_id in keys:
             if user_id is None:

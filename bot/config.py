@@ -121,6 +121,7 @@ class DeliverySettings(Section):
     retry_deadline_minutes: Minutes = 60
     poll_seconds: float = Field(default=0.5, gt=0)
     lease_seconds: float = Field(default=120, gt=0)
+    jitter_margin_seconds: float = Field(default=0.04, ge=0, le=0.5)
 
 
 class SchedulerSettings(Section):
@@ -130,6 +131,13 @@ class SchedulerSettings(Section):
     reminders_seconds: float = Field(default=60, gt=0)
     missed_checkins_seconds: float = Field(default=60, gt=0)
     broadcast_reports_seconds: float = Field(default=30, gt=0)
+
+
+class IntakeSettings(Section):
+    """`durable = false` accepts updates before they are stored, as Siaga did before the inbox: for measuring
+    what the inbox costs (bench/checkin_storm.py), never for an operation."""
+
+    durable: bool = True
 
 
 class HealthSettings(Section):
@@ -159,6 +167,7 @@ class Settings(BaseSettings):
     registration: RegistrationSettings = RegistrationSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    intake: IntakeSettings = IntakeSettings()
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
 

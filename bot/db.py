@@ -13,6 +13,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot import sqlite_driver
+from bot.handling import MarkingSession
 
 
 def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -88,7 +89,8 @@ def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions that mark the update being handled as handled when its effect commits (bot/handling.py)."""
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=MarkingSession)
 
 
 @asynccontextmanager

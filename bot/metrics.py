@@ -110,10 +110,12 @@ class TimedUpdateProcessor(SimpleUpdateProcessor):
             self.metrics.latency.observe(time.perf_counter() - started)
 
 
-def instrument(builder: ApplicationBuilder) -> ApplicationBuilder:  # type: ignore[type-arg]
+def instrument(
+    builder: ApplicationBuilder, processor: type[TimedUpdateProcessor] = TimedUpdateProcessor,  # type: ignore[type-arg]
+) -> ApplicationBuilder:  # type: ignore[type-arg]
     """Build with the timed queue and processor (this replaces `.concurrent_updates(True)`)."""
     queue = ReceiptQueue()
-    return builder.update_queue(queue).concurrent_updates(TimedUpdateProcessor(queue))
+    return builder.update_queue(queue).concurrent_updates(processor(queue))
 
 
 def update_metrics(application: Any) -> UpdateMetrics | None:

@@ -6,6 +6,7 @@ dispatcher); state lives in the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,11 @@ class Runtime:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock = system_clock
+    worker: str = ""
+    """This process's id among the workers (bot/liveness.py)."""
     services: dict[str, Any] = field(default_factory=dict)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the backlog of this start is handled (bot/app.py): the sweeps that plan from check-ins wait."""
 
     def now(self) -> datetime:
         return self.clock()

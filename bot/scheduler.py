@@ -41,6 +41,8 @@ class Sweep:
     interval: Callable[[Runtime], float]
     own_thread: bool = False
     """A pass whose Python work grows with the roster runs on a thread and event loop of its own (`run_sweep`)."""
+    after_backlog: bool = False
+    """Plans from who has checked in: waits until the backlog of a start is handled (`Runtime.settled`)."""
 
 
 async def _escalations(session: AsyncSession, rt: Runtime) -> int:
@@ -64,10 +66,13 @@ async def _forget_updates(session: AsyncSession, rt: Runtime) -> int:
     return await forget_old(session, before=rt.now() - RETENTION)
 
 
+REMINDERS = Sweep(
+    "reminders", _reminders, lambda rt: rt.settings.scheduler.reminders_seconds, own_thread=True, after_backlog=True
+)
 SWEEPS = (
     Sweep("escalation", _escalations, lambda rt: rt.settings.scheduler.escalation_seconds),
-    Sweep("reminders", _reminders, lambda rt: rt.settings.scheduler.reminders_seconds, own_thread=True),
-    Sweep("missed_checkins", _missed, lambda rt: rt.settings.scheduler.missed_checkins_seconds),
+    REMINDERS,
+    Sweep("missed_checkins", _missed, lambda rt: rt.settings.scheduler.missed_checkins_seconds, after_backlog=True),
     Sweep("broadcast_reports", _broadcast_reports, lambda rt: rt.settings.scheduler.broadcast_reports_seconds),
     Sweep("forget_updates", _forget_updates, lambda rt: 3600.0),
 )
@@ -163,6 +168,8 @@ def schedule(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for index, sweep in enumerate(SWEEPS):
 
         async def job(_: ContextTypes.DEFAULT_TYPE, sweep: Sweep = sweep) -> None:
+            if sweep.after_backlog and not rt.settled.is_set():
+                return
             await run_sweep(sweep, rt)
 
         queue.run_repeating(

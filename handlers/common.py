@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
@@ -20,6 +22,7 @@ from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, Type
 
 from bot.coalesce import Arrival, arrivals
 from bot.db import quick
+from bot.handling import HANDLING
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
@@ -45,14 +48,15 @@ def user_lang(update: Update) -> Lang:
 
 
 async def drop_duplicates(update: Update, context: Context) -> None:
-    """Telegram redelivers after timeouts; a second copy stops here, silently.
+    """What every update needs first; a second copy (only possible without the durable intake) stops here.
 
     The claim brings the sender and what the bot waits for from them, for
     the handlers of this update (PTB's context lives as long as the update).
     """
     rt = runtime(context)
     user = update.effective_user
-    arrival = await wired(rt, "arrivals", lambda: arrivals(rt.sessions, rt.now))(
+    claim = not rt.settings.intake.durable
+    arrival = await wired(rt, "arrivals", lambda: arrivals(rt.sessions, rt.now, claim=claim))(
         (update.update_id, user.id if user else None))
     if not arrival.first:
         raise ApplicationHandlerStop
@@ -143,6 +147,11 @@ async def on_error(update: object, context: Context) -> None:
     """
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    mark = HANDLING.get()
+    if mark is not None and not mark.handled and database_unreachable(error):
+        mark.retry = True  # handled again once the database answers (bot/intake.py); no answer now
+        log.warning("update %s waits for the database (%s)", update_id, type(error).__name__)
+        raise ApplicationHandlerStop
     log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)
     if not isinstance(update, Update) or update.effective_user is None:
         return
@@ -153,6 +162,13 @@ async def on_error(update: object, context: Context) -> None:
     with contextlib.suppress(TelegramError):
         await answer(update, FAILED(lang))
     raise ApplicationHandlerStop  # one answer per update: no later handler group runs after a failure
+
+
+def database_unreachable(error: BaseException | None) -> bool:
+    """The database went away (a restart, a network cut, no free connection): worth handling again later."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
+    return isinstance(error, (OSError, SQLAlchemyTimeoutError, DisconnectionError))
 
 
 def register(application: Application, *, group: int) -> None:

@@ -3,6 +3,7 @@
 from models.audit import AuditLog
 from models.base import Base
 from models.delivery import Broadcast, CheckinAlert, Outbox
+from models.intake import InboxUpdate, WorkerBeat
 from models.operations import (
     ChatState,
     Checkin,
@@ -10,7 +11,6 @@ from models.operations import (
     Contingency,
     ContingencyMessage,
     ContingencyStep,
-    ProcessedUpdate,
     Sitrep,
 )
 from models.roster import (
@@ -29,7 +29,8 @@ from models.tally import TallyShift, TpsShiftTally, UnitShiftTally, UnitShiftTps
 
 __all__ = [
     "Assignment", "AuditLog", "Base", "Broadcast", "ChatState", "Checkin", "CheckinAlert",
-    "CommandGroup", "Contingency", "ContingencyMessage", "ContingencyStep", "Outbox", "Personnel",
-    "ProcessedUpdate", "RegistrationCode", "RegistrationFailure", "Shift", "Sitrep", "TallyShift", "Tps",
+    "CommandGroup", "Contingency", "InboxUpdate", "ContingencyMessage", "ContingencyStep", "Outbox", "Personnel",
+    "RegistrationCode", "RegistrationFailure", "Shift", "Sitrep", "TallyShift", "Tps",
     "TpsLocation", "TpsSecondaryUnit", "TpsShiftTally", "Unit", "UnitClosure", "UnitShiftTally", "UnitShiftTpsTally",
+    "WorkerBeat",
 ]

@@ -150,12 +150,3 @@ class ChatState(Base):
     kind: Mapped[str] = mapped_column(String(32))
     ref_id: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime]
-
-
-class ProcessedUpdate(Base):
-    """Telegram may deliver an update twice; the first worker to insert its id handles it."""
-
-    __tablename__ = "processed_updates"
-
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -17,7 +17,7 @@ from bot.db import make_engine, make_sessionmaker
 from bot.services import chatstate
 from bot.services.checkin import CheckinOutcome, Presence
 from bot.services.updates import claim_update, claim_updates
-from models import ProcessedUpdate
+from models import InboxUpdate
 from tests.factories import NOW as FACTORY_NOW
 from tests.factories import TPS_PLACES, build_roster, link
 
@@ -33,7 +33,7 @@ async def test_a_batch_claims_what_nobody_claimed_and_each_id_once(sessions: asy
         await session.commit()
     async with sessions() as session:
         assert not await claim_update(session, update_id=3, now=NOW)
-        assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 4
+        assert await session.scalar(select(func.count()).select_from(InboxUpdate)) == 4
 
 
 async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
@@ -42,7 +42,7 @@ async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
     """Three copies of 40 updates at once (a redelivery storm): 40 handled, 80 dropped, not 120 writes."""
     inserts: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_: inserts.append(sql) if "processed_updates" in sql else None)
+                 lambda _c, _cur, sql, *_: inserts.append(sql) if "INTO inbox" in sql else None)
     claim = _claims(sessions)
     ids = [update_id for _ in range(3) for update_id in range(100, 140)]
     results = await asyncio.gather(*(claim(update_id) for update_id in ids))
@@ -67,7 +67,7 @@ async def test_a_failed_claim_write_fails_its_updates_and_the_next_one_is_tried_
 
 def _claims(sessions: async_sessionmaker[AsyncSession]) -> Callable[[int], Awaitable[bool]]:
     """Updates from nobody (a channel post): only the claim counts."""
-    arrive = arrivals(sessions, lambda: NOW)
+    arrive = arrivals(sessions, lambda: NOW, claim=True)
 
     async def claim(update_id: int) -> bool:
         return (await arrive((update_id, None))).first

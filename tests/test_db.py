@@ -24,7 +24,7 @@ import models
 from bot import db
 from bot.db import make_engine, make_sessionmaker, quick
 from bot.services.updates import claim_update
-from models import ProcessedUpdate
+from models import InboxUpdate
 from tests.conftest import PG_URL
 
 NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ async def sqlite_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Asyn
 
 async def stored(engine: AsyncEngine) -> int:
     async with make_sessionmaker(engine)() as session:
-        return await session.scalar(select(func.count()).select_from(ProcessedUpdate)) or 0
+        return await session.scalar(select(func.count()).select_from(InboxUpdate)) or 0
 
 
 async def test_a_failed_write_hands_the_turn_on(sqlite_engine: AsyncEngine) -> None:
@@ -54,7 +54,7 @@ async def test_a_failed_write_hands_the_turn_on(sqlite_engine: AsyncEngine) -> N
         await other.execute(select(1))  # keeps a connection of its own, not the one that failed
         for _ in range(3):
             async with sessions() as session:
-                session.add(ProcessedUpdate(update_id=1, at=NOW))
+                session.add(InboxUpdate(update_id=1, payload={}, received_at=NOW))
                 with pytest.raises(IntegrityError):
                     await session.commit()
         assert await claim_update(other, update_id=2, now=NOW), "the next writer is not locked out"
@@ -79,7 +79,7 @@ async def test_readers_do_not_wait_for_a_writer(sqlite_engine: AsyncEngine) -> N
 
     async def writer() -> None:
         async with sessions() as session:
-            session.add(ProcessedUpdate(update_id=7, at=NOW))
+            session.add(InboxUpdate(update_id=7, payload={}, received_at=NOW))
             await session.flush()
             await asyncio.wait_for(read_done.wait(), timeout=5)
             await session.commit()
@@ -102,7 +102,7 @@ async def hold_then_claim(engine: AsyncEngine, other: AsyncEngine, hold_seconds:
 
     async def slow_writer() -> None:
         async with first() as session:
-            session.add(ProcessedUpdate(update_id=1, at=NOW))
+            session.add(InboxUpdate(update_id=1, payload={}, received_at=NOW))
             await session.flush()
             holding.set()
             await asyncio.sleep(hold_seconds)
@@ -167,7 +167,7 @@ async def loop_ticks_while(work: asyncio.Future[bool], *, for_seconds: float) ->
 async def test_a_quick_writer_waits_for_another_connections_turn_off_the_loop(sqlite_engine: AsyncEngine) -> None:
     sessions = make_sessionmaker(sqlite_engine)
     async with sessions() as holder:
-        holder.add(ProcessedUpdate(update_id=1, at=NOW))
+        holder.add(InboxUpdate(update_id=1, payload={}, received_at=NOW))
         await holder.flush()  # this connection has the turn until its commit
 
         async def quick_claim() -> bool:
@@ -189,7 +189,7 @@ async def test_a_quick_writer_does_not_stop_the_loop_while_another_process_write
     """Another process (an import from the command line) holds SQLite's write lock for a while."""
     other_process = sqlite3.connect(tmp_path / "turns.db", isolation_level=None, check_same_thread=False)
     other_process.execute("BEGIN IMMEDIATE")
-    other_process.execute("INSERT INTO processed_updates (update_id, at) VALUES (1, '2024-02-14 06:00:00')")
+    other_process.execute("INSERT INTO inbox (update_id, payload, received_at, attempts) VALUES (1, '{}', '2024-02-14 06:00:00', 1)")
 
     async def quick_claim() -> bool:
         async with quick(make_sessionmaker(sqlite_engine)) as session:

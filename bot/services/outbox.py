@@ -8,8 +8,9 @@ commits it. Times are passed in (`now`, `at`) so the clock stays the caller's.
 Two dispatchers never get the same row: on PostgreSQL the candidates are
 locked with `FOR UPDATE SKIP LOCKED` before they are marked `sending`; on
 SQLite the claim is one `UPDATE ... RETURNING` statement, and SQLite has one
-writer at a time. A claim carries a lease (`claimed_until`); a row whose
-worker died comes back when the lease runs out.
+writer at a time. A claim carries a lease (`claimed_until`). A row whose
+worker died comes back as soon as its beat stops (bot/liveness.py), or when
+its lease runs out if that worker never beat; never while it is alive.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.orm import aliased
 
 from bot.db import dialect_insert
 from bot.services import audit, tally
+from bot.services.workers import alive, wall_clock
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
 from models.enums import OutboxState, Priority
@@ -195,7 +197,8 @@ def _pending_due(table: Any, now: datetime) -> ColumnElement[bool]:
 
 
 def _lease_expired(table: Any, now: datetime) -> ColumnElement[bool]:
-    return and_(table.state == _SENDING, table.claimed_until < now)
+    """A row whose lease ran out and whose worker is not alive: a live worker keeps what it holds."""
+    return and_(table.state == _SENDING, table.claimed_until < now, table.claimed_by.not_in(alive(wall_clock())))
 
 
 async def claim(
