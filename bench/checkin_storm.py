@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bench.common import fresh_database, load_province, machine, summary
+from bench.common import fresh_database, load_province, machine, percentile, summary
 from bot.app import REPLY_CONNECTIONS, build_application
 from bot.config import Settings, load_settings
 from bot.db import make_engine, make_sessionmaker
@@ -86,12 +86,12 @@ async def prepare(url: str, people: int) -> tuple[ManualClock, list[tuple[int, f
     return ManualClock(start + timedelta(minutes=5)), places
 
 
-def bot_settings(emu: Emulator, url: str) -> Settings:
+def bot_settings(emu: Emulator, url: str, *, durable: bool = True) -> Settings:
     settings = load_settings(None)
     data = settings.model_dump()
     data["telegram"].update(token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url)
     data["database"]["url"] = url
-    data["checkin"]["max_location_age_seconds"] = 10**9
+    data["intake"]["durable"] = durable
     return Settings.model_validate(data)
 
 
@@ -149,12 +149,12 @@ def polling(make_app: Callable[[Emulator], Any]) -> Serve:
     return lambda emu: running(make_app(emu))
 
 
-def workers(url: str, count: int, workdir: Path) -> Serve:
+def workers(url: str, count: int, workdir: Path, *, durable: bool = True) -> Serve:
     """`count` worker processes on webhooks, configured as `siaga run` is by default."""
     defaults = load_settings(None).model_dump()
     config = {section: defaults[section] for section in ("scheduler", "escalation", "reminders", "checkin", "delivery")}
-    config["checkin"]["max_location_age_seconds"] = 10**9
     config["logging"] = {"level": "WARNING"}
+    config["intake"] = {"durable": durable}
 
     @asynccontextmanager
     async def serve(emu: Emulator) -> AsyncIterator[object]:
@@ -185,19 +185,27 @@ async def measure(label: str, serve: Serve, places: list[tuple[int, float, float
 
 
 async def run_backend(backend: str, people: int, rate: float, workdir: Path, processes: int = 0) -> list[dict[str, Any]]:
-    url = await fresh_database(backend, "siaga_bench_storm", workdir)
-    clock, places = await prepare(url, people)
-    if processes:
-        bot, label = workers(url, processes, workdir), f"siaga on {backend}, {processes} workers"
-    else:
-        bot = polling(lambda emu: build_application(bot_settings(emu, url), clock=clock))
-        label = f"siaga on {backend}"
-    results = [await measure("baseline (no work)", polling(baseline_app), places, rate), await measure(label, bot, places, rate)]
-    engine = make_engine(url)
-    async with make_sessionmaker(engine)() as session:
-        stored = len((await session.scalars(select(Checkin.id))).all())
-    await engine.dispose()
-    results[1]["stored"] = stored
+    """The baseline, then the bot accepting updates before storing them, then with the durable inbox: each bot
+    on a fresh database, so both make the same first check-ins."""
+    results: list[dict[str, Any]] = []
+    for durable in (False, True):
+        url = await fresh_database(backend, "siaga_bench_storm", workdir)
+        clock, places = await prepare(url, people)
+        intake = "durable inbox" if durable else "no inbox"
+        if processes:
+            bot = workers(url, processes, workdir, durable=durable)
+            label = f"siaga on {backend}, {processes} workers, {intake}"
+        else:
+            bot = polling(lambda emu, url=url, clock=clock, durable=durable: build_application(
+                bot_settings(emu, url, durable=durable), clock=clock))  # fmt: skip
+            label = f"siaga on {backend}, {intake}"
+        if not results:
+            results.append(await measure("baseline (no work)", polling(baseline_app), places, rate))
+        results.append(await measure(label, bot, places, rate))
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as session:
+            results[-1]["stored"] = len((await session.scalars(select(Checkin.id))).all())
+        await engine.dispose()
     return results
 
 
@@ -214,6 +222,14 @@ def report(results: list[dict[str, Any]], people: int, rate: float) -> None:
         )
 
 
+def compare_intake(results: list[dict[str, Any]]) -> None:
+    """The durable inbox against the same bot without it, measured in the same run."""
+    without, durable = results[1], results[2]
+    print(f"  durable inbox: burst {durable['per_second'] / without['per_second']:.0%} of the throughput without it; "
+          f"paced p99 {percentile(durable['latencies'], 0.99) * 1000:.0f} ms against "
+          f"{percentile(without['latencies'], 0.99) * 1000:.0f} ms")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=2000)
@@ -224,10 +240,13 @@ async def main() -> None:
     print(f"check-in storm: {args.people} personnel; {machine()}")
     with tempfile.TemporaryDirectory() as directory:
         for backend in ["sqlite"] + (["postgresql"] if args.pg else []):
-            report(await run_backend(backend, args.people, args.rate, Path(directory)), args.people, args.rate)
+            results = await run_backend(backend, args.people, args.rate, Path(directory))
+            report(results, args.people, args.rate)
+            compare_intake(results)
         if args.pg and args.workers:
             results = await run_backend("postgresql", args.people, args.rate, Path(directory), args.workers)
             report(results, args.people, args.rate)
+            compare_intake(results)
 
 
 if __name__ == "__main__":

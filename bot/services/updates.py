@@ -38,10 +38,14 @@ async def accept(session: AsyncSession, *, updates: Sequence[Incoming], worker: 
     One insert-or-ignore for the whole list: the primary key arbitrates
     between workers and redeliveries; an id listed twice is stored once.
     """
-    rows = {u.update_id: {"update_id": u.update_id, "payload": u.payload, "received_at": now, "claimed_by": worker,
-                          "attempts": 1} for u in updates}  # fmt: skip
+    rows = {u.update_id: _row(u, now, claimed_by=worker, done_at=None) for u in updates}
     result = await session.execute(_accept(dialect_insert(session)), list(rows.values()))
     return set(result.scalars())
+
+
+def _row(update: Incoming, now: datetime, *, claimed_by: str | None, done_at: datetime | None) -> dict[str, Any]:
+    return {"update_id": update.update_id, "payload": update.payload, "received_at": now, "claimed_by": claimed_by,
+            "attempts": 1, "done_at": done_at}  # fmt: skip
 
 
 async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) -> bool:
@@ -52,8 +56,11 @@ async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) 
 
 
 async def claim_updates(session: AsyncSession, *, update_ids: Sequence[int], now: datetime) -> set[int]:
-    """`accept` for updates whose payload is not kept: the non-durable intake of the benchmark's baseline."""
-    return await accept(session, updates=[Incoming(i, {}) for i in update_ids], worker="", now=now)
+    """Updates accepted before they were stored (`intake.durable = false`, the benchmark's baseline): claimed done,
+    with no payload to handle them again; the ids new to the inbox."""
+    rows = {i: _row(Incoming(i, {}), now, claimed_by=None, done_at=now) for i in update_ids}
+    result = await session.execute(_accept(dialect_insert(session)), list(rows.values()))
+    return set(result.scalars())
 
 
 @cache
