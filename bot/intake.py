@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -45,7 +45,7 @@ from bot.coalesce import Coalescer
 from bot.db import transaction
 from bot.handling import HANDLING, Mark
 from bot.liveness import Liveness
-from bot.metrics import ReceiptQueue, TimedUpdateProcessor, UPDATE_CONCURRENCY
+from bot.metrics import UPDATE_CONCURRENCY, ReceiptQueue, TimedUpdateProcessor
 from bot.services import updates
 from bot.services.updates import Incoming
 
@@ -114,6 +114,8 @@ class DurableUpdater(Updater):
         except OSError:
             await self._runner.cleanup()
             self._runner = None
+            self._running = False
+            await self.finish()
             raise
         self._spawn(self._settle(webhook=True))
         return self.update_queue
@@ -206,10 +208,10 @@ class DurableUpdater(Updater):
         pause = POLL_ERROR_PAUSE[0]
         while self._running:
             try:
-                batch = held or await self.bot.get_updates(
-                    offset=offset, timeout=timeout if self._drained else 0, limit=BATCH,
+                batch = held or list(await self.bot.get_updates(
+                    offset=offset, timeout=int(timeout) if self._drained else 0, limit=BATCH,
                     allowed_updates=allowed_updates,
-                )  # fmt: skip
+                ))  # fmt: skip
                 if not batch:
                     self._drained = True
                     continue
@@ -259,8 +261,11 @@ class DurableUpdater(Updater):
 
     def finished(self, update: Update, mark: Mark) -> None:
         """The handlers returned: done, or, after a database outage that left no effect, handled again later."""
-        if mark.retry and not mark.handled and self._running:
-            self._spawn(self._again(update, attempt=self._attempts.get(update.update_id, 0)))
+        if mark.retry and not mark.handled:
+            if self._running:
+                self._spawn(self._again(update, attempt=self._attempts.get(update.update_id, 0)))
+            else:  # stopping: left open, for another worker or this one's next start
+                self._open.discard(update.update_id)
             return
         self._open.discard(update.update_id)
         self._attempts.pop(update.update_id, None)
@@ -316,4 +321,4 @@ class InboxProcessor(TimedUpdateProcessor):
             self.updater.finished(update, mark)
 
 
-__all__ = ["DurableUpdater", "InboxProcessor", "timedelta"]
+__all__ = ["DurableUpdater", "InboxProcessor"]
