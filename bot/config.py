@@ -8,6 +8,7 @@ troubles the commands that talk to Telegram.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -22,6 +23,7 @@ from pydantic_settings import (
 )
 
 Minutes = Annotated[float, Field(ge=0)]
+log = logging.getLogger("siaga.config")
 
 
 class Section(BaseModel):
@@ -75,10 +77,27 @@ class RemindersSettings(Section):
 
 
 class CheckinSettings(Section):
+    """A location counts at the time it was sent (bot/services/checkin.py), whenever the bot reads it.
+
+    `max_location_age_seconds` once refused a location read more than that
+    long after it was sent, which counted as absent everyone whose location
+    waited at Telegram while the bot was down. It is still accepted, so that
+    operators' files keep loading, and ignored with a warning: what is too
+    old now follows from the shift (and Telegram's 24 hours), not from a delay.
+    """
+
     grace_minutes: Minutes = 15
     geofence_meters: float = Field(default=300, gt=0)
     opens_before_minutes: Minutes = 120
-    max_location_age_seconds: float = Field(default=300, gt=0)
+    max_location_age_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("max_location_age_seconds")
+    @classmethod
+    def _obsolete_age(cls, value: float | None) -> float | None:
+        if value is not None:
+            log.warning("checkin.max_location_age_seconds is obsolete and ignored: a location counts at the time it "
+                        "was sent; remove the key")
+        return value
 
 
 class AckTimeouts(Section):

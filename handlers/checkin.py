@@ -35,7 +35,11 @@ ATTACHERS = {"sitrep": sitrep.attach_location, "contingency": incidents.attach_l
 
 @registered
 async def location(update: Update, context: Context, actor: Actor) -> None:
-    """A location is a check-in, unless a report is waiting for it; check-ins of the moment are made together."""
+    """A location is a check-in, unless a report is waiting for it; check-ins of the moment are made together.
+
+    It counts at the time it was sent: `message.date`, or for a moved live
+    location the time of that position (`edit_date`), however late it is read.
+    """
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = runtime(context)
@@ -44,7 +48,7 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
         await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)
         return
     presence = Presence(actor.personnel_id, message.location.latitude, message.location.longitude,
-                        sent_at=message.date, forwarded=message.forward_origin is not None)
+                        sent_at=message.edit_date or message.date, forwarded=message.forward_origin is not None)
     result = await wired(rt, "checkins", lambda: checkins(rt.sessions, rt.now, rt.settings.checkin))(presence)
     text = checkin_text(
         result, actor.language, rt.settings.operation.zone,
@@ -55,12 +59,14 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
 
 @registered
 async def selesai(update: Update, context: Context, actor: Actor) -> None:
-    """Close the running shift."""
-    assert update.effective_message
+    """Close the shift that was running when /selesai was sent."""
+    message = update.effective_message
+    assert message
     rt = runtime(context)
     async with quick(rt.sessions) as session:
-        result = await check_out(session, personnel_id=actor.personnel_id, now=rt.now(), settings=rt.settings.checkin)
-    await update.effective_message.reply_html(checkout_text(result, actor.language, rt.settings.operation.zone))
+        result = await check_out(session, personnel_id=actor.personnel_id, now=rt.now(), settings=rt.settings.checkin,
+                                 sent_at=message.date)
+    await message.reply_html(checkout_text(result, actor.language, rt.settings.operation.zone))
 
 
 def register_handlers(application: Application) -> None:

@@ -57,7 +57,7 @@ async def darurat(update: Update, context: Context, actor: Actor) -> None:
     rt = runtime(context)
     async with rt.sessions() as session:
         contingency_id = await service.draft(
-            session, actor=actor, text=text, now=rt.now(),
+            session, actor=actor, text=text, now=rt.now(), sent_at=message.date,
             opens_before=timedelta(minutes=rt.settings.checkin.opens_before_minutes),
         )
         await chatstate.expect(session, telegram_user_id=update.effective_user.id, kind="contingency",

@@ -32,7 +32,7 @@ async def lapor(update: Update, context: Context, actor: Actor) -> None:
         return
     async with rt.sessions() as session:
         sitrep_id = await service.draft(
-            session, actor=actor, text=text, now=rt.now(),
+            session, actor=actor, text=text, now=rt.now(), sent_at=message.date,
             opens_before=timedelta(minutes=rt.settings.checkin.opens_before_minutes),
         )
     await message.reply_html(CHOOSE(actor.language), reply_markup=category_keyboard(sitrep_id, actor.language))

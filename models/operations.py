@@ -35,7 +35,12 @@ class Checkin(Base):
 
 
 class Sitrep(Base):
-    """A situation report; filed once its category is chosen, verified by a commander."""
+    """A situation report; filed once its category is chosen, verified by a commander.
+
+    `sent_at` is when the reporter sent it (`message.date`), `created_at` when
+    the bot read it: after an outage the two differ, and the report is about
+    the moment it was sent. Rows from before `sent_at` existed have it NULL.
+    """
 
     __tablename__ = "sitreps"
     __table_args__ = (
@@ -55,6 +60,7 @@ class Sitrep(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     photo_file_id: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     filed_at: Mapped[datetime | None]
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("personnel.id"))
@@ -67,6 +73,9 @@ class Contingency(Base):
     `level_unit_id` is the unit whose group holds it now; `deadline_at` is the
     timer (a row, so it survives restarts) and `version` grows with every
     transition, so a sweep that read an older state cannot act on a newer one.
+    `sent_at` is when the reporter sent `/darurat` (`message.date`),
+    `created_at` when the bot read it (NULL `sent_at`: rows from before it
+    was kept); the timers run from the bot's own moments, never from `sent_at`.
     """
 
     __tablename__ = "contingencies"
@@ -89,6 +98,7 @@ class Contingency(Base):
     level_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     deadline_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=0)
+    sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     raised_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("personnel.id"))

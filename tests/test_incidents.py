@@ -319,3 +319,40 @@ async def test_insiden_lists_the_subtree_oldest_first_in_pages(session: AsyncSes
     unknown = await incidents.open_incidents(session, actor=actors["kapolres"], chat_id=-5)
     assert unknown.outcome is ListOutcome.unregistered_group
     assert await session.scalar(select(func.count()).select_from(ContingencyStep)) == 4
+
+
+async def test_a_contingency_read_late_shows_when_it_was_sent_and_its_timers_run_from_the_bot(
+    session: AsyncSession, settings: Settings
+) -> None:
+    """Sent 07:52 WIB, read 08:00 (the bot was down): the shift and TPS of 07:52, the alert says both times,
+    the severity buttons get their two minutes from 08:00, and the climb waits its 5 minutes from the alert."""
+    roster, actors = await _world(session)
+    sent = NOW - 8 * MINUTE
+    contingency_id = await incidents.draft(session, actor=actors["eko"], text="Massa berkumpul", now=NOW, sent_at=sent,
+                                           opens_before=OPENS)  # fmt: skip
+    row = await session.get(Contingency, contingency_id)
+    assert row is not None and (row.sent_at, row.created_at, row.deadline_at) == (sent, NOW, NOW + 2 * MINUTE)
+    assert (row.shift_id, row.tps_id) == (roster.shifts["PAGI"].id, roster.tps["TPS-A2-001"].id)
+    assert await escalation.sweep(session, now=NOW + MINUTE, settings=settings) == 0, "no auto-raise from the sent time"
+    alerted = NOW + MINUTE
+    result = await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["eko"],
+                                             severity="tinggi", now=alerted, settings=settings)  # fmt: skip
+    assert result.outcome is IncidentOutcome.raised
+    texts = (await session.scalars(select(Outbox.text).where(Outbox.chat_id == A2))).all()
+    assert len(texts) == 1 and "Pelapor: Bripka Eko · dikirim 14 Feb 07:52 WIB · diterima 8 menit kemudian" in texts[0]
+    row = await session.get(Contingency, contingency_id, populate_existing=True)
+    assert row is not None and row.deadline_at == alerted + 5 * MINUTE
+    assert await escalation.sweep(session, now=alerted + 4 * MINUTE, settings=settings) == 0
+    assert RES not in await _sends(session)
+    assert await escalation.sweep(session, now=alerted + 5 * MINUTE, settings=settings) == 1
+    assert (await _sends(session))[2:] == [RES]
+
+
+async def test_an_alert_read_at_once_names_only_the_sent_time(session: AsyncSession, settings: Settings) -> None:
+    _, actors = await _world(session)
+    contingency_id = await incidents.draft(session, actor=actors["budi"], text="Aman", now=NOW,
+                                           sent_at=NOW - timedelta(seconds=40), opens_before=OPENS)  # fmt: skip
+    await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["budi"], severity="rendah",
+                                    now=NOW, settings=settings)  # fmt: skip
+    text = await session.scalar(select(Outbox.text).where(Outbox.chat_id == A1))
+    assert text and "dikirim 14 Feb 07:59 WIB" in text and "diterima" not in text

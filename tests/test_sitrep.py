@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.render.sitrep import review_pages
 from bot.services import sitrep
 from bot.services.people import actor_for
 from bot.services.sitrep import SitrepOutcome
@@ -14,6 +16,7 @@ from models import AuditLog, Sitrep
 from tests.factories import NOW, build_roster, link
 
 OPENS = timedelta(hours=2)
+WIB = ZoneInfo("Asia/Jakarta")
 
 
 async def _actors(session: AsyncSession):
@@ -68,3 +71,21 @@ async def test_a_nul_character_in_a_report_is_dropped_not_fatal(session: AsyncSe
     sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="aman\x00 sekali", now=NOW, opens_before=OPENS)
     row = await session.get(Sitrep, sitrep_id)
     assert row and row.text in ("aman sekali", "aman\x00 sekali")
+
+
+async def test_a_report_read_late_keeps_both_times_and_the_shift_it_was_sent_in(session: AsyncSession) -> None:
+    """Sent at 12:58 WIB on PAGI, read at 13:06 on SORE: a voting-day report, listed at 12:58, received 8 min later."""
+    roster, actors = await _actors(session)
+    sent, read = NOW + timedelta(hours=4, minutes=58), NOW + timedelta(hours=5, minutes=6)
+    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Kotak suara basah", now=read, sent_at=sent,
+                                   opens_before=OPENS)
+    await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="logistik", now=read)
+    row = await session.get(Sitrep, sitrep_id)
+    assert row and (row.sent_at, row.created_at) == (sent, read)
+    assert (row.phase, row.shift_id) == ("pemungutan", roster.shifts["PAGI"].id)
+    [(text, _)] = review_pages(await sitrep.recent(session, actor=actors["kapolsek_a1"]), "id", WIB)
+    assert f"#{sitrep_id} 12:58 WIB (diterima 8 menit kemudian) · 📦 Logistik" in text
+    prompt = await sitrep.draft(session, actor=actors["budi"], text="Aman", now=read, sent_at=read, opens_before=OPENS)
+    await sitrep.file(session, sitrep_id=prompt, actor=actors["budi"], category="aman", now=read)
+    [(text, _)] = review_pages(await sitrep.recent(session, actor=actors["kapolsek_a1"]), "id", WIB)
+    assert f"#{prompt} 13:06 WIB · ✅ Aman" in text

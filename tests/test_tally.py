@@ -134,7 +134,8 @@ async def check(sessions: async_sessionmaker[AsyncSession], world: World, staffi
 WHO = st.sampled_from(["budi", "citra", "dedi", "eko", "fajar", "kapolres", "kapolsek_a1", "ani"])
 SHIFT = st.sampled_from(["PAGI", "SORE"])
 STEP = st.one_of(
-    st.tuples(st.just("checkin"), WHO, SHIFT, st.sampled_from(sorted(TPS_PLACES)), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("checkin"), WHO, SHIFT, st.sampled_from(sorted(TPS_PLACES)), st.integers(0, 3), st.booleans(),
+              st.sampled_from([0, 25])),  # minutes the location waited before the bot read it
     st.tuples(st.just("checkout"), WHO, SHIFT),
     st.tuples(st.just("register"), WHO),
     st.tuples(st.just("reachable"), WHO, st.booleans()),
@@ -146,11 +147,11 @@ async def apply(sessions: async_sessionmaker[AsyncSession], world: World, step: 
     kind, who = step[0], world.people[step[1]]
     async with sessions() as session:
         if kind == "checkin":
-            _, _, shift, place, offset, late = step
-            now = world.starts[shift] + timedelta(minutes=30 if late else 5)
+            _, _, shift, place, offset, late, waited = step
+            sent = world.starts[shift] + timedelta(minutes=30 if late else 5)
             lat, lon = TPS_PLACES[place]
-            await check_in(session, personnel_id=who, lat=lat + 0.01 * offset, lon=lon, sent_at=now, forwarded=False,
-                           now=now, settings=CHECKIN)
+            await check_in(session, personnel_id=who, lat=lat + 0.01 * offset, lon=lon, sent_at=sent, forwarded=False,
+                           now=sent + timedelta(minutes=waited), settings=CHECKIN)
         elif kind == "checkout":
             await check_out(session, personnel_id=who, now=world.starts[step[2]] + timedelta(hours=1), settings=CHECKIN)
         elif kind == "register":
@@ -208,6 +209,25 @@ async def test_check_ins_in_bunches_keep_the_tallies_equal_to_a_recount(
             after = await session.scalar(select(func.count()).select_from(models.Checkin))
         assert [r.outcome for r in results].count(CheckinOutcome.checked_in) == (after or 0) - (before or 0)
         await check(sessions, world, staffing)
+
+
+async def test_lateness_is_counted_by_the_time_a_location_was_sent(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Eko's location, sent 5 min into PAGI, read 35 min later (an outage) is on time; Fajar's, sent after the
+    grace and read at once, is late: the tallies say what the check-in rows say."""
+    world = await prepare(engine, sessions, DEFAULT)
+    start, lat, lon = world.starts["PAGI"], *TPS_PLACES["TPS-A2-001"]
+    async with sessions() as session:
+        for key, sent, read in [("eko", start + timedelta(minutes=5), start + timedelta(minutes=40)),
+                                ("fajar", start + timedelta(minutes=20), start + timedelta(minutes=21))]:
+            result = await check_in(session, personnel_id=world.people[key], lat=lat, lon=lon, sent_at=sent,
+                                    forwarded=False, now=read, settings=CHECKIN)
+            assert result.outcome is CheckinOutcome.checked_in, key
+        row = await session.scalar(select(UnitShiftTally).where(
+            UnitShiftTally.shift_id == world.shifts["PAGI"], UnitShiftTally.unit_id == world.units["POLSEK-A2"]))
+        assert row is not None and (row.checked_in, row.late) == (2, 1)
+    await check(sessions, world, DEFAULT)
 
 
 async def test_status_reads_the_tallies_and_falls_back_when_they_do_not_apply(

@@ -14,7 +14,7 @@ Callback data: `ct:s:<id>:<severity>` (the reporter's choice),
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Markup = dict[str, Any]
 POPUP_LIMIT = 200
+NOTICEABLE_DELAY = timedelta(minutes=1)  # a message read later than this after it was sent says so
 
 SEVERITIES = {
     Severity.rendah: Msg(id="🟢 Rendah", en="🟢 Low"),
@@ -86,7 +87,8 @@ ALERT_TPS = Msg(id="<b>{tps}</b> — {address}", en="<b>{tps}</b> — {address}"
 ALERT_NO_TPS = Msg(id="Tanpa TPS (di luar shift)", en="No TPS (off shift)")
 ALERT_UNITS = Msg(id="Satuan: {unit}", en="Unit: {unit}")
 ALERT_BORDER = Msg(id=" · perbatasan: {units}", en=" · border: {units}")
-ALERT_REPORTER = Msg(id="Pelapor: {who} · {at}", en="Reporter: {who} · {at}")
+ALERT_REPORTER = Msg(id="Pelapor: {who} · dikirim {at}", en="Reporter: {who} · sent {at}")
+ALERT_DELAY = Msg(id=" · diterima {delay} kemudian", en=" · received {delay} later")
 QUOTE = Msg(id="«{text}»", en="«{text}»")
 ALERT_PLACE = Msg(id='📍 <a href="{url}">{lat}, {lon}</a>', en='📍 <a href="{url}">{lat}, {lon}</a>')
 STATUS_OPEN = Msg(
@@ -130,6 +132,22 @@ REFUSALS = {"forbidden": FORBIDDEN, "not_yours": NOT_YOURS, "busy": BUSY, "at_to
             "already_raised": ALREADY_RAISED}  # fmt: skip
 AGE_MINUTES = Msg(id="{m} mnt", en="{m} min")
 AGE_HOURS = Msg(id="{h} j {m} mnt", en="{h} h {m} min")
+DELAY_MINUTES = Msg(id="{m} menit", en="{m} min")
+DELAY_HOURS = Msg(id="{h} jam {m} menit", en="{h} h {m} min")
+
+
+def delay_text(delay: timedelta, lang: str) -> Html | None:
+    """How long a message took to reach the bot ("8 menit"); None within `NOTICEABLE_DELAY`, not worth saying.
+
+    Shared by every text that says a message was read late (group alerts,
+    check-in answers, the sitrep review), so the wording is the same everywhere.
+    """
+    if delay <= NOTICEABLE_DELAY:
+        return None
+    minutes = int(delay.total_seconds() // 60)
+    if minutes < 60:
+        return DELAY_MINUTES(lang, m=minutes)
+    return DELAY_HOURS(lang, h=minutes // 60, m=minutes % 60)
 
 
 def popup(msg: Msg, lang: str, **values: object) -> str:
@@ -180,6 +198,13 @@ def _status(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
     return STATUS_OPEN(lang, level=view.level_name, at=at(view.deadline_at))
 
 
+def _reporter(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
+    """Who sent it and when they sent it; how late the bot read it, when that was more than a minute."""
+    line = ALERT_REPORTER(lang, who=view.reporter, at=local_time(view.sent_at, zone, lang))
+    delay = delay_text(view.created_at - view.sent_at, lang)
+    return Html(line + ALERT_DELAY(lang, delay=delay)) if delay else line
+
+
 def alert_text(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
     """The alert every command group gets, redrawn in full at each change (so every copy matches)."""
     units = ALERT_UNITS(lang, unit=view.unit_name)
@@ -189,7 +214,7 @@ def alert_text(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
         ALERT_HEAD(lang, id=view.id, severity=_severity(view, lang)),
         ALERT_TPS(lang, tps=view.tps_code, address=view.tps_address or "-") if view.tps_code else ALERT_NO_TPS(lang),
         units,
-        ALERT_REPORTER(lang, who=view.reporter, at=local_time(view.raised_at or view.created_at, zone, lang)),
+        _reporter(view, lang, zone),
         _place(view, lang),
         QUOTE(lang, text=view.text),
         "",
@@ -246,7 +271,8 @@ def result_popup(result: IncidentResult, lang: str, zone: ZoneInfo) -> tuple[str
 
 
 def _age(view: ContingencyView, now: datetime, lang: str) -> str:
-    minutes = max(0, int((now - (view.raised_at or view.created_at)).total_seconds() // 60))
+    """Since it was sent: what happened at the TPS is that old, however late the bot read it."""
+    minutes = max(0, int((now - view.sent_at).total_seconds() // 60))
     if minutes < 60:
         return AGE_MINUTES(lang, m=minutes)
     return AGE_HOURS(lang, h=minutes // 60, m=minutes % 60)

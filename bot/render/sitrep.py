@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.render import Html, Msg, local_time, pages
+from bot.render.incidents import delay_text
 from bot.render.schedule import PHASES
 from bot.services.sitrep import SitrepOutcome, SitrepView
 from models.enums import SitrepCategory
@@ -38,9 +39,10 @@ VERIFIED = Msg(id="✔️ Laporan #{id} diverifikasi.", en="✔️ Report #{id} 
 REVIEW_HEADER = Msg(id="<b>Laporan yang belum diverifikasi</b>", en="<b>Reports awaiting verification</b>")
 REVIEW_EMPTY = Msg(id="Tidak ada laporan yang menunggu verifikasi.", en="No reports await verification.")
 REVIEW_ITEM = Msg(
-    id="#{id} {at} · {category} · {phase}\n{reporter}, {tps}\n{text}",
-    en="#{id} {at} · {category} · {phase}\n{reporter}, {tps}\n{text}",
+    id="#{id} {at}{delay} · {category} · {phase}\n{reporter}, {tps}\n{text}",
+    en="#{id} {at}{delay} · {category} · {phase}\n{reporter}, {tps}\n{text}",
 )
+REVIEW_DELAY = Msg(id=" (diterima {delay} kemudian)", en=" (received {delay} later)")
 VERIFY = Msg(id="✔️ Verifikasi #{id}", en="✔️ Verify #{id}")
 
 
@@ -65,13 +67,19 @@ OUTCOME_TEXTS = {
 }
 
 
+def _delay(item: SitrepView, lang: str) -> Html:
+    """How late the bot read the report, when that was more than a minute; it is listed at its sent time."""
+    delay = delay_text(item.created_at - item.sent_at, lang)
+    return REVIEW_DELAY(lang, delay=delay) if delay else Html("")
+
+
 def review_pages(items: list[SitrepView], lang: str, zone: ZoneInfo) -> list[tuple[Html, InlineKeyboardMarkup | None]]:
     """The review list; one verify button per report, on the page that shows it."""
     if not items:
         return [(REVIEW_EMPTY(lang), None)]
     blocks = [
         REVIEW_ITEM(
-            lang, id=item.id, at=local_time(item.created_at, zone, lang, with_date=False),
+            lang, id=item.id, at=local_time(item.sent_at, zone, lang, with_date=False), delay=_delay(item, lang),
             category=CATEGORIES[SitrepCategory(item.category)](lang) if item.category else "-",
             phase=PHASES[item.phase](lang) if item.phase else "-", reporter=item.reporter,
             tps=item.tps_code or "-", text=item.text[:500],

@@ -12,7 +12,12 @@ unit up; for an acknowledged one, when its acknowledger is reminded; for a
 draft (severity not chosen yet), when it is raised as `tinggi` anyway, so a
 reporter who never presses a button still reaches someone. `sweep` fires
 every timer that has passed; it holds nothing in memory, so a restart only
-delays it.
+delays it. Every timer runs from a moment of the bot's own: a climb's from
+when its groups were alerted (the raise, or the previous climb), a draft's
+from when the bot read it. Never from when the reporter sent it
+(`sent_at`): read ten minutes late after an outage, a contingency would
+otherwise skip past a group that never had the time the timeout promises,
+or go out as `tinggi` before its reporter saw the severity buttons.
 
 Where an alert goes. The origins are the TPS's primary unit and its
 secondary units (border TPS). At level 0 each origin's group is reached; at
@@ -60,7 +65,11 @@ RECONCILE_LIMIT = 500
 
 @dataclass(frozen=True)
 class ContingencyView:
-    """One contingency as texts and decisions need it, read in one go and never attached to a session."""
+    """One contingency as texts and decisions need it, read in one go and never attached to a session.
+
+    `sent_at` is when the reporter sent it (`created_at`, when the bot read
+    it, for rows from before sent times were kept).
+    """
 
     id: int
     version: int
@@ -82,6 +91,7 @@ class ContingencyView:
     reporter_language: str
     lat: float | None
     lon: float | None
+    sent_at: datetime
     created_at: datetime
     raised_at: datetime | None
     deadline_at: datetime | None
@@ -134,7 +144,8 @@ async def load(session: AsyncSession, contingency_id: int) -> ContingencyView | 
         secondary_unit_ids=tuple(s.id for s in secondaries), secondary_names=tuple(s.name for s in secondaries),
         level_unit_id=c.level_unit_id, level_name=level_name,
         reporter_id=rep.id, reporter=_title(rep.rank, rep.name), reporter_chat=rep.telegram_user_id,
-        reporter_language=rep.language, lat=c.lat, lon=c.lon, created_at=c.created_at, raised_at=c.raised_at,
+        reporter_language=rep.language, lat=c.lat, lon=c.lon, sent_at=c.sent_at or c.created_at,
+        created_at=c.created_at, raised_at=c.raised_at,
         deadline_at=c.deadline_at, acknowledged_by_id=c.acknowledged_by_id,
         acknowledged_by=_title(ack.rank, ack.name) if ack else "", acknowledged_at=c.acknowledged_at,
         acknowledger_chat=ack.telegram_user_id if ack else None, acknowledger_language=ack.language if ack else "id",

@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.render import incidents as texts
 from bot.services import audit, escalation, incident_copies
 from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
+from bot.services.checkin import sent_time
 from bot.services.groups import GroupTarget
 from bot.services.people import Actor, commands_unit, group_unit
 from bot.services.schedule import on_duty
@@ -77,19 +78,23 @@ class IncidentPage:
 
 
 async def draft(
-    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta
+    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta,
+    sent_at: datetime | None = None,
 ) -> int:
     """Record the contingency from its text; it is raised when the severity is chosen.
 
-    Its timer starts now: if no severity is chosen within `DRAFT_TIMEOUT`,
-    the sweep raises it as `tinggi`.
+    It comes from the TPS and shift the reporter was on when they sent it
+    (`sent_at`, `message.date`; None: as it is read), and keeps that time
+    for the alert. Its timer starts now, when the bot asks for the severity:
+    if none is chosen within `DRAFT_TIMEOUT`, the sweep raises it as `tinggi`.
     """
-    duty = await on_duty(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
+    sent = sent_time(sent_at or now, now)
+    duty = await on_duty(session, personnel_id=actor.personnel_id, now=sent, opens_before=opens_before)
     unit_id = duty.unit_id if duty else actor.unit_id
     row = Contingency(
         reporter_id=actor.personnel_id, tps_id=duty.post.tps_id if duty else None,
         shift_id=duty.shift.shift_id if duty else None, unit_id=unit_id, level_unit_id=unit_id,
-        text=text[:MAX_TEXT], created_at=now, deadline_at=now + escalation.DRAFT_TIMEOUT, version=0,
+        text=text[:MAX_TEXT], sent_at=sent, created_at=now, deadline_at=now + escalation.DRAFT_TIMEOUT, version=0,
     )  # fmt: skip
     session.add(row)
     await session.flush()

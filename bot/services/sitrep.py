@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
+from bot.services.checkin import sent_time
 from bot.services.people import Actor, commands_unit
 from bot.services.schedule import on_duty
 from models import Personnel, Sitrep, Tps, UnitClosure
@@ -35,21 +36,31 @@ class SitrepOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class SitrepView:
+    """A filed report as a commander reviews it: `sent_at` when it was sent, `created_at` when the bot read it."""
+
     id: int
     category: str | None
     phase: str | None
     text: str
     tps_code: str | None
     reporter: str
+    sent_at: datetime
     created_at: datetime
     verified: bool
 
 
 async def draft(
-    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta
+    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta,
+    sent_at: datetime | None = None,
 ) -> int:
-    """Create the report from its text; the category comes with the next button press."""
-    duty = await on_duty(session, personnel_id=actor.personnel_id, now=now, opens_before=opens_before)
+    """Create the report from its text; the category comes with the next button press.
+
+    Shift, phase and TPS are those of when it was sent (`sent_at`,
+    `message.date`; None: as it is read): a report that waited out an
+    outage is about that moment, not the one the bot read it in.
+    """
+    sent = sent_time(sent_at or now, now)
+    duty = await on_duty(session, personnel_id=actor.personnel_id, now=sent, opens_before=opens_before)
     row = Sitrep(
         personnel_id=actor.personnel_id,
         shift_id=duty.shift.shift_id if duty else None,
@@ -57,6 +68,7 @@ async def draft(
         unit_id=duty.unit_id if duty else actor.unit_id,
         phase=duty.shift.phase if duty else None,
         text=text[:MAX_TEXT],
+        sent_at=sent,
         created_at=now,
     )
     session.add(row)
@@ -153,7 +165,7 @@ async def recent(session: AsyncSession, *, actor: Actor, limit: int = 10, unveri
     if unverified_only:
         query = query.where(Sitrep.verified_at.is_(None))
     return [
-        SitrepView(row.id, row.category, row.phase, row.text, tps_code, f"{rank} {name}".strip(), row.created_at,
-                   row.verified_at is not None)
+        SitrepView(row.id, row.category, row.phase, row.text, tps_code, f"{rank} {name}".strip(),
+                   row.sent_at or row.created_at, row.created_at, row.verified_at is not None)
         for row, rank, name, tps_code in await session.execute(query)
     ]

@@ -7,12 +7,13 @@ emulator. Every test says which chat received what, and how many times.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from telegram.ext import CommandHandler
 
 from bot.emulator import SentMessage, SimGroup, SimUser
+from bot.render import local_time
 from bot.services.escalation import sweep
 from tests.e2e.conftest import World, no_more_messages
 
@@ -37,9 +38,10 @@ async def _groups(world: World) -> dict[str, SimGroup]:
     return world.groups
 
 
-async def _sos(world: World, reporter: SimUser, text: str = "Massa ricuh di TPS", severity: str = "🔴 Tinggi") -> str:
-    """Raise a contingency the way a person does; returns the reporter's confirmation."""
-    await reporter.send(f"/darurat {text}")
+async def _sos(world: World, reporter: SimUser, text: str = "Massa ricuh di TPS", severity: str = "🔴 Tinggi",
+               *, sent: datetime | None = None) -> str:
+    """Raise a contingency the way a person does (`sent`: when Telegram stamped it); returns the confirmation."""
+    await reporter.send(f"/darurat {text}", date=sent)
     question = await reporter.next_message()
     assert "pilih tingkat keparahan" in (question.text or "")
     press = await reporter.press(question, severity)
@@ -102,6 +104,24 @@ async def test_a_border_tps_alert_climbs_unit_by_unit_until_acknowledged(world: 
     assert _counts(world, groups) == {"POLSEK-A1": 1, "POLSEK-A2": 1, "POLRES-A": 1, "POLDA-X": 1}
     assert any("diterima oleh AKBP Kapolres" in text for text in world.texts(eko))
     assert sum("belum selesai" in text for text in world.texts(kapolres)) == 1
+
+
+async def test_a_contingency_read_late_shows_when_it_was_sent_and_climbs_from_the_alert(world: World) -> None:
+    """Sent 8 minutes before the bot read it: every group sees the sent time and the delay, and the 5-minute
+    timeout starts when the groups were alerted (from the sent time it would have climbed at once)."""
+    groups = await _groups(world)
+    eko = await world.registered("eko")
+    sent = world.clock() - timedelta(minutes=8)
+    await _sos(world, eko, sent=sent)
+    await world.outbox_drained()
+    stamp = f"Pelapor: Bripka Eko · dikirim {local_time(sent, world.settings.operation.zone, 'id')}"
+    for code in ("POLSEK-A1", "POLSEK-A2"):
+        assert f"{stamp} · diterima 8 menit kemudian" in (_alert(world, groups[code]).text or ""), code
+    await _sweep(world, 4)
+    assert _counts(world, groups) == {"POLSEK-A1": 1, "POLSEK-A2": 1, "POLRES-A": 0, "POLDA-X": 0}
+    await _sweep(world, 1)
+    assert _counts(world, groups) == {"POLSEK-A1": 1, "POLSEK-A2": 1, "POLRES-A": 1, "POLDA-X": 0}
+    assert "diterima 8 menit kemudian" in (_alert(world, groups["POLRES-A"]).text or "")
 
 
 async def test_acknowledging_early_stops_the_climb_and_a_second_press_is_told_who(world: World) -> None:

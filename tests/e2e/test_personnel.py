@@ -5,10 +5,11 @@ Every test says who received what, and how many times.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bot.render import local_time
 from bot.services.registration import issue_codes
 from models import AuditLog, Checkin, Personnel, Sitrep
 from tests.e2e.conftest import World, no_more_messages
@@ -21,6 +22,16 @@ async def _code(world: World, key: str, *, ttl: timedelta = timedelta(hours=72))
         await session.commit()
     assert invitation.code
     return invitation.code
+
+
+def _clock(world: World, moment: datetime) -> str:
+    """`06:55 WIB`: a time as the bot says it to a person."""
+    return local_time(moment, world.settings.operation.zone, "id", with_date=False)
+
+
+async def _checkins(world: World) -> list[Checkin]:
+    async with world.sessions() as session:
+        return list((await session.scalars(select(Checkin).order_by(Checkin.id))).all())
 
 
 async def _linked_account(world: World, key: str) -> int | None:
@@ -129,19 +140,66 @@ async def test_hadir_asks_for_location_and_records_distance(world: World) -> Non
     await no_more_messages(world, eko, 3)
 
 
-async def test_far_forwarded_and_stale_locations(world: World) -> None:
+async def test_far_forwarded_and_too_old_locations(world: World) -> None:
     fajar = await world.registered("fajar")
     lat, lon = TPS_PLACES["TPS-A2-001"]
     await fajar.send_location(lat, lon, forwarded=True, date=world.clock())
     assert "diteruskan" in ((await fajar.next_message()).text or "")
-    await fajar.send_location(lat, lon, date=world.clock() - timedelta(hours=1))
-    assert "sudah lama" in ((await fajar.next_message()).text or "")
+    await fajar.send_location(lat, lon, date=world.clock() - timedelta(hours=25))
+    assert "lebih dari 24 jam" in ((await fajar.next_message()).text or "")
+    opens = world.roster.shifts["PAGI"].starts_at - timedelta(hours=2)
+    await fajar.send_location(lat, lon, date=opens - timedelta(minutes=10))  # read now, with check-in open
+    early = (await fajar.next_message()).text or ""
+    assert f"dikirim {_clock(world, opens - timedelta(minutes=10))}, sebelum hadir untuk Pemungutan dibuka" in early
+    assert "Kirim lokasi Anda saat ini" in early
     await world.send_location_now(fajar, lat + 0.01, lon)
     far = (await fajar.next_message()).text or ""
     assert "lebih dari 300 m" in far and "1.1 km" in far
     async with world.sessions() as session:
         rows = (await session.scalars(select(Checkin))).all()
     assert [(row.far, round(row.distance_m)) for row in rows] == [(True, 1112)]
+
+
+async def test_a_location_that_waited_out_an_outage_counts_at_the_time_it_was_sent(world: World) -> None:
+    """Shared 5 minutes before the shift while the bot was down, read 10 minutes later: on time, not too old."""
+    budi = await world.registered("budi")
+    start = world.roster.shifts["PAGI"].starts_at
+    sent = start - timedelta(minutes=5)
+    world.clock.current = start + timedelta(minutes=5)
+    await budi.send_location(*TPS_PLACES["TPS-A1-001"], date=sent)
+    text = (await budi.next_message()).text or ""
+    assert f"Hadir tercatat {_clock(world, sent)} di TPS-A1-001" in text
+    assert "terlambat sampai (10 menit setelah dikirim), tetapi tetap dihitung pada waktu Anda mengirimnya" in text
+    assert "Tercatat terlambat" not in text and "❌" not in text
+    [row] = await _checkins(world)
+    assert (row.checked_in_at, row.late) == (sent, False)
+    await no_more_messages(world, budi, 1)
+
+
+async def test_lateness_follows_the_time_sent_not_the_time_read(world: World) -> None:
+    """Two locations read at the same moment, 40 minutes into the shift: the one sent in the grace is on time."""
+    budi, eko = await world.registered("budi"), await world.registered("eko")
+    start = world.roster.shifts["PAGI"].starts_at
+    world.clock.current = start + timedelta(minutes=40)
+    await budi.send_location(*TPS_PLACES["TPS-A1-001"], date=start + timedelta(minutes=10))
+    await eko.send_location(*TPS_PLACES["TPS-A2-001"], date=start + timedelta(minutes=20))
+    on_time, late = (await budi.next_message()).text or "", (await eko.next_message()).text or ""
+    assert "Tercatat terlambat" not in on_time and "terlambat sampai (30 menit" in on_time
+    assert "Tercatat terlambat" in late and "terlambat sampai (20 menit" in late
+    rows = {row.personnel_id: (row.checked_in_at, row.late) for row in await _checkins(world)}
+    assert rows == {world.roster.person("budi").id: (start + timedelta(minutes=10), False),
+                    world.roster.person("eko").id: (start + timedelta(minutes=20), True)}
+
+
+async def test_a_location_sent_after_the_shift_ended_is_refused(world: World) -> None:
+    eko = await world.registered("eko")
+    end = world.roster.shifts["SORE"].ends_at
+    world.clock.current = end + timedelta(minutes=3)
+    await eko.send_location(*TPS_PLACES["TPS-A2-001"], date=end + timedelta(minutes=1))
+    text = (await eko.next_message()).text or ""
+    assert f"dikirim {_clock(world, end + timedelta(minutes=1))}, setelah shift Penghitungan berakhir" in text
+    assert f"({_clock(world, end)}); tidak dihitung hadir" in text
+    assert await _checkins(world) == []
 
 
 async def test_a_duplicated_update_is_answered_once(world: World) -> None:
@@ -159,6 +217,19 @@ async def test_selesai_closes_the_shift(world: World) -> None:
     await budi.next_message()
     assert "Selesai tugas tercatat" in ((await world.reply(budi, "/selesai")).text or "")
     assert "sudah selesai" in ((await world.reply(budi, "/checkout")).text or "")
+
+
+async def test_selesai_read_late_counts_at_the_time_it_was_sent(world: World) -> None:
+    budi = await world.registered("budi")
+    await world.send_location_now(budi, *TPS_PLACES["TPS-A1-001"])
+    await budi.next_message()
+    sent = world.clock() + timedelta(minutes=30)
+    world.clock.current = sent + timedelta(minutes=8)
+    await budi.send("/selesai", date=sent)
+    text = (await budi.next_message()).text or ""
+    assert f"Selesai tugas tercatat {_clock(world, sent)} (Pemungutan)" in text and "terlambat sampai (8 menit" in text
+    [row] = await _checkins(world)
+    assert row.checked_out_at == sent
 
 
 # -- situation reports ---------------------------------------------------------------------------
