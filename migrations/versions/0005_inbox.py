@@ -7,7 +7,7 @@ replayed, so it is dropped rather than copied: a redelivery of an update
 claimed under it within Telegram's 24 hours would be handled again.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from alembic import op
 import models.base
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -30,7 +29,6 @@ SENT = {"budi": -5, "citra": -2, "dedi": 1, "fajar": 3}  # minutes from the SORE
 POSTS = {"budi": "TPS-A1-001", "citra": "TPS-A1-002", "dedi": "TPS-A1-001", "fajar": "TPS-A2-001"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 item 3: a check-in is still judged when it is read, not when sent")
 async def test_a_backlog_across_a_shift_start_is_counted_at_the_time_sent_and_nobody_is_reminded(
     engine: AsyncEngine, database_url: str
 ) -> None:
