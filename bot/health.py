@@ -28,7 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.dispatcher import DispatcherStats
-from bot.metrics import Exposition, RateMeter, UpdateMetrics, update_metrics
+from bot.intake import IntakeStats
+from bot.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
 from bot.runtime import Clock, runtime_of, system_clock
 from models import Outbox
 from models.enums import OutboxState, Priority
@@ -37,7 +38,6 @@ log = logging.getLogger("siaga.health")
 
 DB_TIMEOUT = 2.0
 RATE_SAMPLE_SECONDS = 5.0
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WAITING = (OutboxState.pending.value, OutboxState.sending.value)
 
 
@@ -81,11 +81,12 @@ class HealthServer:
         self, *, sessions: async_sessionmaker[AsyncSession], listen: str, port: int,
         dispatcher_stats: Callable[[], DispatcherStats | None] = lambda: None,
         updates: Callable[[], UpdateMetrics | None] = lambda: None,
-        update_queue: Callable[[], int] = lambda: 0,
+        update_queue: Callable[[], int] = lambda: 0, intake: Callable[[], IntakeStats | None] = lambda: None,
         alive: Callable[[], bool] = lambda: True, clock: Clock = system_clock, worker: str = "",
     ) -> None:  # fmt: skip
         self.sessions, self.listen, self.port = sessions, listen, port
         self.dispatcher_stats, self.updates, self.update_queue = dispatcher_stats, updates, update_queue
+        self.intake = intake
         self.alive, self.clock, self.worker = alive, clock, worker
         self.started = time.time()
         self.rate = RateMeter()
@@ -109,6 +110,7 @@ class HealthServer:
             sessions=rt.sessions, listen=listen, port=port, dispatcher_stats=stats,
             updates=lambda: update_metrics(application), update_queue=application.update_queue.qsize,  # type: ignore[attr-defined]
             alive=lambda: bool(application.running), clock=rt.clock, worker=worker,  # type: ignore[attr-defined]
+            intake=lambda: getattr(application.updater, "stats", None),  # type: ignore[attr-defined]
         )  # fmt: skip
 
     async def start(self) -> None:
@@ -164,6 +166,9 @@ class HealthServer:
         out.gauge("update_queue_depth", "Updates received and not yet taken up by a handler.", self.update_queue())
         if updates is not None:
             self._updates(out, updates)
+        intake = self.intake()
+        if intake is not None:
+            self._intake(out, intake)
         return web.Response(body=out.text().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -226,6 +231,17 @@ class HealthServer:
         out.gauge("updates_in_progress", "Updates being handled now.", updates.in_progress)
         out.histogram("update_duration_seconds", "Time from receipt of an update to the end of its handlers.",
                       updates.latency)  # fmt: skip
+
+
+    def _intake(self, out: Exposition, intake: IntakeStats) -> None:
+        out.counter("inbox_stored_total", "Updates this worker stored in the inbox before accepting them.",
+                    intake.stored)  # fmt: skip
+        out.counter("inbox_refused_total", "Webhook deliveries answered 503: the database could not store them.",
+                    intake.refused)  # fmt: skip
+        out.counter("inbox_taken_back_total", "Updates a stopped worker had accepted, handled here.", intake.taken_back)
+        out.counter("inbox_retried_total", "Updates handled again after their handler met a database outage.",
+                    intake.retried)  # fmt: skip
+        out.gauge("inbox_open", "Updates this worker holds that are not done.", intake.open)
 
 
 __all__ = ["HealthServer", "OutboxDepth", "outbox_depth"]

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +65,17 @@ def wall() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class IntakeStats:
+    """Counters since start, for the metrics endpoint."""
+
+    stored: int = 0
+    refused: int = 0
+    taken_back: int = 0
+    retried: int = 0
+    open: int = 0
+
+
 class DurableUpdater(Updater):
     """python-telegram-bot's Updater, storing every update before it is confirmed to Telegram."""
 
@@ -76,6 +88,7 @@ class DurableUpdater(Updater):
         self.settled = asyncio.Event()
         self.liveness = Liveness(sessions, worker, take_back=self._taken_back)
         self._accept: Coalescer[Incoming, bool] = Coalescer(self._store)
+        self.stats = IntakeStats()
         self._open: set[int] = set()
         self._done: list[int] = []
         self._done_event = asyncio.Event()
@@ -160,6 +173,7 @@ class DurableUpdater(Updater):
             return [True] * len(incoming)
         async with transaction(self.sessions) as session:
             fresh = await updates.accept(session, updates=incoming, worker=self.worker, now=wall())
+        self.stats.stored += len(fresh)
         found = []
         for item in incoming:
             found.append(item.update_id in fresh)
@@ -169,6 +183,7 @@ class DurableUpdater(Updater):
     def feed(self, update: Update) -> None:
         """An update this worker holds goes to the Application."""
         self._open.add(update.update_id)
+        self.stats.open = len(self._open)
         self.update_queue.put_nowait(update)
 
     def _taken_back(self, taken: list[Incoming]) -> None:
@@ -176,6 +191,7 @@ class DurableUpdater(Updater):
             if item.update_id not in self._open:
                 self.feed(Update.de_json(item.payload, self.bot))
         if taken:
+            self.stats.taken_back += len(taken)
             log.info("handling %d update(s) a stopped worker had accepted", len(taken))
 
     # -- webhook --------------------------------------------------------------------------------
@@ -193,6 +209,7 @@ class DurableUpdater(Updater):
         try:
             fresh = await self._accept(item)
         except Exception as error:
+            self.stats.refused += 1
             log.warning("update %d not accepted, the database is unreachable (%s)", item.update_id,
                         type(error).__name__)  # fmt: skip
             return web.Response(status=503, text="try again")
@@ -263,11 +280,13 @@ class DurableUpdater(Updater):
         """The handlers returned: done, or, after a database outage that left no effect, handled again later."""
         if mark.retry and not mark.handled:
             if self._running:
+                self.stats.retried += 1
                 self._spawn(self._again(update, attempt=self._attempts.get(update.update_id, 0)))
             else:  # stopping: left open, for another worker or this one's next start
                 self._open.discard(update.update_id)
             return
         self._open.discard(update.update_id)
+        self.stats.open = len(self._open)
         self._attempts.pop(update.update_id, None)
         if self.durable:
             self._done.append(update.update_id)
@@ -321,4 +340,4 @@ class InboxProcessor(TimedUpdateProcessor):
             self.updater.finished(update, mark)
 
 
-__all__ = ["DurableUpdater", "InboxProcessor"]
+__all__ = ["DurableUpdater", "InboxProcessor", "IntakeStats"]

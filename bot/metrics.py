@@ -8,8 +8,9 @@ done. Both go in through `instrument(builder)` when the Application is
 built. Outbox counters are the dispatcher's own (`DispatcherStats`); the
 health endpoint reads everything at scrape time.
 
-No client library: the text format is a few lines, and the counters are
-plain attributes the event loop updates without locks.
+The page is written by prometheus_client from families built at each
+scrape (`Exposition`); the counters themselves are plain attributes the
+event loop updates without locks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, SimpleUpdateProcessor
 
@@ -52,7 +58,7 @@ class Histogram:
         running, out = 0, []
         for bound, count in zip([*self.bounds, math.inf], self.counts, strict=True):
             running += count
-            out.append((number(bound), running))
+            out.append((floatToGoString(bound), running))
         return out
 
 
@@ -150,35 +156,32 @@ class RateMeter:
         return (last - first) / (end - start) if end > start else 0.0
 
 
-# -- the Prometheus text format ----------------------------------------------------------------
-
-
-def number(value: float) -> str:
-    if value == math.inf:
-        return "+Inf"
-    return repr(float(value)) if isinstance(value, float) and not value.is_integer() else str(int(value))
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    escaped = (f'{key}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for key, value in labels.items())  # fmt: skip
-    return "{" + ",".join(escaped) + "}"
+# -- the Prometheus exposition ----------------------------------------------------------------
 
 
 class Exposition:
-    """Collects metric families and writes them out in the text format (version 0.0.4)."""
+    """One scrape's metric families, written out by prometheus_client.
+
+    The families are built from the live objects at scrape time (counters the
+    event loop keeps without locks, the database asked just now) rather than
+    kept in prometheus_client's global registry, so a number on the page is
+    true at the moment it is read.
+    """
 
     def __init__(self, prefix: str = "siaga_") -> None:
         self.prefix = prefix
-        self.lines: list[str] = []
+        self.families: list[Metric] = []
 
     def family(self, name: str, kind: str, help_text: str,
                samples: Iterable[tuple[dict[str, str], float]]) -> None:  # fmt: skip
-        full = self.prefix + name
-        self.lines += [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
-        self.lines += [f"{full}{_labels(labels)} {number(value)}" for labels, value in samples]
+        rows = list(samples)
+        keys = list(rows[0][0]) if rows else []
+        full = self.prefix + (name.removesuffix("_total") if kind == "counter" else name)
+        made = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+        family = made(full, help_text, labels=keys)
+        for labels, value in rows:
+            family.add_metric([labels[key] for key in keys], value)
+        self.families.append(family)
 
     def gauge(self, name: str, help_text: str, value: float, **labels: str) -> None:
         self.family(name, "gauge", help_text, [(labels, value)])
@@ -187,13 +190,26 @@ class Exposition:
         self.family(name, "counter", help_text, [(labels, value)])
 
     def histogram(self, name: str, help_text: str, histogram: Histogram) -> None:
-        full = self.prefix + name
-        self.lines += [f"# HELP {full} {help_text}", f"# TYPE {full} histogram"]
-        self.lines += [f'{full}_bucket{{le="{le}"}} {count}' for le, count in histogram.cumulative()]
-        self.lines += [f"{full}_sum {number(histogram.total)}", f"{full}_count {histogram.count}"]
+        buckets = [(le, float(count)) for le, count in histogram.cumulative()]
+        self.families.append(
+            HistogramMetricFamily(self.prefix + name, help_text, buckets=buckets, sum_value=histogram.total)
+        )
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Scrape(self.families))
+        return generate_latest(registry).decode()
+
+
+class _Scrape(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 def parse(text: str) -> dict[str, float]:
@@ -207,6 +223,6 @@ def parse(text: str) -> dict[str, float]:
 
 
 __all__ = [
-    "Exposition", "Histogram", "RateMeter", "ReceiptQueue", "TimedUpdateProcessor", "UpdateMetrics",
+    "CONTENT_TYPE", "Exposition", "Histogram", "RateMeter", "ReceiptQueue", "TimedUpdateProcessor", "UpdateMetrics",
     "count_error", "instrument", "parse", "update_metrics",
 ]

@@ -48,7 +48,7 @@ def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
     out.gauge("outbox_due", "Due rows.", 3, priority="escalation")
     values = parse(out.text())
     assert values['siaga_update_duration_seconds_bucket{le="0.1"}'] == 2
-    assert values['siaga_update_duration_seconds_bucket{le="1"}'] == 3
+    assert values['siaga_update_duration_seconds_bucket{le="1.0"}'] == 3
     assert values['siaga_update_duration_seconds_bucket{le="+Inf"}'] == 4
     assert values["siaga_update_duration_seconds_count"] == 4
     assert values["siaga_update_duration_seconds_sum"] == pytest.approx(3.65)
@@ -225,6 +225,7 @@ async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_sec
     assert status == 200 and values["siaga_up"] == 1 and values["siaga_database_up"] == 1
     assert values.get('siaga_updates_total{kind="message"}') == 1, "build_application must use metrics.instrument"
     assert values["siaga_update_duration_seconds_count"] == 1
+    assert values["siaga_inbox_stored_total"] == 1 and values["siaga_inbox_open"] == 0
     assert emu.count(guest) == 1  # the refused requests were never handled
 
 
