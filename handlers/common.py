@@ -15,9 +15,9 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
 from bot.coalesce import Arrival, arrivals
@@ -95,6 +95,15 @@ async def answer(update: Update, text: str) -> None:
         await update.callback_query.answer(text, show_alert=True)
     elif update.effective_message is not None:
         await update.effective_message.reply_html(text)
+
+
+async def edit_message(query: CallbackQuery, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+    """Edit a pressed message in place; a repeated press or a refusal that changes nothing is no error."""
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            raise
 
 
 Refusal = Callable[[Update, Actor], Msg | None]

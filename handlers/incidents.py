@@ -12,15 +12,22 @@ from typing import Any
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.render.checkin import done_keyboard, location_keyboard
 from bot.render.incidents import (
     ASK_LOCATION,
+    BUTTONS,
     CHOOSE,
     LIST_FORBIDDEN,
     LOCATED,
+    PRESS_ACK,
+    PRESS_ACK_ON_PAGE,
+    PRESS_ESCALATE,
+    PRESS_PAGE,
+    PRESS_RESOLVE,
+    PRESS_RESOLVE_ON_PAGE,
+    PRESS_SEVERITY,
     USAGE,
     list_page,
     raised_text,
@@ -32,7 +39,7 @@ from bot.services import chatstate
 from bot.services import incidents as service
 from bot.services.incidents import IncidentOutcome, ListOutcome
 from bot.services.people import Actor
-from handlers.common import Context, commander, registered, runtime
+from handlers.common import Context, commander, edit_message, registered, runtime
 
 WAIT_FOR_LOCATION = timedelta(minutes=10)
 CHANGED = {IncidentOutcome.raised, IncidentOutcome.acknowledged, IncidentOutcome.resolved,
@@ -72,11 +79,12 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
     """Raise it: the reporter's message now says which groups have it."""
     query = update.callback_query
     assert query and query.data and query.message
-    _, _, raw_id, severity = query.data.split(":")
+    press = BUTTONS.parse(query.data)
+    raw_id, severity = press.int(0), press.word(1)
     rt = runtime(context)
     async with rt.sessions() as session:
         result = await service.choose_severity(
-            session, contingency_id=int(raw_id), actor=actor, severity=severity, now=rt.now(), settings=rt.settings
+            session, contingency_id=raw_id, actor=actor, severity=severity, now=rt.now(), settings=rt.settings
         )
     if result.outcome is not IncidentOutcome.raised:
         text, _ = result_popup(result, actor.language, rt.settings.operation.zone)
@@ -85,7 +93,7 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
     runtime(context).wake_dispatcher()
     await query.answer()
     await query.edit_message_text(raised_text(result, actor.language))
-    await query.message.reply_html(ASK_LOCATION(actor.language, id=int(raw_id)),
+    await query.message.reply_html(ASK_LOCATION(actor.language, id=raw_id),
                                    reply_markup=location_keyboard(actor.language))  # fmt: skip
 
 
@@ -119,8 +127,8 @@ async def action_pressed(update: Update, context: Context, actor: Actor) -> None
     """
     query = update.callback_query
     assert query and query.data
-    parts = query.data.split(":")
-    action, contingency_id = parts[1], int(parts[2])
+    press = BUTTONS.parse(query.data)
+    action, contingency_id = press.kind, press.int(0)
     rt = runtime(context)
     async with rt.sessions() as session:
         result = await ACTIONS[action](
@@ -130,8 +138,8 @@ async def action_pressed(update: Update, context: Context, actor: Actor) -> None
     await query.answer(text, show_alert=alert)
     if result.outcome in CHANGED:
         runtime(context).wake_dispatcher()
-    if len(parts) > 3:
-        await _redraw(update, context, actor, int(parts[3]))
+    if len(press.values) > 1:
+        await _redraw(update, context, actor, press.int(1))
 
 
 @registered
@@ -139,7 +147,7 @@ async def page_pressed(update: Update, context: Context, actor: Actor) -> None:
     query = update.callback_query
     assert query and query.data
     await query.answer()
-    await _redraw(update, context, actor, int(query.data.rsplit(":", 1)[1]))
+    await _redraw(update, context, actor, BUTTONS.parse(query.data).int(0))
 
 
 async def _page(update: Update, context: Context, actor: Actor, page: int) -> tuple[str, Any]:
@@ -159,11 +167,7 @@ async def _page(update: Update, context: Context, actor: Actor, page: int) -> tu
 async def _redraw(update: Update, context: Context, actor: Actor, page: int) -> None:
     assert update.callback_query
     text, keyboard = await _page(update, context, actor, page)
-    try:
-        await update.callback_query.edit_message_text(text, reply_markup=keyboard)
-    except BadRequest as error:  # the page did not change (a refused or repeated press)
-        if "not modified" not in str(error).lower():
-            raise
+    await edit_message(update.callback_query, text, keyboard)
 
 
 @commander
@@ -177,6 +181,9 @@ async def insiden(update: Update, context: Context, actor: Actor) -> None:
 def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler(["darurat", "sos"], darurat))
     application.add_handler(CommandHandler(["insiden", "incidents"], insiden))
-    application.add_handler(CallbackQueryHandler(severity_pressed, pattern=r"^ct:s:\d+:\w+$"))
-    application.add_handler(CallbackQueryHandler(action_pressed, pattern=r"^ct:[arn]:\d+(:\d+)?$"))
-    application.add_handler(CallbackQueryHandler(page_pressed, pattern=r"^ct:p:\d+$"))
+    application.add_handler(CallbackQueryHandler(severity_pressed, pattern=BUTTONS.pattern(PRESS_SEVERITY)))
+    application.add_handler(CallbackQueryHandler(
+        action_pressed,
+        pattern=BUTTONS.pattern(PRESS_ACK, PRESS_RESOLVE, PRESS_ESCALATE, PRESS_ACK_ON_PAGE, PRESS_RESOLVE_ON_PAGE),
+    ))
+    application.add_handler(CallbackQueryHandler(page_pressed, pattern=BUTTONS.pattern(PRESS_PAGE)))

@@ -7,7 +7,19 @@ from datetime import timedelta
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.render.sitrep import ATTACHED, CHOOSE, OUTCOME_TEXTS, USAGE, VERIFIED, category_keyboard, filed_text, review_pages
+from bot.render.sitrep import (
+    ATTACHED,
+    BUTTONS,
+    CHOOSE,
+    OUTCOME_TEXTS,
+    PRESS_CATEGORY,
+    PRESS_VERIFY,
+    USAGE,
+    VERIFIED,
+    category_keyboard,
+    filed_text,
+    review_pages,
+)
 from bot.services import chatstate
 from bot.services import sitrep as service
 from bot.services.people import Actor
@@ -51,13 +63,14 @@ async def _review(update: Update, context: Context, actor: Actor) -> None:
 async def category_pressed(update: Update, context: Context, actor: Actor) -> None:
     query = update.callback_query
     assert query and query.data and update.effective_user
-    _, _, raw_id, category = query.data.split(":")
+    press = BUTTONS.parse(query.data)
+    raw_id, category = press.int(0), press.word(1)
     rt = runtime(context)
     async with rt.sessions() as session:
-        outcome = await service.file(session, sitrep_id=int(raw_id), actor=actor, category=category, now=rt.now())
+        outcome = await service.file(session, sitrep_id=raw_id, actor=actor, category=category, now=rt.now())
         if outcome is SitrepOutcome.filed:
             await chatstate.expect(
-                session, telegram_user_id=update.effective_user.id, kind="sitrep", ref_id=int(raw_id),
+                session, telegram_user_id=update.effective_user.id, kind="sitrep", ref_id=raw_id,
                 now=rt.now(), ttl=WAIT_FOR_ATTACHMENT,
             )
             await session.commit()
@@ -65,14 +78,14 @@ async def category_pressed(update: Update, context: Context, actor: Actor) -> No
         await query.answer(OUTCOME_TEXTS[outcome](actor.language), show_alert=True)
         return
     await query.answer()
-    await query.edit_message_text(filed_text(int(raw_id), category, actor.language))
+    await query.edit_message_text(filed_text(raw_id, category, actor.language))
 
 
 @registered
 async def verify_pressed(update: Update, context: Context, actor: Actor) -> None:
     query = update.callback_query
     assert query and query.data
-    sitrep_id = int(query.data.rsplit(":", 1)[1])
+    sitrep_id = BUTTONS.parse(query.data).int(0)
     rt = runtime(context)
     async with rt.sessions() as session:
         outcome = await service.verify(session, sitrep_id=sitrep_id, actor=actor, now=rt.now())
@@ -117,6 +130,6 @@ async def _attached_reply(update: Update, actor: Actor, sitrep_id: int, outcome:
 
 def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler(["lapor", "report"], lapor))
-    application.add_handler(CallbackQueryHandler(category_pressed, pattern=r"^sr:c:\d+:\w+$"))
-    application.add_handler(CallbackQueryHandler(verify_pressed, pattern=r"^sr:v:\d+$"))
+    application.add_handler(CallbackQueryHandler(category_pressed, pattern=BUTTONS.pattern(PRESS_CATEGORY)))
+    application.add_handler(CallbackQueryHandler(verify_pressed, pattern=BUTTONS.pattern(PRESS_VERIFY)))
     application.add_handler(MessageHandler(filters.PHOTO & filters.ChatType.PRIVATE, photo))

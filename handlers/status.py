@@ -7,16 +7,16 @@ the database, on the command and on every press.
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.render import Lang, lang_of
-from bot.render.status import missing_keyboard, missing_text, popup, refusal_text, status_keyboard, status_text
+from bot.render.status import BUTTONS, missing_keyboard, missing_text, popup, refusal_text, status_keyboard, status_text
 from bot.services import status as service
 from bot.services.status import MissingPage, Refusal, UnitStatus, Viewer
-from handlers.common import Context, load_actor, runtime, user_lang
+from handlers.common import Context, edit_message, load_actor, runtime, user_lang
 
 
 async def viewer_of(update: Update, context: Context) -> tuple[Viewer, Lang]:
@@ -55,7 +55,8 @@ async def pressed(update: Update, context: Context) -> None:
     assert query and query.data
     rt = runtime(context)
     viewer, lang = await viewer_of(update, context)
-    kind, unit_id, page = _parse(query.data)
+    press = BUTTONS.parse(query.data)
+    kind, unit_id, page = press.kind, press.int(0), press.int(1) if len(press.values) > 1 else 0
     async with rt.sessions() as session:
         if kind in ("m", "mp"):
             view: UnitStatus | MissingPage | Refusal = await service.missing_for(
@@ -76,7 +77,7 @@ async def pressed(update: Update, context: Context) -> None:
         assert query.message
         await query.message.reply_html(text, reply_markup=keyboard)
     else:
-        await _edit(update, text, keyboard)
+        await edit_message(query, text, keyboard)
 
 
 async def _answer(update: Update, text: str | None = None, *, alert: bool = False) -> None:
@@ -89,21 +90,6 @@ async def _answer(update: Update, text: str | None = None, *, alert: bool = Fals
             raise
 
 
-def _parse(data: str) -> tuple[str, int, int]:
-    parts = data.split(":")
-    return parts[1], int(parts[2]), int(parts[3]) if len(parts) > 3 else 0
-
-
-async def _edit(update: Update, text: str, keyboard: InlineKeyboardMarkup) -> None:
-    """Edit in place; pressing twice within the same second changes nothing, which is fine."""
-    assert update.callback_query
-    try:
-        await update.callback_query.edit_message_text(text, reply_markup=keyboard)
-    except BadRequest as error:
-        if "not modified" not in str(error).lower():
-            raise
-
-
 def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("status", status))
-    application.add_handler(CallbackQueryHandler(pressed, pattern=r"^st:(u|m):\d+$|^st:(r|mp):\d+:\d+$"))
+    application.add_handler(CallbackQueryHandler(pressed, pattern=BUTTONS.pattern()))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.render import Html, Msg, clip, local_time
+from bot.render.callbacks import Codec
 from models.enums import ContingencyState, Severity
 
 if TYPE_CHECKING:
@@ -155,12 +156,20 @@ def popup(msg: Msg, lang: str, **values: object) -> str:
     return (msg.en if lang == "en" else msg.id).format(**values)[:POPUP_LIMIT]
 
 
+BUTTONS = Codec("ct")
+PRESS_SEVERITY = BUTTONS.button("s", int, str)
+PRESS_ACK, PRESS_RESOLVE, PRESS_ESCALATE = (BUTTONS.button(kind, int) for kind in "arn")
+PRESS_ACK_ON_PAGE, PRESS_RESOLVE_ON_PAGE = (BUTTONS.button(kind, int, int) for kind in "ar")
+PRESS_PAGE = BUTTONS.button("p", int)
+"""The severity chosen, acknowledge / resolve / escalate (from an `/insiden` page: with its page), a page."""
+
+
 def _button(text: str, data: str) -> dict[str, str]:
     return {"text": text, "callback_data": data}
 
 
 def severity_markup(contingency_id: int, lang: str) -> Markup:
-    return {"inline_keyboard": [[_button(label(lang), f"ct:s:{contingency_id}:{severity.value}")
+    return {"inline_keyboard": [[_button(label(lang), PRESS_SEVERITY.data(contingency_id, severity.value))
                                  for severity, label in SEVERITIES.items()]]}  # fmt: skip
 
 
@@ -168,10 +177,10 @@ def alert_markup(view: ContingencyView, lang: str) -> Markup | None:
     """Acknowledge while open, resolve until resolved, escalate for a commander; none once resolved."""
     if view.state == ContingencyState.resolved:
         return None
-    first = [_button(RESOLVE(lang), f"ct:r:{view.id}")]
+    first = [_button(RESOLVE(lang), PRESS_RESOLVE.data(view.id))]
     if view.state == ContingencyState.open:
-        first.insert(0, _button(ACKNOWLEDGE(lang), f"ct:a:{view.id}"))
-    return {"inline_keyboard": [first, [_button(ESCALATE(lang), f"ct:n:{view.id}")]]}
+        first.insert(0, _button(ACKNOWLEDGE(lang), PRESS_ACK.data(view.id)))
+    return {"inline_keyboard": [first, [_button(ESCALATE(lang), PRESS_ESCALATE.data(view.id))]]}
 
 
 def _severity(view: ContingencyView, lang: str) -> str:
@@ -290,15 +299,15 @@ def list_page(page: IncidentPage, lang: str, now: datetime) -> tuple[Html, Marku
             age=_age(view, now, lang), tps=view.tps_code or "-", unit=view.unit_name, level=view.level_name,
             text=view.text[:200],
         ))  # fmt: skip
-        row = [_button(f"{RESOLVE(lang)} #{view.id}", f"ct:r:{view.id}:{page.page}")]
+        row = [_button(f"{RESOLVE(lang)} #{view.id}", PRESS_RESOLVE_ON_PAGE.data(view.id, page.page))]
         if view.state == ContingencyState.open:
-            row.insert(0, _button(f"{ACKNOWLEDGE(lang)} #{view.id}", f"ct:a:{view.id}:{page.page}"))
+            row.insert(0, _button(f"{ACKNOWLEDGE(lang)} #{view.id}", PRESS_ACK_ON_PAGE.data(view.id, page.page)))
         rows.append(row)
     arrows = []
     if page.page > 0:
-        arrows.append(_button("◀️", f"ct:p:{page.page - 1}"))
+        arrows.append(_button("◀️", PRESS_PAGE.data(page.page - 1)))
     if page.page + 1 < page.pages:
-        arrows.append(_button("▶️", f"ct:p:{page.page + 1}"))
+        arrows.append(_button("▶️", PRESS_PAGE.data(page.page + 1)))
     if arrows:
         rows.append(arrows)
     return clip("\n\n".join(blocks)), {"inline_keyboard": rows}

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.render import Html, Msg, local_time, pages
+from bot.render.callbacks import Codec
 from bot.render.incidents import delay_text
 from bot.render.schedule import PHASES
 from bot.services.sitrep import SitrepOutcome, SitrepView
@@ -37,6 +38,10 @@ UNKNOWN = Msg(id="Laporan tidak ditemukan.", en="Report not found.")
 FORBIDDEN = Msg(id="⛔ Laporan ini di luar satuan Anda.", en="⛔ This report is outside your command.")
 VERIFIED = Msg(id="✔️ Laporan #{id} diverifikasi.", en="✔️ Report #{id} verified.")
 REVIEW_HEADER = Msg(id="<b>Laporan yang belum diverifikasi</b>", en="<b>Reports awaiting verification</b>")
+BUTTONS = Codec("sr")
+PRESS_CATEGORY = BUTTONS.button("c", int, str)
+PRESS_VERIFY = BUTTONS.button("v", int)
+
 REVIEW_EMPTY = Msg(id="Tidak ada laporan yang menunggu verifikasi.", en="No reports await verification.")
 REVIEW_ITEM = Msg(
     id="#{id} {at}{delay} · {category} · {phase}\n{reporter}, {tps}\n{text}",
@@ -48,7 +53,7 @@ VERIFY = Msg(id="✔️ Verifikasi #{id}", en="✔️ Verify #{id}")
 
 def category_keyboard(sitrep_id: int, lang: str) -> InlineKeyboardMarkup:
     buttons = [
-        InlineKeyboardButton(label(lang), callback_data=f"sr:c:{sitrep_id}:{category.value}")
+        InlineKeyboardButton(label(lang), callback_data=PRESS_CATEGORY.data(sitrep_id, category.value))
         for category, label in CATEGORIES.items()
     ]
     return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
@@ -90,7 +95,7 @@ def review_pages(items: list[SitrepView], lang: str, zone: ZoneInfo) -> list[tup
     for page in pages([REVIEW_HEADER(lang)] + blocks):
         ids = [item.id for item in items if f"#{item.id} " in page]
         keyboard = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(VERIFY(lang, id=i), callback_data=f"sr:v:{i}")] for i in ids]
+            [[InlineKeyboardButton(VERIFY(lang, id=i), callback_data=PRESS_VERIFY.data(i))] for i in ids]
         )
         result.append((page, keyboard if ids else None))
     return result

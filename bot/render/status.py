@@ -18,12 +18,28 @@ from zoneinfo import ZoneInfo
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.render import ZONE_NAMES, Html, Msg, clip, local_time
+from bot.render.callbacks import Codec
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, UNREGISTERED_GROUP
 from bot.render.sitrep import CATEGORIES
 from bot.services.status import (
-    ChildStatus, Coverage, Figures, MissingPage, MissingPerson, Refusal, ShiftRef, SitrepLine, UnitStatus,
+    ChildStatus,
+    Coverage,
+    Figures,
+    MissingPage,
+    MissingPerson,
+    Refusal,
+    ShiftRef,
+    SitrepLine,
+    UnitStatus,
 )
 from models.enums import SitrepCategory
+
+BUTTONS = Codec("st")
+PRESS_UNIT = BUTTONS.button("u", int)
+PRESS_REDRAW = BUTTONS.button("r", int, int)
+PRESS_MISSING = BUTTONS.button("m", int)
+PRESS_MISSING_PAGE = BUTTONS.button("mp", int, int)
+"""A child unit's status (new message), this status redrawn at a page, the missing list, a page of it."""
 
 CHILDREN_PER_PAGE = 8
 TPS_SHOWN = 3
@@ -207,21 +223,21 @@ def status_keyboard(view: UnitStatus, lang: str, *, page: int = 0) -> InlineKeyb
     shown, page, pages = _page(view.children, page)
     buttons = [
         InlineKeyboardButton(f"{child.unit.code} {percent(child.figures.people.checked_in, child.figures.people.assigned)}",
-                             callback_data=f"st:u:{child.unit.id}")
+                             callback_data=PRESS_UNIT.data(child.unit.id))
         for child in shown
     ]
     rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
     if pages > 1:
         rows.append([
-            InlineKeyboardButton("◀️", callback_data=f"st:r:{unit}:{(page - 1) % pages}"),
-            InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=f"st:r:{unit}:{page}"),
-            InlineKeyboardButton("▶️", callback_data=f"st:r:{unit}:{(page + 1) % pages}"),
+            InlineKeyboardButton("◀️", callback_data=PRESS_REDRAW.data(unit, (page - 1) % pages)),
+            InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=PRESS_REDRAW.data(unit, page)),
+            InlineKeyboardButton("▶️", callback_data=PRESS_REDRAW.data(unit, (page + 1) % pages)),
         ])
-    last = [InlineKeyboardButton(REFRESH(lang), callback_data=f"st:r:{unit}:{page}")]
+    last = [InlineKeyboardButton(REFRESH(lang), callback_data=PRESS_REDRAW.data(unit, page))]
     if view.shift is not None and view.figures.people.missing:
-        last.insert(0, InlineKeyboardButton(MISSING_BUTTON(lang, n=view.figures.people.missing), callback_data=f"st:m:{unit}"))
+        last.insert(0, InlineKeyboardButton(MISSING_BUTTON(lang, n=view.figures.people.missing), callback_data=PRESS_MISSING.data(unit)))
     if view.parent is not None:
-        last.append(InlineKeyboardButton(UP(lang, code=view.parent.code), callback_data=f"st:u:{view.parent.id}"))
+        last.append(InlineKeyboardButton(UP(lang, code=view.parent.code), callback_data=PRESS_UNIT.data(view.parent.id)))
     rows.append(last)
     return InlineKeyboardMarkup(rows)
 
@@ -250,11 +266,11 @@ def _missing_line(number: int, person: MissingPerson, lang: str) -> Html:
 
 def missing_keyboard(view: MissingPage, lang: str) -> InlineKeyboardMarkup:
     unit, page, pages = view.unit.id, view.page, view.pages
-    row = [InlineKeyboardButton(REFRESH(lang), callback_data=f"st:mp:{unit}:{page}")]
+    row = [InlineKeyboardButton(REFRESH(lang), callback_data=PRESS_MISSING_PAGE.data(unit, page))]
     if pages > 1:
         row = [
-            InlineKeyboardButton("◀️", callback_data=f"st:mp:{unit}:{(page - 1) % pages}"),
+            InlineKeyboardButton("◀️", callback_data=PRESS_MISSING_PAGE.data(unit, (page - 1) % pages)),
             *row,
-            InlineKeyboardButton("▶️", callback_data=f"st:mp:{unit}:{(page + 1) % pages}"),
+            InlineKeyboardButton("▶️", callback_data=PRESS_MISSING_PAGE.data(unit, (page + 1) % pages)),
         ]
-    return InlineKeyboardMarkup([row, [InlineKeyboardButton(UP(lang, code=view.unit.code), callback_data=f"st:u:{unit}")]])
+    return InlineKeyboardMarkup([row, [InlineKeyboardButton(UP(lang, code=view.unit.code), callback_data=PRESS_UNIT.data(unit))]])
