@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -151,13 +151,15 @@ class Run:
     messages: list[NewMessage] = field(default_factory=list)
 
 
-@dataclass
-class Changes:
-    """What a pass writes besides its runs, gathered while it reads and works out the runs."""
+@dataclass(frozen=True)
+class ShiftPlanning:
+    """What one shift asks of the outbox, worked out before anything is written."""
 
-    stale: list[str] = field(default_factory=list)  # pending rows nobody should get any more
-    forget: list[str] = field(default_factory=list)  # cancelled rows wanted again
-    corrections: list[NewMessage] = field(default_factory=list)
+    runs: list[Run]
+    stale: list[str]  # pending rows nobody should get any more
+    forget: list[str]  # cancelled rows wanted again
+    corrections: list[NewMessage]
+    skipped_late: int  # new rows of runs long past their time
 
 
 async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Settings) -> PlanResult:
@@ -173,18 +175,15 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
     shifts = list(await session.scalars(
         select(Shift).where(Shift.ends_at > now, Shift.starts_at <= latest).order_by(Shift.starts_at, Shift.id)
     ))
-    totals = {"planned": 0, "cancelled": 0, "skipped_late": 0, "corrections": 0}
-    runs: list[Run] = []
-    changes = Changes()
-    for shift in shifts:
-        runs.extend(await _plan_shift(
-            session, shift=shift, offsets=offsets, now=now, settings=settings, totals=totals, changes=changes))
+    planned = [await _plan_shift(session, shift=shift, offsets=offsets, now=now, settings=settings) for shift in shifts]
+    runs = [run for shift in planned for run in shift.runs]
     late_runs = schedule_runs(runs, now=now, rate=REMINDER_SHARE * settings.delivery.global_per_second)
-    totals["cancelled"] += await _cancel(session, changes.stale)
-    await _forget_cancelled(session, changes.forget)
-    totals["corrections"] += await enqueue_many(session, changes.corrections, now=now)
-    totals["planned"] += await enqueue_many(session, (m for run in runs for m in run.messages), now=now)
-    result = PlanResult(late_runs=late_runs, **totals)
+    cancelled = await _cancel(session, [key for shift in planned for key in shift.stale])
+    await _forget_cancelled(session, [key for shift in planned for key in shift.forget])
+    corrections = await enqueue_many(session, [m for shift in planned for m in shift.corrections], now=now)
+    queued = await enqueue_many(session, (m for run in runs for m in run.messages), now=now)
+    result = PlanResult(planned=queued, cancelled=cancelled, skipped_late=sum(shift.skipped_late for shift in planned),
+                        corrections=corrections, late_runs=late_runs)
     if result.planned or result.cancelled or result.corrections:  # one row per run that changed something
         audit.record(session, action="reminders.planned", entity="outbox", actor=ACTOR, detail=asdict(result))
     await session.commit()
@@ -192,58 +191,73 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
 
 
 async def _plan_shift(
-    session: AsyncSession, *, shift: Shift, offsets: Sequence[float], now: datetime, settings: Settings,
-    totals: dict[str, int], changes: Changes,
-) -> list[Run]:
-    """Return this shift's runs (not queued yet); what is stale, to forget and to correct goes in `changes`."""
+    session: AsyncSession, *, shift: Shift, offsets: Sequence[float], now: datetime, settings: Settings
+) -> ShiftPlanning:
+    """This shift's runs (not queued yet), and which of its rows are stale, to forget and to correct."""
     recipients = await recipients_of(session, shift_id=shift.id)
     existing = await _existing(session, shift.id)
     kinds = [(offset_text(o), o) for o in offsets]
     wanted = {r.key_text(shift, kind): (r, o) for r in recipients if not r.checked_in for kind, o in kinds}
     current_fixes = {r.key_text(shift, FIX) for r in recipients}
-    changes.stale.extend(
-        k for k, row in existing.items() if row.state == _PENDING and k not in wanted and k not in current_fixes)
     received = _received(existing)  # an offset already sent under an older fingerprint: the correction tells
-    texts: dict[tuple[str, tuple[Post, ...]], str] = {}  # the people of one TPS read the same text
+    say = _reminder_texts(shift, settings)
     runs: list[Run] = []
+    skipped = 0
     for offset in offsets:
         keys = sorted((k for k, (_, o) in wanted.items() if o == offset), key=lambda k: wanted[k][0].personnel_id)
         fresh = [(i, k) for i, k in enumerate(keys) if _needs_row(k, wanted[k][0], existing, received)]
-        run = _run(shift, offset, size=len(keys), fresh=fresh, now=now, settings=settings, totals=totals)
-        if run is None:
+        if not fresh or _due_by(shift, offset) > now + HORIZON:
             continue
+        if _missed(shift, offset, now=now, settings=settings):
+            skipped += len(fresh)
+            continue
+        run = _run(shift, offset, size=len(keys), now=now)
         for position, key in fresh:
             recipient = wanted[key][0]
-            said = (recipient.language, recipient.posts)
-            if said not in texts:
-                texts[said] = reminder_text(shift_name=shift.name, phase=shift.phase, starts_at=shift.starts_at,
-                                            posts=recipient.posts, lang=recipient.language,
-                                            zone=settings.operation.zone)  # fmt: skip
-            run.fresh.append((position, _row(shift, recipient, key, texts[said])))
+            run.fresh.append((position, _row(shift, recipient, key, say(recipient.language, recipient.posts))))
         runs.append(run)
-    changes.forget.extend(key for run in runs for key in _keys(run) if key in existing)
     fixes = _corrections(shift, recipients, existing)
-    changes.forget.extend(key for key in fixes if key in existing)
-    changes.corrections.extend(
-        NewMessage(**_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
-                   due_at=now, send_by=max(shift.starts_at, now + LATE_TOLERANCE))
-        for key, (recipient, previous, sent_at) in fixes.items()
-    )  # fmt: skip
-    return runs
+    planned = [key for run in runs for key in _keys(run)]
+    return ShiftPlanning(
+        runs=runs,
+        stale=[
+            k for k, row in existing.items() if row.state == _PENDING and k not in wanted and k not in current_fixes
+        ],
+        forget=[key for key in [*planned, *fixes] if key in existing],
+        corrections=[
+            NewMessage(**_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
+                       due_at=now, send_by=max(shift.starts_at, now + LATE_TOLERANCE))
+            for key, (recipient, previous, sent_at) in fixes.items()
+        ],  # fmt: skip
+        skipped_late=skipped,
+    )
 
 
-def _run(
-    shift: Shift, offset: float, *, size: int, fresh: list[tuple[int, str]], now: datetime, settings: Settings,
-    totals: dict[str, int],
-) -> Run | None:
-    """The run of one offset if it has new rows and is due: not beyond the horizon, not long past."""
-    due_by = shift.starts_at - timedelta(minutes=offset)
-    if not fresh or due_by > now + HORIZON:
-        return None
+def _reminder_texts(shift: Shift, settings: Settings) -> Callable[[str, tuple[Post, ...]], str]:
+    """The shift's reminder text by language and posts, each made once: the people of one TPS read the same text."""
+
+    @cache
+    def text(language: str, posts: tuple[Post, ...]) -> str:
+        return reminder_text(
+            shift_name=shift.name, phase=shift.phase, starts_at=shift.starts_at, posts=posts, lang=language,
+            zone=settings.operation.zone,
+        )
+
+    return text
+
+
+def _due_by(shift: Shift, offset: float) -> datetime:
+    return shift.starts_at - timedelta(minutes=offset)
+
+
+def _missed(shift: Shift, offset: float, *, now: datetime, settings: Settings) -> bool:
+    """Long past its time: not sent at all, except the reminder at the start while check-in is still on time."""
     grace = timedelta(minutes=settings.checkin.grace_minutes)
-    if due_by < now - LATE_TOLERANCE and not (offset == 0 and now < shift.starts_at + grace):
-        totals["skipped_late"] += len(fresh)
-        return None
+    return _due_by(shift, offset) < now - LATE_TOLERANCE and not (offset == 0 and now < shift.starts_at + grace)
+
+
+def _run(shift: Shift, offset: float, *, size: int, now: datetime) -> Run:
+    due_by = _due_by(shift, offset)
     return Run(f"{shift.code}-{offset_text(offset)}", due_by, max(due_by, now + LATE_TOLERANCE), size)
 
 
