@@ -18,16 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings, load_settings
 from bot.render.checkin import checkin_text, checkout_text
+from bot.services import checkin
 from bot.services.checkin import (
     CheckinOutcome,
+    CheckinRow,
     CheckoutOutcome,
     Presence,
+    Seen,
     StaleReason,
     check_in,
     check_in_all,
     check_out,
+    decide,
 )
-from bot.services.schedule import shift_plans
+from bot.services.schedule import Post, ShiftPlan, shift_plans
 from models import AuditLog, Checkin
 from tests.factories import NOW, TPS_PLACES, build_roster
 
@@ -297,3 +301,63 @@ async def test_a_bunch_judges_each_location_at_its_own_sent_time(session: AsyncS
     ]
     rows = {row.personnel_id: row.checked_in_at for row in await session.scalars(select(Checkin))}
     assert rows == {ids["budi"]: START - timedelta(minutes=5), ids["eko"]: START + timedelta(minutes=20)}
+
+
+def _plan(shift_id: int, starts_at, hours: int, *places: tuple[int, float, float]) -> ShiftPlan:
+    posts = tuple(Post(tps_id, f"TPS-{tps_id}", "001", "", "rawan", "darat", lat, lon, "Polsek", None)
+                  for tps_id, lat, lon in places)
+    ends_at = starts_at + timedelta(hours=hours)
+    return ShiftPlan(shift_id, f"S{shift_id}", f"Shift {shift_id}", "pemungutan", starts_at, ends_at, posts)
+
+
+def test_deciding_a_bunch_needs_no_database() -> None:
+    """What was read in, what to write out: a first check-in, then nearer (a move), then farther (nothing to write)."""
+    shift = _plan(1, START, 6, (10, -2.99, 104.75), (11, -3.0, 104.76))
+    at_tps, on_the_road = (-3.0, 104.76), (-3.0, 104.77)
+    bunch = [(Presence(7, *on_the_road, NOW, False), NOW), (Presence(7, *at_tps, NOW, False), NOW),
+             (Presence(7, *on_the_road, NOW, False), NOW), (Presence(8, *at_tps, NOW, True), NOW)]
+    decided = decide(bunch, Seen(plans={7: [shift]}), now=NOW, settings=SETTINGS)
+    assert [r.outcome for r in decided.results] == [
+        CheckinOutcome.checked_in, CheckinOutcome.moved_closer, CheckinOutcome.already, CheckinOutcome.forwarded,
+    ]
+    assert decided.rests_on == [(7, 1), (7, 1), (7, 1), None]
+    assert [(first.key, first.post.tps_id, first.far) for first in decided.firsts] == [((7, 1), 11, True)]
+    assert [(move.key, move.post.tps_id, move.far, round(move.from_m)) for move in decided.moves] == [
+        ((7, 1), 11, False, 1110)
+    ]
+
+
+def test_a_location_matching_a_stored_check_in_is_already_without_writing() -> None:
+    """Judged against the row that was read: its lateness and time stand, nothing is written."""
+    shift = _plan(1, START, 6, (10, -3.0, 104.76))
+    stored = CheckinRow(10, 0.0, False, True, START + timedelta(minutes=20))
+    seen = Seen(plans={7: [shift]}, rows={(7, 1): stored})
+    decided = decide([(Presence(7, -3.0, 104.76, NOW, False), NOW)], seen, now=NOW, settings=SETTINGS)
+    [result] = decided.results
+    assert (result.outcome, result.late, result.checked_in_at) == (CheckinOutcome.already, True, stored.checked_in_at)
+    assert not decided.firsts and not decided.moves
+
+
+async def test_a_first_check_in_another_transaction_wrote_first_is_decided_again(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insert finds the row already there (read before it was written): the bunch is answered against that row."""
+    roster = await build_roster(session)
+    budi, eko = roster.person("budi").id, roster.person("eko").id
+    a1, a2 = TPS_PLACES["TPS-A1-002"], TPS_PLACES["TPS-A2-001"]
+    await _check_in(session, budi, *a1)
+    unread = checkin._rows
+    reads = []
+
+    async def missing_the_first_time(session: AsyncSession, plans):
+        reads.append(plans)
+        return {} if len(reads) == 1 else await unread(session, plans)
+
+    monkeypatch.setattr(checkin, "_rows", missing_the_first_time)
+    bunch = [Presence(budi, a1[0] + 0.001, a1[1], NOW, False), Presence(eko, *a2, NOW, False),
+             Presence(budi, *a1, NOW, False)]
+    results = await check_in_all(session, bunch, now=NOW, settings=SETTINGS)
+    assert [r.outcome for r in results] == [CheckinOutcome.already, CheckinOutcome.checked_in, CheckinOutcome.already]
+    assert len(reads) == 2 and await _count(session) == 2
+    actions = sorted((row.action, row.actor_id) for row in await session.scalars(select(AuditLog)))
+    assert actions == sorted([("checkin.created", budi), ("checkin.created", eko)])
