@@ -2,7 +2,7 @@
 
 The oracle (`expected`) reads the factory roster and the check-ins a test
 made with simple selects and applies the definitions of
-bot/services/status.py in Python; the service must agree with it for every
+bot/services/status/counting.py in Python; the service must agree with it for every
 unit of every level, after every change a test makes.
 """
 
@@ -38,7 +38,7 @@ class Expected:
 
 
 async def expected(session: AsyncSession, *, unit_code: str, shift_code: str, staffing: StaffingSettings = STAFFING) -> Expected:
-    """The definitions of bot/services/status.py, applied row by row in Python."""
+    """The definitions of bot/services/status/counting.py, applied row by row in Python."""
     units = {u.id: u for u in (await session.scalars(select(Unit))).all()}
     root = next(u.id for u in units.values() if u.code == unit_code)
 
