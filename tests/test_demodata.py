@@ -1,4 +1,4 @@
-"""Tests of the synthetic province generator (bot/demodata.py).
+"""Tests of the synthetic province generator (bot/demodata/).
 
 The generated province feeds the importer, the demo and the benchmarks, so
 these tests pin what those rely on: the exact import format, referential
