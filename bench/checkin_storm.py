@@ -34,10 +34,10 @@ from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filte
 
 from bench.common import fresh_database, load_province, machine, percentile, summary
 from bot.app import REPLY_CONNECTIONS, build_application
+from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SimUser, running
-from bot.runtime import ManualClock
 from models import Assignment, Checkin, Personnel, Shift, Tps
 from tests.workers.harness import TOKEN, Cluster
 

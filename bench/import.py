@@ -83,10 +83,11 @@ def floor(path: Path) -> dict[str, Any]:
 
 async def fresh(url: str) -> None:
     """Drop and create the database named in a PostgreSQL URL, or delete a SQLite file; then the schema."""
-    import models
-    from bot.db import make_engine
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
+
+    import models
+    from bot.db import make_engine
 
     target = make_url(url)
     if target.get_backend_name() == "sqlite":

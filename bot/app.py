@@ -15,6 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 
 import handlers
 from bot import scheduler
+from bot.clock import Clock, system_clock
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.dispatcher import Dispatcher, make_bot
@@ -22,7 +23,7 @@ from bot.intake import DurableUpdater, InboxProcessor
 from bot.metrics import count_error, instrument
 from bot.ratelimit import RateLimiter
 from bot.replies import RetryReplies
-from bot.runtime import RUNTIME_KEY, Clock, Runtime, system_clock
+from bot.runtime import RUNTIME_KEY, Runtime
 from handlers import menus
 
 log = logging.getLogger("siaga.app")
@@ -77,7 +78,7 @@ def build_application(
             await scheduler.run_sweep(scheduler.REMINDERS, runtime)
         if dispatcher is not None:
             await dispatcher.start()
-            runtime.services["dispatcher"] = dispatcher
+            runtime.dispatcher = dispatcher
         runtime.settled.set()
 
     async def post_init(application: Application) -> None:
@@ -92,15 +93,15 @@ def build_application(
             )
         if with_scheduler:
             scheduler.schedule(application)
-        runtime.services["after_backlog"] = asyncio.create_task(after_backlog(updater, dispatcher))
+        runtime.after_backlog = asyncio.create_task(after_backlog(updater, dispatcher))
 
     async def post_stop(_: Application) -> None:
-        waiting = runtime.services.pop("after_backlog", None)
+        waiting, runtime.after_backlog = runtime.after_backlog, None
         if waiting is not None and not waiting.done():
             waiting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await waiting
-        dispatcher = runtime.services.pop("dispatcher", None)
+        dispatcher, runtime.dispatcher = runtime.dispatcher, None
         if dispatcher is not None:
             await dispatcher.stop()
             await dispatcher.bot.shutdown()
@@ -124,6 +125,7 @@ def build_application(
             )
         )
         .rate_limiter(RetryReplies(limiter))
+        .context_types(handlers.CONTEXT_TYPES)
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import logs
+from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import make_engine, make_sessionmaker
-from bot.runtime import system_clock
 
 
 def build_parser() -> argparse.ArgumentParser:

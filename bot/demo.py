@@ -31,7 +31,7 @@ from bot.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SentMessage, running
 from bot.migrate import upgrade
 from bot.render import local_time
-from bot.runtime import FastClock
+from bot.clock import FastClock
 from bot.services.roster import import_files
 from bot.demo_script import Cast, Script, plain_text
 from models import Checkin, Contingency, Outbox, Personnel, Sitrep

@@ -45,7 +45,7 @@ from telegram.warnings import PTBUserWarning
 from bot.config import DeliverySettings
 from bot.db import transaction
 from bot.ratelimit import RateLimiter
-from bot.runtime import Clock, system_clock
+from bot.clock import Clock, system_clock
 from bot.services import outbox
 from bot.services.outbox import OutboxRow, SendResult
 

@@ -27,10 +27,11 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import Clock, system_clock
 from bot.dispatcher import DispatcherStats
 from bot.intake import IntakeStats
 from bot.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
-from bot.runtime import Clock, runtime_of, system_clock
+from bot.runtime import runtime_of
 from models import Outbox
 from models.enums import OutboxState, Priority
 
@@ -103,8 +104,7 @@ class HealthServer:
         rt = runtime_of(application.bot_data)  # type: ignore[attr-defined]
 
         def stats() -> DispatcherStats | None:
-            dispatcher = rt.services.get("dispatcher")
-            return dispatcher.stats if dispatcher is not None else None
+            return rt.dispatcher.stats if rt.dispatcher is not None else None
 
         return cls(
             sessions=rt.sessions, listen=listen, port=port, dispatcher_stats=stats,

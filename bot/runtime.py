@@ -1,42 +1,23 @@
-"""What the running bot is wired with, kept in `context.bot_data` for handlers to reach.
+"""What the running bot is wired with, typed, kept in `context.bot_data` for handlers to reach.
 
 Only wiring lives there (settings, the session factory, the clock, the
-dispatcher); state lives in the database.
+coalescers, the dispatcher); state lives in the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import Clock, system_clock
+from bot.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.config import Settings
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class FastClock:
-    """Virtual time running `speed` times faster than the wall clock, from `start`.
-
-    The demo plays an election day in a minute with it; every service takes
-    `now` from the runtime's clock, so nothing else needs to know.
-    """
-
-    start: datetime
-    speed: float = 60.0
-    _origin: datetime = field(default_factory=system_clock)
-
-    def __call__(self) -> datetime:
-        return self.start + (system_clock() - self._origin) * self.speed
+from bot.dispatcher import Dispatcher
+from bot.services.checkin import CheckinResult, Presence
 
 
 @dataclass
@@ -46,36 +27,33 @@ class Runtime:
     clock: Clock = system_clock
     worker: str = ""
     """This process's id among the workers (bot/liveness.py)."""
-    services: dict[str, Any] = field(default_factory=dict)
+    dispatcher: Dispatcher | None = None
+    """The outbox dispatcher, once the backlog of the start is handled (bot/app.py)."""
+    after_backlog: asyncio.Task[None] | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the backlog of this start is handled (bot/app.py): the sweeps that plan from check-ins wait."""
+    arrivals: Coalescer[tuple[int, int | None], Arrival] = field(init=False)
+    """What every update needs first, for the updates of the moment at once (bot/coalesce.py)."""
+    checkins: Coalescer[Presence, CheckinResult] = field(init=False)
+    """Locations shared at the same moment, checked in together."""
+
+    def __post_init__(self) -> None:
+        self.arrivals = arrivals(self.sessions, self.now, claim=not self.settings.intake.durable)
+        self.checkins = checkins(self.sessions, self.now, self.settings.checkin)
 
     def now(self) -> datetime:
         return self.clock()
 
     def wake_dispatcher(self) -> None:
         """Something urgent was queued: send it now rather than at the dispatcher's next poll."""
-        dispatcher = self.services.get("dispatcher")
-        if dispatcher is not None:
-            dispatcher.wake()
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
 
 
 RUNTIME_KEY = "runtime"
 
 
 def runtime_of(bot_data: dict[str, Any]) -> Runtime:
-    return bot_data[RUNTIME_KEY]
-
-
-@dataclass
-class ManualClock:
-    """Time that moves only when a test says so: escalations and grace periods without sleeping."""
-
-    current: datetime
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.current += delta
-        return self.current
+    runtime = bot_data[RUNTIME_KEY]
+    assert isinstance(runtime, Runtime)
+    return runtime

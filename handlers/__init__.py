@@ -23,6 +23,7 @@ from handlers import (
     status,
 )
 
+CONTEXT_TYPES = common.CONTEXT_TYPES
 DEDUPE_GROUP = -1
 
 

@@ -8,7 +8,7 @@ from telegram.ext import Application, CommandHandler
 from bot.render.broadcast import outcome_text
 from bot.services.broadcast import MAX_TEXT, send_broadcast
 from bot.services.people import Actor
-from handlers.common import Context, commander, runtime
+from handlers.common import Context, commander
 
 
 @commander
@@ -16,7 +16,7 @@ async def siaran(update: Update, context: Context, actor: Actor) -> None:
     """Queue the broadcast; the reply says to how many, the delivery report comes later."""
     message = update.effective_message
     assert message and message.text
-    rt = runtime(context)
+    rt = context.runtime
     parts = message.text.split(None, 1)  # a newline right after the command is fine too
     text = parts[1] if len(parts) > 1 else ""
     async with rt.sessions() as session:

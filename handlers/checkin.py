@@ -5,14 +5,13 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from bot.coalesce import checkins
 from bot.db import quick
 from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_keyboard, location_keyboard
 from bot.services import chatstate
 from bot.services.checkin import Presence, check_out
 from bot.services.people import Actor
 from handlers import incidents, sitrep
-from handlers.common import Context, registered, runtime, waiting_for, wired
+from handlers.common import Context, registered, waiting_for
 
 
 @registered
@@ -24,7 +23,7 @@ async def hadir(update: Update, context: Context, actor: Actor) -> None:
     """
     assert update.effective_message and update.effective_user
     if waiting_for(context) is not None:
-        async with quick(runtime(context).sessions) as session:
+        async with quick(context.runtime.sessions) as session:
             await chatstate.clear(session, telegram_user_id=update.effective_user.id)
             await session.commit()
     await update.effective_message.reply_html(ASK_LOCATION(actor.language), reply_markup=location_keyboard(actor.language))
@@ -42,14 +41,14 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     """
     message = update.effective_message
     assert message and message.location and update.effective_user
-    rt = runtime(context)
+    rt = context.runtime
     waiting = waiting_for(context)
     if waiting is not None and waiting.ref_id is not None and waiting.kind in ATTACHERS:
         await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)
         return
     presence = Presence(actor.personnel_id, message.location.latitude, message.location.longitude,
                         sent_at=message.edit_date or message.date, forwarded=message.forward_origin is not None)
-    result = await wired(rt, "checkins", lambda: checkins(rt.sessions, rt.now, rt.settings.checkin))(presence)
+    result = await rt.checkins(presence)
     text = checkin_text(
         result, actor.language, rt.settings.operation.zone,
         geofence_m=rt.settings.checkin.geofence_meters, opens_before_minutes=rt.settings.checkin.opens_before_minutes,
@@ -62,7 +61,7 @@ async def selesai(update: Update, context: Context, actor: Actor) -> None:
     """Close the shift that was running when /selesai was sent."""
     message = update.effective_message
     assert message
-    rt = runtime(context)
+    rt = context.runtime
     async with quick(rt.sessions) as session:
         result = await check_out(session, personnel_id=actor.personnel_id, now=rt.now(), settings=rt.settings.checkin,
                                  sent_at=message.date)

@@ -11,16 +11,16 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationHandlerStop, CallbackContext, ContextTypes, ExtBot, TypeHandler
 
-from bot.coalesce import Arrival, arrivals
+from bot.coalesce import Arrival
 from bot.db import quick
 from bot.handling import HANDLING
 from bot.render import Lang, Msg, lang_of
@@ -31,14 +31,22 @@ from bot.services.chatstate import Waiting
 from bot.services.people import Actor, actor_for
 
 log = logging.getLogger("siaga.handlers")
-Context = ContextTypes.DEFAULT_TYPE
+
+
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """PTB's context with the bot's wiring typed (registered through `CONTEXT_TYPES`), and what the update
+    brought with it when it arrived (`drop_duplicates`); the context lives as long as its update."""
+
+    arrival: Arrival | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return runtime_of(self.bot_data)
+
+
+CONTEXT_TYPES = ContextTypes(context=Context)
 ActorHandler = Callable[[Update, Context, Actor], Awaitable[None]]
 PlainHandler = Callable[[Update, Context], Awaitable[None]]
-T = TypeVar("T")
-
-
-def runtime(context: Context) -> Runtime:
-    return runtime_of(context.bot_data)
 
 
 def user_lang(update: Update) -> Lang:
@@ -53,40 +61,30 @@ async def drop_duplicates(update: Update, context: Context) -> None:
     The claim brings the sender and what the bot waits for from them, for
     the handlers of this update (PTB's context lives as long as the update).
     """
-    rt = runtime(context)
     user = update.effective_user
-    claim = not rt.settings.intake.durable
-    arrival = await wired(rt, "arrivals", lambda: arrivals(rt.sessions, rt.now, claim=claim))(
-        (update.update_id, user.id if user else None))
+    arrival = await context.runtime.arrivals((update.update_id, user.id if user else None))
     if not arrival.first:
         raise ApplicationHandlerStop
-    context.arrival = arrival  # type: ignore[attr-defined]
+    context.arrival = arrival
 
 
 async def load_actor(update: Update, context: Context) -> Actor | None:
     """The sender as the database has them now: for answers given after a change (registration, language)."""
     if update.effective_user is None:
         return None
-    async with quick(runtime(context).sessions) as session:
+    async with quick(context.runtime.sessions) as session:
         return await actor_for(session, telegram_user_id=update.effective_user.id)
 
 
 def _arrival(context: Context) -> Arrival:
     """What `drop_duplicates` found for this update as it arrived."""
-    arrival: Arrival = context.arrival  # type: ignore[attr-defined]
-    return arrival
+    assert context.arrival is not None, "drop_duplicates runs first, in its own handler group"
+    return context.arrival
 
 
 def waiting_for(context: Context) -> Waiting | None:
     """What the bot waited for from the sender when this update arrived."""
     return _arrival(context).waiting
-
-
-def wired(rt: Runtime, name: str, make: Callable[[], T]) -> T:
-    """A piece of the process's wiring, made on first use."""
-    if name not in rt.services:
-        rt.services[name] = make()
-    return rt.services[name]  # type: ignore[no-any-return]
 
 
 async def answer(update: Update, text: str) -> None:

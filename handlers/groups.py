@@ -9,7 +9,7 @@ from telegram.ext import Application, CommandHandler, MessageHandler, filters
 from bot.render.groups import GROUP_ONLY, REMOVE_WORDS, group_text
 from bot.services import groups as service
 from bot.services.people import Actor
-from handlers.common import Context, commander, runtime
+from handlers.common import Context, commander
 
 
 @commander
@@ -21,7 +21,7 @@ async def daftargrup(update: Update, context: Context, actor: Actor) -> None:
         await message.reply_html(GROUP_ONLY(actor.language))
         return
     argument = (context.args or [""])[0].strip()
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         if not argument:
             result = await service.describe_group(session, chat_id=chat.id)
@@ -39,7 +39,7 @@ async def migrated(update: Update, context: Context) -> None:
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None or message.migrate_to_chat_id is None:
         return
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         await service.migrate_group(session, old_chat_id=chat.id, new_chat_id=message.migrate_to_chat_id)
 
 

@@ -39,7 +39,7 @@ from bot.services import chatstate
 from bot.services import incidents as service
 from bot.services.incidents import IncidentOutcome, ListOutcome
 from bot.services.people import Actor
-from handlers.common import Context, commander, edit_message, registered, runtime
+from handlers.common import Context, commander, edit_message, registered
 
 WAIT_FOR_LOCATION = timedelta(minutes=10)
 CHANGED = {IncidentOutcome.raised, IncidentOutcome.acknowledged, IncidentOutcome.resolved,
@@ -61,7 +61,7 @@ async def darurat(update: Update, context: Context, actor: Actor) -> None:
     if not text:
         await message.reply_html(USAGE(actor.language))
         return
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         contingency_id = await service.draft(
             session, actor=actor, text=text, now=rt.now(), sent_at=message.date,
@@ -81,7 +81,7 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
     assert query and query.data and query.message
     press = BUTTONS.parse(query.data)
     raw_id, severity = press.int(0), press.word(1)
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         result = await service.choose_severity(
             session, contingency_id=raw_id, actor=actor, severity=severity, now=rt.now(), settings=rt.settings
@@ -90,7 +90,7 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
         text, _ = result_popup(result, actor.language, rt.settings.operation.zone)
         await query.answer(text, show_alert=True)
         return
-    runtime(context).wake_dispatcher()
+    context.runtime.wake_dispatcher()
     await query.answer()
     await query.edit_message_text(raised_text(result, actor.language))
     await query.message.reply_html(ASK_LOCATION(actor.language, id=raw_id),
@@ -101,7 +101,7 @@ async def attach_location(update: Update, context: Context, actor: Actor, contin
     """Called by the location handler (handlers/checkin.py) when a contingency waits for one."""
     message = update.effective_message
     assert message and message.location and update.effective_user
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         result = await service.attach_location(
             session, contingency_id=contingency_id, actor=actor, lat=message.location.latitude,
@@ -110,7 +110,7 @@ async def attach_location(update: Update, context: Context, actor: Actor, contin
         await chatstate.clear(session, telegram_user_id=update.effective_user.id)
         await session.commit()
     if result.outcome is IncidentOutcome.located:
-        runtime(context).wake_dispatcher()
+        context.runtime.wake_dispatcher()
         await message.reply_html(LOCATED(actor.language, id=contingency_id), reply_markup=done_keyboard())
     else:
         text, _ = result_popup(result, actor.language, rt.settings.operation.zone)
@@ -129,7 +129,7 @@ async def action_pressed(update: Update, context: Context, actor: Actor) -> None
     assert query and query.data
     press = BUTTONS.parse(query.data)
     action, contingency_id = press.kind, press.int(0)
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         result = await ACTIONS[action](
             session, contingency_id=contingency_id, actor=actor, now=rt.now(), settings=rt.settings
@@ -137,7 +137,7 @@ async def action_pressed(update: Update, context: Context, actor: Actor) -> None
     text, alert = result_popup(result, actor.language, rt.settings.operation.zone)
     await query.answer(text, show_alert=alert)
     if result.outcome in CHANGED:
-        runtime(context).wake_dispatcher()
+        context.runtime.wake_dispatcher()
     if len(press.values) > 1:
         await _redraw(update, context, actor, press.int(1))
 
@@ -152,7 +152,7 @@ async def page_pressed(update: Update, context: Context, actor: Actor) -> None:
 
 async def _page(update: Update, context: Context, actor: Actor, page: int) -> tuple[str, Any]:
     chat = update.effective_chat
-    rt = runtime(context)
+    rt = context.runtime
     group_chat = chat.id if chat is not None and chat.type != ChatType.PRIVATE else None
     async with rt.sessions() as session:
         listing = await service.open_incidents(session, actor=actor, page=page, chat_id=group_chat)

@@ -8,7 +8,7 @@ from telegram.ext import Application, CommandHandler
 from bot.render import LANGUAGES, lang_of
 from bot.render.menus import LANGUAGE_SET, LANGUAGE_USAGE, help_text, menu
 from bot.services.people import Actor, actor_for, set_language
-from handlers.common import Context, load_actor, registered, runtime, user_lang
+from handlers.common import Context, load_actor, registered, user_lang
 
 
 async def bantuan(update: Update, context: Context) -> None:
@@ -29,7 +29,7 @@ async def bahasa(update: Update, context: Context, actor: Actor) -> None:
     if choice not in LANGUAGES:
         await update.effective_message.reply_html(LANGUAGE_USAGE(actor.language))
         return
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         await set_language(session, actor=actor, language=choice)
     await refresh_menu(context, update.effective_user.id)
     await update.effective_message.reply_html(LANGUAGE_SET(choice))
@@ -46,7 +46,7 @@ async def refresh_menu(context: Context, telegram_user_id: int) -> None:
 
 
 async def load_actor_by_id(context: Context, telegram_user_id: int) -> Actor | None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         return await actor_for(session, telegram_user_id=telegram_user_id)
 
 

@@ -9,7 +9,7 @@ from bot.render import Msg
 from bot.render import registration as texts
 from bot.render.start import GREETING, GREETING_REGISTERED
 from bot.services.registration import Outcome, Registration, register
-from handlers.common import Context, load_actor, runtime, user_lang
+from handlers.common import Context, load_actor, user_lang
 from handlers.menus import refresh_menu
 
 REFUSALS: dict[Outcome, Msg] = {
@@ -49,7 +49,7 @@ async def daftar(update: Update, context: Context) -> None:
 
 async def _register(update: Update, context: Context, *, code: str, nrp: str | None) -> None:
     assert update.effective_message and update.effective_user
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         result = await register(
             session,

@@ -14,7 +14,7 @@ from bot.render.reports import GEOJSON, NO_SHIFT, WORKBOOK, chart_caption
 from bot.render.status import refusal_text
 from bot.services import reports as service
 from bot.services.status import Refusal
-from handlers.common import Context, runtime
+from handlers.common import Context
 from handlers.status import viewer_of
 
 
@@ -22,7 +22,7 @@ async def rekap(update: Update, context: Context) -> None:
     """Show "sending a file" while the files are built (seconds for a Polda), then send them as replies."""
     message = update.effective_message
     assert message
-    rt = runtime(context)
+    rt = context.runtime
     viewer, lang = await viewer_of(update, context)
     code = context.args[0] if context.args else None
     await message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)

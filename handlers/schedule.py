@@ -8,14 +8,14 @@ from telegram.ext import Application, CommandHandler
 from bot.render.schedule import schedule_pages
 from bot.services.people import Actor
 from bot.services.schedule import shift_plans
-from handlers.common import Context, registered, runtime
+from handlers.common import Context, registered
 
 
 @registered
 async def jadwal(update: Update, context: Context, actor: Actor) -> None:
     """Current shift first, then the ones to come."""
     assert update.effective_message
-    rt = runtime(context)
+    rt = context.runtime
     now = rt.now()
     async with rt.sessions() as session:
         plans = await shift_plans(session, personnel_id=actor.personnel_id, now=now)

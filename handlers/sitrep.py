@@ -24,7 +24,7 @@ from bot.services import chatstate
 from bot.services import sitrep as service
 from bot.services.people import Actor
 from bot.services.sitrep import SitrepOutcome
-from handlers.common import Context, registered, runtime, waiting_for
+from handlers.common import Context, registered, waiting_for
 
 WAIT_FOR_ATTACHMENT = timedelta(minutes=10)
 
@@ -34,7 +34,7 @@ async def lapor(update: Update, context: Context, actor: Actor) -> None:
     """File a report; a commander without text gets the review list instead."""
     message = update.effective_message
     assert message and message.text
-    rt = runtime(context)
+    rt = context.runtime
     text = message.text.partition(" ")[2].strip()
     if not text:
         if actor.is_commander:
@@ -52,7 +52,7 @@ async def lapor(update: Update, context: Context, actor: Actor) -> None:
 
 async def _review(update: Update, context: Context, actor: Actor) -> None:
     assert update.effective_message
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         items = await service.recent(session, actor=actor)
     for text, keyboard in review_pages(items, actor.language, rt.settings.operation.zone):
@@ -65,7 +65,7 @@ async def category_pressed(update: Update, context: Context, actor: Actor) -> No
     assert query and query.data and update.effective_user
     press = BUTTONS.parse(query.data)
     raw_id, category = press.int(0), press.word(1)
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         outcome = await service.file(session, sitrep_id=raw_id, actor=actor, category=category, now=rt.now())
         if outcome is SitrepOutcome.filed:
@@ -86,7 +86,7 @@ async def verify_pressed(update: Update, context: Context, actor: Actor) -> None
     query = update.callback_query
     assert query and query.data
     sitrep_id = BUTTONS.parse(query.data).int(0)
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         outcome = await service.verify(session, sitrep_id=sitrep_id, actor=actor, now=rt.now())
     if outcome is SitrepOutcome.verified:
@@ -99,7 +99,7 @@ async def attach_location(update: Update, context: Context, actor: Actor, sitrep
     """Called by the location handler when a report is waiting for one."""
     message = update.effective_message
     assert message and message.location
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         outcome = await service.attach(
             session, sitrep_id=sitrep_id, actor=actor, lat=message.location.latitude, lon=message.location.longitude
@@ -115,7 +115,7 @@ async def photo(update: Update, context: Context, actor: Actor) -> None:
     if waiting is None or waiting.kind != "sitrep" or waiting.ref_id is None:
         await message.reply_html(USAGE(actor.language))
         return
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         outcome = await service.attach(
             session, sitrep_id=waiting.ref_id, actor=actor, photo_file_id=message.photo[-1].file_id
         )

@@ -16,7 +16,7 @@ from bot.render import Lang, lang_of
 from bot.render.status import BUTTONS, missing_keyboard, missing_text, popup, refusal_text, status_keyboard, status_text
 from bot.services import status as service
 from bot.services.status import MissingPage, Refusal, UnitStatus, Viewer
-from handlers.common import Context, edit_message, load_actor, runtime, user_lang
+from handlers.common import Context, edit_message, load_actor, user_lang
 
 
 async def viewer_of(update: Update, context: Context) -> tuple[Viewer, Lang]:
@@ -27,7 +27,7 @@ async def viewer_of(update: Update, context: Context) -> tuple[Viewer, Lang]:
     if actor is not None:
         lang = lang_of(actor.language)
     elif in_group:
-        lang = lang_of(runtime(context).settings.operation.language)
+        lang = lang_of(context.runtime.settings.operation.language)
     else:
         lang = user_lang(update)
     return Viewer(actor=actor, group_chat_id=chat.id if in_group and chat else None), lang
@@ -37,7 +37,7 @@ async def status(update: Update, context: Context) -> None:
     """The summary of the viewer's unit, or of the unit named."""
     message = update.effective_message
     assert message
-    rt = runtime(context)
+    rt = context.runtime
     viewer, lang = await viewer_of(update, context)
     code = context.args[0] if context.args else None
     async with rt.sessions() as session:
@@ -53,7 +53,7 @@ async def pressed(update: Update, context: Context) -> None:
     """Every `st:` button; the press is authorized again before anything is counted."""
     query = update.callback_query
     assert query and query.data
-    rt = runtime(context)
+    rt = context.runtime
     viewer, lang = await viewer_of(update, context)
     press = BUTTONS.parse(query.data)
     kind, unit_id, page = press.kind, press.int(0), press.int(1) if len(press.values) > 1 else 0

@@ -25,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_application
+from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.emulator import Emulator, Limits, SentMessage, SimGroup, SimUser, running
-from bot.runtime import ManualClock, Runtime, runtime_of
+from bot.runtime import Runtime, runtime_of
 from bot.scheduler import run_all
 from models import CommandGroup, Outbox
 from models.enums import OutboxState
