@@ -12,8 +12,8 @@ takes it. The chats are printed as they happen; the database stays behind.
 from __future__ import annotations
 
 import argparse
-import logging
 import asyncio
+import logging
 import shutil
 import sys
 from dataclasses import dataclass
@@ -26,14 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import demodata
 from bot.app import build_application
+from bot.clock import FastClock
 from bot.config import Settings, load_settings
 from bot.db import make_engine, make_sessionmaker
-from bot.emulator import Emulator, Limits, SentMessage, running
+from bot.demo_script import Cast, Script, Transcript
+from bot.emulator import Emulator, Limits, running
 from bot.migrate import upgrade
-from bot.render import local_time
-from bot.clock import FastClock
 from bot.services.roster import import_files
-from bot.demo_script import Cast, Script, plain_text
 from models import Checkin, Contingency, Outbox, Personnel, Sitrep
 
 PROGRESS_EVERY = timedelta(minutes=15)
@@ -75,49 +74,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class Transcript:
-    """Prints what lands in group chats and in the featured people's chats, as it lands."""
-
-    def __init__(self, emu: Emulator, clock: FastClock, settings: Settings, quiet: bool) -> None:
-        self.emu, self.clock, self.zone, self.quiet = emu, clock, settings.operation.zone, quiet
-        self.names: dict[int, str] = {}
-        self.seen: dict[tuple[int, int], int] = {}
-
-    def follow(self, chat_id: int, name: str) -> None:
-        """Print this chat from now on (what it received before is not news)."""
-        if chat_id not in self.names:
-            for message in self.emu.sent_to(chat_id):
-                self.seen[(chat_id, message.message_id)] = len(message.versions)
-        self.names[chat_id] = name
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            print(f"{self.stamp()}  {line}", flush=True)
-
-    def stamp(self) -> str:
-        return local_time(self.clock(), self.zone, "id", with_date=False)
-
-    def flush(self) -> None:
-        for key, message in list(self.emu.state.sent_index.items()):
-            versions = len(message.versions)
-            if key[0] not in self.names or self.seen.get(key, 0) == versions:
-                continue
-            edited = key in self.seen
-            self.seen[key] = versions
-            self.say(self._render(self.names[key[0]], message, edited))
-
-    def _render(self, chat: str, message: SentMessage, edited: bool) -> str:
-        body = plain_text(message.content) or f"[{message.kind}]"
-        lines = [line for line in body.splitlines() if line.strip()]
-        if edited:
-            shown = lines[:1] + ["…"] + lines[-1:]
-        else:
-            shown = lines[:6] + ([f"… (+{len(lines) - 6} lines)"] if len(lines) > 6 else [])
-        verb = "✎ edited" if edited else "←"
-        indent = "\n" + " " * 14
-        return f"{chat} {verb} " + indent.join(shown)
-
-
 class Demo:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -141,12 +97,12 @@ class Demo:
             await self._prepare_database(settings, out)
             self.clock = FastClock(start=day_start, speed=self.options.speed)
             application = build_application(settings, clock=self.clock)
-            self.transcript = Transcript(emu, self.clock, settings, self.options.quiet)
+            self.transcript = Transcript(emu, self.clock, settings.operation.zone, self.options.quiet)
             self.next_progress = day_start
             engine = make_engine(settings.database.url)
             self.sessions = make_sessionmaker(engine)
             async with running(application):
-                await self._play(emu, application, settings, cast)
+                await Script(self, emu, settings, cast, seed=self.options.seed, speed=self.options.speed).play()
             await engine.dispose()
         print(f"\nThe database is in {out / 'siaga-demo.db'}; the roster it was imported from in {out / 'roster'}.")
         return 0
@@ -187,14 +143,11 @@ class Demo:
         async with self.sessions() as session:
             figures = await day_figures(session, self.clock())
         delivered = len(self.transcript.emu.state.sent_index)
-        self.transcript.say(
+        self.transcript.narrate(
             f"── registered {figures.registered}/{figures.personnel} · checked in {figures.checked_in} "
             f"({figures.far} far, {figures.late} late) · reports {figures.sitreps} · open contingencies "
             f"{figures.open_contingencies} · messages delivered {delivered} · outbox due {figures.outbox_waiting}"
         )
-
-    async def _play(self, emu: Emulator, application: Any, settings: Settings, cast: Cast) -> None:
-        await Script(self, emu, settings, cast).play()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The election morning that `siaga demo` plays, scene by scene, on the virtual clock.
+"""The election morning that `siaga demo` plays, scene by scene, on the virtual clock, and its transcript.
 
 Every action goes through the emulator as a Telegram client would send it;
 nothing here touches the bot's internals except issuing registration codes,
-which operators do from the command line.
+which operators do from the command line. What the featured people send is
+printed before it is sent, so the transcript reads as the chats would.
 """
 
 from __future__ import annotations
@@ -11,26 +12,125 @@ import asyncio
 import html
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from bot import demodata
 from bot.config import Settings
 from bot.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, SentMessage, SimGroup, SimUser
+from bot.render import local_time
 from bot.services.registration import issue_codes
+
+FAR_OFFSET_DEG = 0.02  # about 2 km: beyond the geofence
+NEAR_OFFSET_DEG = 0.0008  # under 100 m
+FORCE_ICONS = {"polri": "👮", "tni": "🪖", "linmas": "🦺"}
+SHARED_LOCATION = "📍 (lokasi dibagikan)"
+LEGEND = (
+    "Who says what: 👮 🪖 🦺 a person (Polri, TNI, Linmas) writes to the bot, or → [a group];"
+    " 🤖 → the bot sends; 🤖 ✎ the bot edits what it sent."
+)
+
 
 def plain_text(text: str) -> str:
     """What a chat shows, without the HTML markup."""
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-if TYPE_CHECKING:
-    from bot.demo import Demo
+class Transcript:
+    """The followed chats as they happen: what a person sends, then what lands, in time order.
 
-FAR_OFFSET_DEG = 0.02  # about 2 km: beyond the geofence
-NEAR_OFFSET_DEG = 0.0008  # under 100 m
+    The bot's messages are found by polling the emulator (`flush`); a
+    person's message flushes first, so an answer never prints before the
+    question it answers, nor after the next one.
+    """
+
+    def __init__(self, emu: Emulator, clock: Callable[[], datetime], zone: ZoneInfo, quiet: bool) -> None:
+        self.emu, self.clock, self.zone, self.quiet = emu, clock, zone, quiet
+        self.names: dict[int, str] = {}
+        self.groups: set[int] = set()
+        self.seen: dict[tuple[int, int], int] = {}
+
+    def follow(self, chat_id: int, name: str, *, group: bool = False) -> None:
+        """Print this chat from now on (what it received before is not news)."""
+        if chat_id not in self.names:
+            for message in self.emu.sent_to(chat_id):
+                self.seen[(chat_id, message.message_id)] = len(message.versions)
+        self.names[chat_id] = f"[{name}]" if group else name
+        if group:
+            self.groups.add(chat_id)
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(f"{self.stamp()}  {line}", flush=True)
+
+    def narrate(self, line: str) -> None:
+        """A line of the story, after what the chats received before it."""
+        self.flush()
+        self.say(line)
+
+    def stamp(self) -> str:
+        return local_time(self.clock(), self.zone, "id", with_date=False)
+
+    def person(self, chat_id: int, speaker: str, text: str) -> None:
+        """What a person sends into a followed chat: `speaker: text`, or `speaker → [group]: text`."""
+        if chat_id not in self.names:
+            return
+        self.flush()
+        where = f" → {self.names[chat_id]}" if chat_id in self.groups else ""
+        self.say(f"{speaker}{where}: {text}")
+
+    def heading(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def flush(self) -> None:
+        for key, message in list(self.emu.state.sent_index.items()):
+            versions = len(message.versions)
+            seen = self.seen.get(key, 0)
+            if key[0] not in self.names or seen == versions:
+                continue
+            self.seen[key] = versions
+            before = _lines(message.versions[seen - 1].text or message.versions[seen - 1].caption) if seen else None
+            self.say(self._render(self.names[key[0]], message, before))
+
+    @staticmethod
+    def _render(chat: str, message: SentMessage, before: list[str] | None) -> str:
+        """A new message up to six lines; an edit as its first line and the lines that changed."""
+        lines = _lines(message.content) or [f"[{message.kind}]"]
+        if before is None:
+            shown = lines[:6] + ([f"… (+{len(lines) - 6} lines)"] if len(lines) > 6 else [])
+        else:
+            changed = [line for line in lines[1:] if line not in before]
+            shown = lines[:1] + (["…"] if len(lines) > 1 + len(changed) else []) + changed[:5]
+        verb = "→" if before is None else "✎"
+        indent = "\n" + " " * 14
+        return f"🤖 {verb} {chat}: " + indent.join(shown)
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line for line in plain_text(text or "").splitlines() if line.strip()]
+
+
+class Stage(Protocol):
+    """What a script needs of the demo playing it (bot/demo.py): the virtual clock, the morning, the transcript."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def voting_start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+    @property
+    def transcript(self) -> Transcript: ...
+
+    async def at(self, local: datetime) -> None: ...
 
 
 @dataclass
@@ -75,20 +175,20 @@ async def issue(settings: Settings, nrps: list[str], now: datetime) -> dict[str,
 
 
 class Script:
-    def __init__(self, demo: Demo, emu: Emulator, settings: Settings, cast: Cast) -> None:
-        self.demo, self.emu, self.settings, self.cast = demo, emu, settings, cast
-        self.random = random.Random(demo.options.seed)
+    def __init__(self, stage: Stage, emu: Emulator, settings: Settings, cast: Cast, *, seed: int, speed: float) -> None:
+        self.stage, self.emu, self.settings, self.cast, self.speed = stage, emu, settings, cast, speed
+        self.random = random.Random(seed)
         self.users: dict[str, SimUser] = {}
         self.groups: dict[str, SimGroup] = {}
-        self.start = demo.voting_start
-        self.say = demo.transcript.say
+        self.start = stage.voting_start
+        self.chats = stage.transcript
 
     def minutes(self, delta: float) -> datetime:
         return self.start + timedelta(minutes=delta)
 
     async def play(self) -> None:
-        await self.register_everyone()
-        reporter, water_tps = self.pick_water_reporter()
+        self.chats.heading(LEGEND)
+        reporter, water_tps = await self.register_everyone()
         self.water_unit = water_tps.unit_code
         await self.open_command_groups()
         arrivals = self.plan_arrivals(exclude=reporter)
@@ -101,9 +201,9 @@ class Script:
         acknowledging: asyncio.Task[None] | None = None
         tasks: list[asyncio.Task[None]] = []
         for when, kind, nrp in events:
-            if when > self.demo.end:
+            if when > self.stage.end:
                 break
-            await self.demo.at(when)
+            await self.stage.at(when)
             if kind == "checkin":
                 tasks.append(asyncio.create_task(self.check_in(nrp, water_tps if nrp == reporter else None)))
             elif kind == "contingency":
@@ -111,27 +211,61 @@ class Script:
                 acknowledging = asyncio.create_task(self.acknowledge_at_the_top())
             else:
                 await self.file_sitrep(kind)
-        await self.demo.at(self.demo.end)
+        await self.stage.at(self.stage.end)
         await asyncio.gather(*tasks, *([acknowledging] if acknowledging else []))
         await self.final_status()
 
+    # -- what people do, as the transcript shows it ----------------------------------------------
+
+    def speaker(self, nrp: str) -> str:
+        person = self.cast.people[nrp]
+        return f"{FORCE_ICONS.get(person.force, '👤')} {person.rank} {person.name}"
+
+    def follow(self, nrp: str) -> None:
+        person = self.cast.people[nrp]
+        self.chats.follow(self.users[nrp].id, f"{person.rank} {person.name}")
+
+    async def send(self, nrp: str, text: str, *, group: SimGroup | None = None) -> None:
+        user = self.users[nrp]
+        self.chats.person(user.id if group is None else group.id, self.speaker(nrp), text)
+        if group is None:
+            await user.send(text)
+        else:
+            await user.send_in(group, text)
+
+    async def share_location(self, nrp: str, lat: float, lon: float) -> None:
+        """A location from the bot's request-location button, dated now: the time it was sent is what counts."""
+        user = self.users[nrp]
+        self.chats.person(user.id, self.speaker(nrp), SHARED_LOCATION)
+        await user.send_location(lat, lon, date=self.stage.clock())
+
+    async def press(self, nrp: str, message: SentMessage, button: str) -> None:
+        self.chats.person(message.chat_id, self.speaker(nrp), f"👆 [{button}]")
+        await self.users[nrp].press(message, button)
+
     # -- before the day starts -----------------------------------------------------------------
 
-    async def register_everyone(self) -> None:
-        """Nine in ten open their deep link; the rest never do (the readiness gap /status shows)."""
+    async def register_everyone(self) -> tuple[str, demodata.Tps]:
+        """Nine in ten open their deep link; the rest never do (the readiness gap /status shows).
+
+        Returns the featured guard of a water-access TPS, whose chat the transcript follows from his `/start` on.
+        """
         people = self.cast.province.personnel
         joining = [p for p in people if p.role != "anggota" or self.random.random() < 0.9]
-        codes = await issue(self.settings, [p.nrp for p in joining], self.demo.clock())
-        for person in joining:
-            user = self.emu.user(person.name.split()[0])
-            self.users[person.nrp] = user
-            await user.send(f"/start {codes[person.nrp]}")
+        codes = await issue(self.settings, [p.nrp for p in joining], self.stage.clock())
+        self.users = {person.nrp: self.emu.user(person.name.split()[0]) for person in joining}
+        reporter, water_tps = self.pick_water_reporter()
+        for person in sorted(joining, key=lambda person: person.nrp != reporter):
+            await self.send(person.nrp, f"/start {codes[person.nrp]}")
             await asyncio.sleep(0.02)
-        self.say(f"{len(joining)} of {len(people)} personnel opened their registration link")
-        await self.demo.at(self.demo.clock() + timedelta(minutes=3))
+        self.chats.narrate(f"{len(joining)} of {len(people)} personnel opened their registration link (/start CODE)")
+        await self.stage.at(self.stage.clock() + timedelta(minutes=3))
+        return reporter, water_tps
 
     async def open_command_groups(self) -> None:
         """Each commander adds the bot to their unit's group and registers it with /daftargrup."""
+        self.chats.narrate("The commanders add the bot to their command groups; the transcript follows the Polda and"
+                           " Polres groups and the Polsek of a water-access TPS")
         for unit_code, commander in sorted(self.cast.commanders.items()):
             user = self.users.get(commander.nrp)
             if user is None or self.cast.unit(unit_code).kind not in ("polda", "polres", "polsek"):
@@ -139,10 +273,11 @@ class Script:
             group = self.emu.group(f"Posko {self.cast.unit(unit_code).name}", members=[user])
             self.groups[unit_code] = group
             if self.cast.unit(unit_code).kind != "polsek" or unit_code == self.water_unit:
-                self.demo.transcript.follow(group.id, f"[{group.title}]")
-            await user.send_in(group, f"/daftargrup {unit_code}")
-        self.say(f"{len(self.groups)} command groups registered; the transcript follows the Polda and Polres groups"
-                 " and the Polsek of the water-access TPS")
+                self.chats.follow(group.id, group.title, group=True)
+            await self.send(commander.nrp, f"/daftargrup {unit_code}", group=group)
+        for group in self.groups.values():
+            await self._answered(group, since=0)
+        self.chats.narrate(f"{len(self.groups)} command groups registered")
 
     # -- the morning ---------------------------------------------------------------------------
 
@@ -150,7 +285,7 @@ class Script:
         for nrp, posts in sorted(self.cast.guards.items()):
             water = [tps for tps in posts if tps.access != "darat"]
             if water and nrp in self.users and self.cast.people[nrp].force == "polri":
-                self.demo.transcript.follow(self.users[nrp].id, f"[{self.cast.people[nrp].name}]")
+                self.follow(nrp)
                 return nrp, water[0]
         raise SystemExit("the generated province has no water-access TPS with a registered guard")
 
@@ -169,17 +304,13 @@ class Script:
         return arrivals
 
     async def check_in(self, nrp: str, at: demodata.Tps | None = None) -> None:
-        user = self.users[nrp]
         tps = at or self.cast.guards[nrp][0]
         far = at is None and self.random.random() < 0.08
         offset = FAR_OFFSET_DEG if far else self.random.uniform(0, NEAR_OFFSET_DEG)
-        before = self.emu.count(user)
-        await user.send("/hadir")
-        for _ in range(100):
-            if self.emu.count(user) > before:
-                break
-            await asyncio.sleep(0.05)
-        await user.send_location(tps.lat + offset, tps.lon, date=self.demo.clock())
+        before = self.emu.count(self.users[nrp])
+        await self.send(nrp, "/hadir")
+        await self._location_asked(self.users[nrp], since=before)
+        await self.share_location(nrp, tps.lat + offset, tps.lon)
 
     async def file_sitrep(self, kind: str) -> None:
         text, button = {
@@ -187,18 +318,20 @@ class Script:
             "sitrep_logistik": ("Surat suara DPRD kurang 20 lembar, sudah dilaporkan ke PPS", "📦 Logistik"),
         }[kind]
         nrp = self.random.choice(sorted(n for n in self.cast.guards if n in self.users))
-        user = self.users[nrp]
-        self.demo.transcript.follow(user.id, f"[{self.cast.people[nrp].name}]")
-        await user.send(f"/lapor {text}")
-        await user.press(await self._offered(user, button), button)
+        self.follow(nrp)
+        await self.send(nrp, f"/lapor {text}")
+        await self.press(nrp, await self._offered(self.users[nrp], button), button)
 
     async def raise_contingency(self, nrp: str, tps: demodata.Tps) -> None:
         user = self.users[nrp]
-        self.say(f"{self.cast.people[nrp].name} at water-access {tps.code} raises a contingency")
-        await user.send("/darurat Perahu logistik tertahan di dermaga, air pasang; massa berkumpul")
-        await user.press(await self._offered(user, "🔴 Tinggi"), "🔴 Tinggi")
-        await asyncio.sleep(0.3)
-        await user.send_location(tps.lat, tps.lon, date=self.demo.clock())
+        person = self.cast.people[nrp]
+        self.chats.narrate(f"{person.rank} {person.name}, at water-access {tps.code}, raises a contingency")
+        await self.send(nrp, "/darurat Perahu logistik tertahan di dermaga, air pasang; massa berkumpul")
+        offer = await self._offered(user, "🔴 Tinggi")
+        before = self.emu.count(user)
+        await self.press(nrp, offer, "🔴 Tinggi")
+        await self._location_asked(user, since=before)
+        await self.share_location(nrp, tps.lat, tps.lon)
 
     async def _offered(self, user: SimUser, button: str) -> SentMessage:
         """The bot's latest message in this chat that offers `button`, once it arrives."""
@@ -209,6 +342,20 @@ class Script:
             await asyncio.sleep(0.05)
         raise SystemExit(f"the bot did not offer {button!r}")
 
+    async def _answered(self, chat: SimUser | SimGroup, *, since: int) -> None:
+        """Until the bot has sent more than `since` messages into this chat, waiting on the demo's clock."""
+        for _ in range(200):
+            if self.emu.count(chat) > since:
+                return
+            await self.stage.at(self.stage.clock() + timedelta(seconds=5))
+
+    async def _location_asked(self, user: SimUser, *, since: int) -> None:
+        """Until the bot's request-location button arrives after message `since`: what a person would tap."""
+        for _ in range(200):
+            if any(button.get("request_location") for m in self.emu.sent_to(user)[since:] for button in m.buttons):
+                return
+            await asyncio.sleep(0.05)
+
     async def acknowledge_at_the_top(self) -> None:
         """Nobody below acknowledges: the alert climbs; the Polda commander takes it."""
         root = self.cast.root()
@@ -216,13 +363,14 @@ class Script:
         commander = self.cast.commanders.get(root.code)
         if group is None or commander is None:
             return
-        user = self.users[commander.nrp]
-        while self.demo.clock() < self.demo.end:
+        while self.stage.clock() < self.stage.end:
             alerts = [m for m in self.emu.sent_to(group) if "✔️ Terima" in m.button_texts]
             if alerts:
-                await asyncio.sleep(120 / self.demo.options.speed)
-                self.say(f"{commander.rank} {commander.name} acknowledges in the Polda group")
-                await user.press(alerts[-1], "✔️ Terima")
+                await asyncio.sleep(120 / self.speed)
+                self.chats.narrate(
+                    f"Nobody below took it: {commander.rank} {commander.name} acknowledges in the Polda group"
+                )
+                await self.press(commander.nrp, alerts[-1], "✔️ Terima")
                 return
             await asyncio.sleep(0.2)
 
@@ -238,7 +386,7 @@ class Script:
             if self.emu.count(user) > before:
                 break
             await asyncio.sleep(0.05)
-        print("\n" + "=" * 72 + "\nFinal /status of the Polda commander:\n")
+        print("\n" + "=" * 72 + f"\nFinal /status of the Polda commander, {commander.rank} {commander.name}:\n")
         for message in self.emu.sent_to(user)[before:]:
             print(plain_text(message.content))
         print("=" * 72)

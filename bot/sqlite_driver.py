@@ -14,6 +14,10 @@ never gives the loop away between its statements, so it holds the writer's
 turn only while it works: the turn cannot wait behind a busy loop. A
 statement that would have to wait (the turn is another connection's, or
 another process holds the file) goes to the connection's thread instead.
+
+Both reach past aiosqlite's public API, to `Connection._connection`,
+`_conn` and `_execute`: the same in 0.20 to 0.22, the range pinned in
+pyproject.toml; `tests/test_db.py` fails by name if an upgrade moves them.
 """
 
 from __future__ import annotations

@@ -227,3 +227,43 @@ async def test_a_connection_that_sat_idle_through_a_lost_server_session_is_repla
     finally:
         await engine.dispose()
         await admin.dispose()
+
+
+async def test_the_aiosqlite_internals_the_driver_uses_are_there(tmp_path: Path) -> None:
+    """`sqlite_driver` reaches past aiosqlite's public API (pinned in pyproject.toml): an upgrade that moves
+    `_connection`, `_conn` or `_execute` must fail here, by name, not as a hang or an AttributeError mid-check-in."""
+    import inspect
+    import threading
+    from importlib.metadata import version
+
+    import aiosqlite
+
+    found = f"aiosqlite {version('aiosqlite')}"
+    assert isinstance(inspect.getattr_static(aiosqlite.Connection, "_conn", None), property), (
+        f"{found}: Connection._conn is no longer a property returning the sqlite3 connection"
+    )
+    assert inspect.iscoroutinefunction(getattr(aiosqlite.Connection, "_execute", None)), (
+        f"{found}: Connection._execute(fn, *args) is no longer a coroutine function"
+    )
+    assert {"connector", "iter_chunk_size"} <= set(inspect.signature(aiosqlite.Connection).parameters), (
+        f"{found}: Connection(connector, iter_chunk_size) changed its signature"
+    )
+    turn_taking = bot.sqlite_driver.TurnTakingConnection
+    connection = bot.sqlite_driver.connect(str(tmp_path / "internals.db"), factory=turn_taking)
+    assert getattr(connection, "_connection", "missing") is None, (
+        f"{found}: Connection._connection (the sqlite3 connection, None until connected) is missing"
+    )
+    await connection
+    try:
+        raw = getattr(connection, "_connection", None)
+        assert isinstance(raw, turn_taking), (
+            f"{found}: Connection._connection is not the sqlite3 connection its connector made ({raw!r})"
+        )
+        assert connection._conn is raw, f"{found}: Connection._conn is not Connection._connection"
+        thread, result = await connection._execute(lambda a, b: (threading.get_ident(), a + b), 2, b=3)
+        assert result == 5 and thread != threading.get_ident(), (
+            f"{found}: Connection._execute(fn, *args, **kwargs) no longer returns fn's result from its own thread"
+        )
+    finally:
+        await connection.close()
+    assert getattr(connection, "_connection", "missing") is None, f"{found}: Connection._connection kept after close"
