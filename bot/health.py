@@ -32,6 +32,7 @@ from bot.dispatcher import DispatcherStats
 from bot.intake import IntakeStats
 from bot.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
 from bot.runtime import runtime_of
+from bot.scheduler import SWEEPS, overruns
 from models import Outbox
 from models.enums import OutboxState, Priority
 
@@ -169,6 +170,8 @@ class HealthServer:
         intake = self.intake()
         if intake is not None:
             self._intake(out, intake)
+        out.family("sweep_overruns_total", "counter", "Sweep ticks skipped because the sweep's previous pass still ran.",
+                   [({"sweep": sweep.name}, overruns().get(sweep.name, 0)) for sweep in SWEEPS])  # fmt: skip
         return web.Response(body=out.text().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     # -- pieces ---------------------------------------------------------------------------------

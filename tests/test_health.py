@@ -226,6 +226,7 @@ async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_sec
     assert values.get('siaga_updates_total{kind="message"}') == 1, "build_application must use metrics.instrument"
     assert values["siaga_update_duration_seconds_count"] == 1
     assert values["siaga_inbox_stored_total"] == 1 and values["siaga_inbox_open"] == 0
+    assert values['siaga_sweep_overruns_total{sweep="reminders"}'] >= 0
     assert emu.count(guest) == 1  # the refused requests were never handled
 
 
