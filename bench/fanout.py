@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from telegram.ext import AIORateLimiter, ExtBot
 
@@ -52,17 +52,18 @@ from models.enums import Priority
 FIRST_USER = 700_000_001
 ALERT = "KONTINJENSI: massa berkumpul di TPS 012, butuh bantuan"
 STALL_SECONDS = 60.0
+LimitMode = Literal["bucket", "arrivals"]
 
 
 # -- the emulator, in a process of its own ------------------------------------------------------
 
 
-def _serve(conn: Connection, scale: float, recipients: int) -> None:
-    asyncio.run(_serve_async(conn, scale, recipients))
+def _serve(conn: Connection, scale: float, recipients: int, mode: LimitMode = "bucket") -> None:
+    asyncio.run(_serve_async(conn, scale, recipients, mode))
 
 
-async def _serve_async(conn: Connection, scale: float, recipients: int) -> None:
-    limits = Limits(global_per_second=30 * scale, group_per_minute=20 * scale)
+async def _serve_async(conn: Connection, scale: float, recipients: int, mode: LimitMode) -> None:
+    limits = Limits(global_per_second=30 * scale, group_per_minute=20 * scale, mode=mode)
     emu = Emulator(limits=limits, record_calls=False)
     await emu.start()
     for uid in range(FIRST_USER, FIRST_USER + recipients):
@@ -88,12 +89,15 @@ async def _serve_async(conn: Connection, scale: float, recipients: int) -> None:
 
 
 class EmulatorProcess:
-    """The emulator in a child process, asked over a pipe (the sender's loop stays free)."""
+    """The emulator in a child process, asked over a pipe (the sender's loop stays free).
 
-    def __init__(self, scale: float, recipients: int) -> None:
+    `mode` is how it counts the limits (`Limits.mode`): forgiving buckets, or arrivals in sliding windows.
+    """
+
+    def __init__(self, scale: float, recipients: int, mode: LimitMode = "bucket") -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, scale, recipients), daemon=True)
+        self._process = context.Process(target=_serve, args=(child, scale, recipients, mode), daemon=True)
         self._process.start()
         hello = self._conn.recv()
         self.base_url, self.token, self.group = hello["base_url"], hello["token"], hello["group"]

@@ -140,7 +140,7 @@ class DeliverySettings(Section):
     retry_deadline_minutes: Minutes = 60
     poll_seconds: float = Field(default=0.5, gt=0)
     lease_seconds: float = Field(default=120, gt=0)
-    jitter_margin_seconds: float = Field(default=0.04, ge=0, le=0.5)
+    jitter_margin_seconds: float = Field(default=0.01, ge=0, le=0.5)
 
 
 class SchedulerSettings(Section):

@@ -17,8 +17,13 @@ kill -9 only the rows in flight, or answered and not yet recorded (the
 feeder writes every `flush_seconds`; `at_risk()` counts both), can go out
 twice.
 
-The limits are per bot token, the limiter per process: N dispatcher
-processes sharing one token should each get `global_per_second / N`.
+Pacing is as Telegram counts it, on arrival: each send counts in the
+limiter's windows until its answer shows when it may have arrived
+(bot/ratelimit.py), so requests bunched on the way never add up to a 429,
+and a 429 pauses only the scope it concerns, one group or the whole bot
+(`RateLimiter.flood_wait`). The limits are per bot token,
+the limiter per process: N dispatcher processes sharing one token should
+each get `global_per_second / N`.
 `max_in_flight` (default: one second's worth of sends, 8 to 64) covers up to
 a second of Telegram latency; more costs CPU in httpcore's pool for nothing.
 """
@@ -38,13 +43,15 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
-from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError,
+)  # fmt: skip
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.config import DeliverySettings
 from bot.db import transaction
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, Send
 from bot.clock import Clock, system_clock
 from bot.services import outbox
 from bot.services.outbox import OutboxRow, SendResult
@@ -77,6 +84,7 @@ class DispatcherStats:
     unreachable: int = 0
     retried: int = 0
     rate_limited: int = 0
+    chat_pauses: int = 0
     claimed: int = 0
     handed_back: int = 0
     db_errors: int = 0
@@ -106,6 +114,11 @@ def retry_after_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def telegram_answered(error: BaseException) -> bool:
+    """Whether Telegram answered (so the request arrived before the answer), or the request was lost on the way."""
+    return isinstance(error, TelegramError) and (isinstance(error, BadRequest) or not isinstance(error, NetworkError))
+
+
 class Dispatcher:
     """Runs inside the bot process as asyncio tasks: `start()`, `wake()`, `stop()`."""
 
@@ -118,7 +131,8 @@ class Dispatcher:
     ) -> None:  # fmt: skip
         """`clock` dates rows (the runtime's, possibly virtual); `monotonic` paces sends in real time.
 
-        `limiter` is shared with the replies' rate limiter, so both spend one flood budget.
+        `limiter` is shared with the replies' rate limiter, so both spend one flood budget; it
+        keeps the settings' `jitter_margin_seconds` whoever built it.
         """
         if getattr(bot, "rate_limiter", None) is not None:
             raise ValueError("give the dispatcher a Bot without PTB's rate limiter: it paces itself")
@@ -127,11 +141,11 @@ class Dispatcher:
         self.limiter = limiter or RateLimiter(global_per_second=settings.global_per_second,
                                    private_per_second=settings.private_per_second,
                                    group_per_minute=settings.group_per_minute)  # fmt: skip
+        self.limiter.set_margin(settings.jitter_margin_seconds)
         rate = settings.global_per_second
         self.lease_seconds, self.hold_seconds = lease_seconds, hold_seconds
         self.max_in_flight = max_in_flight or max(8, min(64, math.ceil(rate)))
         self.batch_size = batch_size or max(10, math.ceil(rate))
-        self._chat_interval = 1.0 / settings.private_per_second
         self.flush_seconds, self.summary_seconds = flush_seconds, summary_seconds
         self.stats = DispatcherStats()
         self._rng = rng or random.Random()
@@ -303,9 +317,9 @@ class Dispatcher:
         row, next_ready = self._pick(now)
         if row is None:
             return max(0.0, (next_ready or now + self.settings.poll_seconds) - now)
-        self.limiter.record(row.chat_id, now)
+        send = self.limiter.record(row.chat_id, now)
         self.stats.in_flight += 1
-        task = asyncio.create_task(self._send(row))
+        task = asyncio.create_task(self._send(row, send))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
         return None
@@ -324,7 +338,7 @@ class Dispatcher:
         for row in self._buffer:
             queued = behind.get(row.chat_id, 0)
             behind[row.chat_id] = queued + 1
-            ready = self.limiter.chat_ready_at(row.chat_id, now) + queued * self._chat_interval
+            ready = self.limiter.chat_ready_at(row.chat_id, now) + queued * self.limiter.chat_interval
             if ready <= now:
                 chosen = row
                 break
@@ -347,18 +361,23 @@ class Dispatcher:
         self.stats.buffered = len(self._buffer)
         self._feed_event.set()
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow, send: Send) -> None:
         outcome: _Outcome | None = None
+        answered = False
         try:
             result = await self._call(row)
+            answered = True
             message_id = result.get("message_id") if isinstance(result, dict) else None
             outcome = _Outcome("sent", row, message_id=message_id, at=self.clock())
             self.stats.sent += 1
         except RetryAfter as error:
+            answered = True
             self._flood_wait(row, retry_after_seconds(error))
         except Exception as error:  # every other answer is classified, none may kill the loop
+            answered = telegram_answered(error)
             outcome = self._classify(row, error)
         finally:
+            self.limiter.settle(send, self.monotonic(), answered=answered)
             self.stats.in_flight -= 1
             if outcome is not None:
                 self._outcomes.append(outcome)
@@ -374,10 +393,17 @@ class Dispatcher:
         return await self.bot.do_api_request(row.method, api_kwargs=kwargs)
 
     def _flood_wait(self, row: OutboxRow, seconds: float) -> None:
-        """A 429 stops the whole bot for `retry_after`; the row waits at the front, not counted as a try."""
+        """A 429 stops its scope for `retry_after` (that group, or the whole bot); the row, not counted as a
+        try, waits in the buffer, or in the table when its wait is longer than the buffer holds rows."""
         self.stats.rate_limited += 1
-        self.limiter.pause(seconds, self.monotonic())
+        scope = self.limiter.flood_wait(row.chat_id, seconds, self.monotonic())
         self._buffer = sorted([*self._buffer, row], key=lambda r: r.order)
+        if scope == "chat":
+            self.stats.chat_pauses += 1
+            if seconds > self.hold_seconds:
+                self._hand_back(row, seconds)
+            log.warning("flood control: Telegram asked to wait %.0f s; chat %d paused", seconds, row.chat_id)
+            return
         if seconds > self.lease_seconds / 4:  # a long flood wait: let the leases go rather than expire
             for waiting in list(self._buffer):
                 self._hand_back(waiting, seconds)

@@ -8,10 +8,13 @@ numbers. The pacing rules themselves are tested first, on a fake clock.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
 import logging
+import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +24,7 @@ from telegram import Bot
 from bot.config import DeliverySettings
 from bot.dispatcher import Dispatcher, make_bot
 from bot.emulator import Emulator, Faults, Limits, SimUser
-from bot.ratelimit import Pacer, RateLimiter, SlidingWindow
+from bot.ratelimit import Pacer, RateLimiter, Send, SlidingWindow
 from bot.services import outbox
 from bot.services.outbox import NewMessage
 from models import CommandGroup, Outbox, Personnel, Unit
@@ -48,38 +51,138 @@ def test_sliding_window_counts_real_sends() -> None:
     window = SlidingWindow(3, 1.0)
     for t in (0.0, 0.1, 0.2):
         assert window.ready_at(t) == t
-        window.record(t)
+        window.record(Send(t, at=t))
     assert window.ready_at(0.5) == pytest.approx(1.0)
     assert window.ready_at(1.05) == pytest.approx(1.05)
 
 
-def test_global_limit_caps_every_second_and_reaches_the_rate() -> None:
-    limiter = RateLimiter(global_per_second=30)
-    now, sent = 0.0, []
-    for chat in range(1, 601):
-        now = limiter.ready_at(chat, now) + 0.002  # a sender that always wakes 2 ms late
-        limiter.record(chat, now)
-        sent.append(now)
-    assert max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent) <= 30
-    assert (len(sent) - 1) / (sent[-1] - sent[0]) > 29.5
-    assert sum(1 for t in sent if t < 1.0) <= 31  # no initial burst
+def test_a_send_counts_where_its_answer_shows_it_may_have_arrived() -> None:
+    """Decided at 0, answered at 0.3: it may have arrived at 0.29, so the fourth send waits until 1.3 (not 1.0)."""
+    limiter = RateLimiter(global_per_second=3, jitter_margin=0.0)
+    slow = limiter.record(1, 0.0)
+    limiter.settle(slow, 0.3)
+    for chat, at in ((2, 1 / 3), (3, 2 / 3)):
+        limiter.settle(limiter.record(chat, at), at + 0.001)
+    assert limiter.global_ready_at(1.0) == pytest.approx(1.3)
+    one = RateLimiter(global_per_second=1, jitter_margin=0.0)
+    lost = one.record(1, 0.0)
+    assert one.global_ready_at(5.0) == pytest.approx(6.0)  # five seconds in flight: it may arrive any moment
+    one.settle(lost, 5.0, answered=False)  # no answer at all: it may have arrived until then
+    assert one.global_ready_at(5.5) == pytest.approx(6.0)
+
+
+def test_the_quickest_round_trip_is_the_way_not_jitter() -> None:
+    """A far server: 100 ms there and back every time is no bunching, so it costs no pacing."""
+    remote = RateLimiter(global_per_second=1, jitter_margin=0.0)
+    for k in range(16):
+        remote.settle(remote.record(k, 10.0 * k), 10.0 * k + 0.1)
+    assert remote.rtt_floor == pytest.approx(0.1)
+    assert remote.global_ready_at(150.2) == pytest.approx(151.0)
+
+
+def _simulate(limiter: RateLimiter, sends: int, rng: random.Random) -> tuple[list[float], float]:
+    """A sender on a fake clock against a loaded host: its arrival times, and its rate as Telegram sees it.
+
+    Each request takes 1-3 ms to arrive, one in twenty is held up 40-80 ms (a
+    core taken by another process), and each answer takes 1 ms more; the
+    sender wakes up to 2 ms late. Answers are settled in time order.
+    """
+    now, arrivals = 0.0, []
+    answers: list[tuple[float, int, Send]] = []
+    for chat in range(1, sends + 1):
+        while True:
+            ready = limiter.ready_at(chat, now)
+            while answers and answers[0][0] <= ready:
+                at, _, send = heapq.heappop(answers)
+                limiter.settle(send, at)
+            if limiter.ready_at(chat, ready) <= ready:
+                break
+            now = ready
+        now = ready + rng.uniform(0.0, 0.002)
+        send = limiter.record(chat, now)
+        delay = rng.uniform(0.001, 0.003) + (rng.uniform(0.04, 0.08) if rng.random() < 0.05 else 0.0)
+        arrivals.append(now + delay)
+        heapq.heappush(answers, (now + delay + 0.001, chat, send))
+    arrivals.sort()
+    return arrivals, (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+
+
+def _busiest_second(times: list[float]) -> int:
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+def test_arrivals_held_up_on_the_way_never_make_a_second_over_the_limit() -> None:
+    arrivals, rate = _simulate(RateLimiter(global_per_second=30), 900, random.Random(5))
+    assert _busiest_second(arrivals) <= 30
+    assert rate >= 0.95 * 30, rate
+    assert sum(1 for t in arrivals if t < 1.0) <= 31  # no initial burst
+    exact, _ = _simulate(RateLimiter(global_per_second=30, jitter_margin=0, max_margin=0, count_answers=False),
+                         900, random.Random(5))  # fmt: skip
+    assert _busiest_second(exact) > 30, "counted where they left, the same sends overshoot where they arrive"
+
+
+def _record_answered(limiter: RateLimiter, chat_id: int, now: float) -> None:
+    limiter.settle(limiter.record(chat_id, now), now)
 
 
 def test_a_chat_at_its_limit_does_not_hold_others_and_429_stops_everyone() -> None:
     limiter = RateLimiter(global_per_second=30, private_per_second=1, group_per_minute=20)
-    limiter.record(7, 0.0)
-    assert limiter.chat_ready_at(7, 0.1) == pytest.approx(1.0)
+    _record_answered(limiter, 7, 0.0)
+    assert limiter.chat_ready_at(7, 0.1) == pytest.approx(1.0 + limiter.margin)
     assert limiter.ready_at(8, 0.1) == pytest.approx(0.1)
     group = -1001
     now = 0.0
     for _ in range(20):
         now = limiter.ready_at(group, now)
-        limiter.record(group, now)
-    assert now == pytest.approx(19.0, abs=0.05)  # one a second into the group ...
+        _record_answered(limiter, group, now)
+    assert now == pytest.approx(19.0, abs=0.5)  # one a second into the group ...
     assert limiter.chat_ready_at(group, now) == pytest.approx(60.0, abs=0.05)  # ... and 20 a minute
     limiter.pause(3, now)
     assert limiter.ready_at(8, now) == pytest.approx(now + 3)
     assert limiter.prune(200.0) == 2 and limiter.tracked_chats() == 0
+
+
+def test_a_group_429_pauses_that_group_and_a_private_one_the_bot() -> None:
+    limiter = RateLimiter(global_per_second=30)
+    assert limiter.flood_wait(-1001, 40, 10.0) == "chat"
+    assert limiter.chat_ready_at(-1001, 10.0) == pytest.approx(50.0)
+    assert limiter.ready_at(8, 10.0) == pytest.approx(10.0) and not limiter.paused(10.0)
+    assert limiter.margin == pytest.approx(limiter.base_margin)
+    assert limiter.flood_wait(-1001, 30, 12.0) == "chat"  # the same group again is still its own limit
+    assert limiter.flood_wait(-1002, 2, 12.5) == "bot"  # a second group within a second: the bot's budget
+    assert limiter.paused_until == pytest.approx(14.5)
+    assert limiter.flood_wait(8, 3, 20.0) == "bot"
+    assert limiter.ready_at(9, 20.0) == pytest.approx(23.0)
+
+
+def test_a_reply_takes_the_next_place_the_outbox_leaves_it() -> None:
+    limiter = RateLimiter(global_per_second=30)
+    now = 0.0
+    for chat in range(1, 31):  # the outbox fills the window, evenly
+        now = limiter.global_ready_at(now)
+        _record_answered(limiter, chat, now)
+    ready = limiter.reply_ready_at(now)
+    assert now < ready <= now + 0.1  # a place frees within milliseconds: the reply waits for it
+    with limiter.reserving():
+        assert limiter.global_ready_at(ready) > ready  # and the outbox leaves it that place
+    burst = RateLimiter(global_per_second=30)
+    for _ in range(30):
+        burst.settle(burst.record_global(5.0), 5.0)
+    assert burst.reply_ready_at(5.0) == 5.0  # replies that filled the window themselves go at once, as ever
+
+
+def test_bot_wide_429s_widen_the_margin_and_a_quiet_minute_narrows_it() -> None:
+    limiter = RateLimiter(global_per_second=30, jitter_margin=0.01, max_margin=0.11)
+    limiter.flood_wait(5, 1, 0.0)
+    limiter.flood_wait(6, 1, 0.5)
+    limiter.flood_wait(7, 1, 0.7)
+    assert limiter.margin == pytest.approx(0.11)  # two steps of 50 ms, then the cap
+    _record_answered(limiter, 8, 30.0)
+    assert limiter.margin == pytest.approx(0.11)
+    _record_answered(limiter, 9, 61.0)
+    assert limiter.margin == pytest.approx(0.06)
+    _record_answered(limiter, 10, 122.0)
+    assert limiter.margin == pytest.approx(0.01)
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -333,3 +436,88 @@ async def test_two_dispatchers_share_one_postgresql_queue(
         counts = delivered(emu)
     assert len(counts) == total and set(counts.values()) == {1}
     assert all(worker.stats.sent > total // 4 for worker in workers)
+
+
+# -- against a limiter that counts arrivals, as Telegram does ----------------------------------------
+
+
+@pytest.fixture
+async def arrivals() -> AsyncIterator[Callable[[Limits], Awaitable[tuple[Emulator, Bot]]]]:
+    """An emulator counting arrivals in sliding windows with the given limits, and a dispatcher's Bot for it."""
+    stack: list[tuple[Emulator, Bot]] = []
+
+    async def start(limits: Limits) -> tuple[Emulator, Bot]:
+        emu = Emulator(limits=limits)
+        await emu.start()
+        bot = make_bot(token=emu.token, base_url=emu.base_url, pool_size=32)
+        await bot.initialize()
+        stack.append((emu, bot))
+        return emu, bot
+
+    yield start
+    for emu, bot in stack:
+        await bot.shutdown()
+        await emu.stop()
+
+
+async def test_a_fan_out_of_600_gets_no_429_from_a_limiter_counting_arrivals(
+    sessions: async_sessionmaker[AsyncSession], arrivals: Callable[[Limits], Awaitable[tuple[Emulator, Bot]]]
+) -> None:
+    emu, bot = await arrivals(Limits(mode="arrivals", global_per_second=200))
+    users = [emu.user(f"u{i}") for i in range(600)]
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot, rate=200)
+    await worker.start()
+    await until(lambda: len(delivered(emu)) == 600, timeout=15)
+    await worker.stop()
+    assert set(delivered(emu).values()) == {1}
+    assert emu.rejections == [] and worker.stats.rate_limited == 0
+
+
+async def test_a_429_for_one_group_pauses_that_group_while_the_others_continue(
+    sessions: async_sessionmaker[AsyncSession], arrivals: Callable[[Limits], Awaitable[tuple[Emulator, Bot]]]
+) -> None:
+    """The group has room for two messages in three seconds at Telegram (as if replies had used the rest)."""
+    emu, bot = await arrivals(Limits(mode="arrivals", global_per_second=100, group_per_minute=2, group_window=3.0))
+    posko = emu.group("Posko Polres")
+    users = [emu.user(f"u{i}") for i in range(500)]
+    async with sessions() as session:
+        rows = [NewMessage(chat_id=posko.id, text=f"alert {i}", priority=Priority.group_alert, dedup_key=f"g:{i}")
+                for i in range(4)]  # fmt: skip
+        await outbox.enqueue_many(session, rows)
+        await session.commit()
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot, rate=100)
+    await worker.start()
+    await until(lambda: len(emu.sent_to(posko)) == 4 and len(delivered(emu)) == 504, timeout=15)
+    await worker.stop()
+    [refused] = emu.rejections
+    assert (refused.chat_id, refused.reason, refused.retry_after) == (posko.id, "group", 1)
+    assert worker.stats.chat_pauses == 1 and worker.stats.rate_limited == 1
+    private = sorted(m.current.mono for u in users for m in emu.sent_to(u))
+    during = [t for t in private if refused.mono < t < refused.mono + 0.9]
+    assert len(during) > 30, "the private chats should go on while the group waits"
+    group_times = [m.current.mono for m in emu.sent_to(posko)]
+    assert [m.text for m in emu.sent_to(posko)] == [f"alert {i}" for i in range(4)]
+    assert min(t for t in group_times if t > refused.mono) >= refused.mono + 1.0
+    assert set(delivered(emu).values()) == {1}
+
+
+async def test_a_bot_wide_429_pauses_every_chat_for_its_retry_after(
+    sessions: async_sessionmaker[AsyncSession], arrivals: Callable[[Limits], Awaitable[tuple[Emulator, Bot]]]
+) -> None:
+    """Telegram allows 50 a second here, the dispatcher believes 200: the 51st private message draws a 429."""
+    emu, bot = await arrivals(Limits(mode="arrivals", global_per_second=50))
+    users = [emu.user(f"u{i}") for i in range(120)]
+    await queue(sessions, users)
+    worker = dispatcher(sessions, bot, rate=200)
+    await worker.start()
+    await until(lambda: len(delivered(emu)) == 120, timeout=15)
+    await worker.stop()
+    first = emu.rejections[0]
+    assert first.reason == "global" and first.retry_after == 1
+    calls = [c.mono for c in emu.calls_to("sendMessage")]
+    assert not [t for t in calls if first.mono + 0.2 < t < first.mono + 0.95], "nobody may send during the pause"
+    assert worker.stats.chat_pauses == 0
+    assert worker.limiter.margin > settings().jitter_margin_seconds  # the bunching it did not allow for
+    assert set(delivered(emu).values()) == {1}

@@ -32,6 +32,22 @@ at least 1. With ``honour_retry_after`` (default) the emulator then holds the
 exhausted bucket closed until that deadline, like Telegram's flood wait: a
 client that retries early is rejected again, one that waits N seconds passes.
 
+Counting arrivals, as Telegram must
+-----------------------------------
+A bucket with a tolerance forgives a little bunching; Telegram, counting on
+its own side, need not. ``Limits(mode="arrivals")`` replaces every bucket by
+an :class:`ArrivalWindow`: a request is admitted only while fewer than
+``count`` requests were admitted in the ``window`` seconds before it, so no
+window of that length, wherever it starts, holds more than ``count``
+admitted arrivals (30 in any second bot-wide, 1 in any second per private
+chat, 20 in any minute per group; ``private_burst`` and ``tolerance`` do not
+apply). The time is taken when the request is handled on the emulator's
+loop, which is when Telegram counts it: requests that left a sender evenly
+spaced but were held up on the way arrive bunched, and the bunch is what is
+counted. A refused request is not counted (it did not deliver a message),
+and ``retry_after`` is the whole seconds until the oldest counted arrival
+leaves the window, at least 1, held closed like a bucket's.
+
 What counts: every message-creating method (``MESSAGE_METHODS``) and, when
 ``count_edits`` is true (default, as on Telegram), the edit methods
 (``EDIT_METHODS``). answerCallbackQuery, deleteMessage, sendChatAction and
@@ -43,9 +59,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 MESSAGE_METHODS = frozenset(
     {
@@ -69,7 +86,9 @@ class Limits:
 
     ``Limits(group_per_minute=3, group_window=0.3)`` means "3 messages per 0.3 s
     per group", which keeps a test of the group limit fast while exercising the
-    same code path as the real 20-per-minute numbers.
+    same code path as the real 20-per-minute numbers. ``mode`` is ``"bucket"``
+    (forgiving, the default) or ``"arrivals"`` (strict sliding windows over the
+    arrival times, see the module docstring).
     """
 
     global_per_second: float = 30.0
@@ -83,6 +102,7 @@ class Limits:
     honour_retry_after: bool = True
     tolerance: float = 0.1
     enforce: bool = True
+    mode: Literal["bucket", "arrivals"] = "bucket"
 
     def counts(self, method: str) -> bool:
         """Whether a call of ``method`` (any case) takes a token."""
@@ -112,8 +132,43 @@ class TokenBucket:
         missing = (1.0 - tolerance) - self.level
         return missing / self.rate if missing > 0 else 0.0
 
-    def take(self) -> None:
+    def take(self, now: float) -> None:
         self.level -= 1.0
+
+
+class ArrivalWindow:
+    """At most ``limit`` admitted arrivals in any ``window`` seconds; see the module docstring."""
+
+    __slots__ = ("limit", "window", "arrivals", "closed_until")
+
+    def __init__(self, count: float, window: float):
+        self.limit = max(1, int(count))
+        self.window = window
+        self.arrivals: deque[float] = deque()
+        self.closed_until = 0.0
+
+    def wait_needed(self, now: float, tolerance: float) -> float:
+        """Seconds until one more arrival fits in the window ending at it (0.0 = admit now)."""
+        while self.arrivals and self.arrivals[0] <= now - self.window:
+            self.arrivals.popleft()
+        if now < self.closed_until:
+            return self.closed_until - now
+        if len(self.arrivals) < self.limit:
+            return 0.0
+        return self.arrivals[len(self.arrivals) - self.limit] + self.window - now
+
+    def take(self, now: float) -> None:
+        self.arrivals.append(now)
+
+
+class FloodCounter(Protocol):
+    """What the limiter asks of one scope's count: a bucket or an arrival window."""
+
+    closed_until: float
+
+    def wait_needed(self, now: float, tolerance: float) -> float: ...
+
+    def take(self, now: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,37 +180,42 @@ class Verdict:
 
 
 class RateLimiter:
-    """Applies :class:`Limits` to requests; one global and one bucket per chat."""
+    """Applies :class:`Limits` to requests; one global and one bucket (or arrival window) per chat."""
 
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic):
         self.limits = limits
         self._clock = clock
-        self._global: TokenBucket | None = None
-        self._chats: dict[int, TokenBucket] = {}
+        self._global: FloodCounter | None = None
+        self._chats: dict[int, FloodCounter] = {}
 
     def reset(self) -> None:
         """Forget all bucket state (e.g. after tests change ``limits``)."""
         self._global = None
         self._chats.clear()
 
-    def _global_bucket(self, now: float) -> TokenBucket:
+    def _counter(self, count: float, window: float, capacity: float, now: float) -> FloodCounter:
+        if self.limits.mode == "arrivals":
+            return ArrivalWindow(count, window)
+        return TokenBucket(count, window, capacity, now)
+
+    def _global_bucket(self, now: float) -> FloodCounter:
         lim = self.limits
         if self._global is None:
-            self._global = TokenBucket(
+            self._global = self._counter(
                 lim.global_per_second, lim.global_window, lim.global_per_second, now
             )
         return self._global
 
-    def _chat_bucket(self, chat_id: int, private: bool, now: float) -> TokenBucket:
+    def _chat_bucket(self, chat_id: int, private: bool, now: float) -> FloodCounter:
         bucket = self._chats.get(chat_id)
         if bucket is None:
             lim = self.limits
             if private:
-                bucket = TokenBucket(
+                bucket = self._counter(
                     lim.private_per_second, lim.private_window, lim.private_burst, now
                 )
             else:
-                bucket = TokenBucket(
+                bucket = self._counter(
                     lim.group_per_minute, lim.group_window, lim.group_per_minute, now
                 )
             self._chats[chat_id] = bucket
@@ -183,7 +243,7 @@ class RateLimiter:
                 worst = (wait, scope)
         if worst[0] <= 0.0:
             for _, bucket in buckets:
-                bucket.take()
+                bucket.take(now)
             return None
         retry = max(1, math.ceil(worst[0] - 1e-9))
         if self.limits.honour_retry_after:

@@ -12,6 +12,7 @@ from telegram import Bot
 from telegram.error import NetworkError, RetryAfter
 
 from bot.emulator import Emulator, Faults, Limits
+from bot.emulator.limits import RateLimiter
 from tests.emulator.helpers import call
 
 
@@ -148,3 +149,76 @@ async def test_ptb_sees_retry_after_and_network_error() -> None:
             emu.faults.rate_429, emu.faults.rate_5xx = 0.0, 1.0
             with pytest.raises(NetworkError, match="Bad Gateway"):
                 await bot.send_message(budi.id, "x")
+
+
+# -- arrivals counted in sliding windows, as Telegram must -------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _admitted(limits: Limits, arrivals: list[tuple[float, int]]) -> list[bool]:
+    """Which of these (time, chat) arrivals a limiter on a fake clock admits."""
+    clock = _Clock()
+    limiter = RateLimiter(limits, clock)
+    out = []
+    for at, chat in arrivals:
+        clock.t = 1000.0 + at
+        out.append(limiter.check(chat, private=chat > 0) is None)
+    return out
+
+
+def test_one_arrival_held_up_on_the_way_is_the_thirty_first_in_a_second() -> None:
+    """Sent exactly 30 a second, the first held up 20 ms: 31 arrive within one second."""
+    arrivals = [(k / 30 + (0.02 if k == 0 else 0.0), 1_000 + k) for k in range(60)]
+    assert all(_admitted(Limits(), arrivals))  # the forgiving bucket lets the bunch through
+    strict = Limits(mode="arrivals", honour_retry_after=False)
+    admitted = _admitted(strict, arrivals)
+    assert admitted.index(False) == 30 and admitted.count(False) == 1
+    assert all(_admitted(strict, [(k / 30, 1_000 + k) for k in range(60)]))
+
+
+def test_arrivals_per_chat_one_a_second_private_twenty_a_minute_group() -> None:
+    private = [(0.0, 7), (0.9, 7), (1.0, 7), (1.95, 7), (2.0, 7)]
+    assert _admitted(Limits(), private)[:2] == [True, True]  # a private burst of three passes a bucket
+    assert _admitted(Limits(mode="arrivals", honour_retry_after=False), private) == [True, False, True, False, True]
+    group = [(float(k), -5) for k in range(20)] + [(59.9, -5), (60.0, -5)]
+    assert _admitted(Limits(mode="arrivals", honour_retry_after=False), group) == [True] * 20 + [False, True]
+
+
+def test_arrival_refusal_gives_the_seconds_until_the_oldest_leaves_and_counts_nothing() -> None:
+    clock = _Clock()
+    limiter = RateLimiter(Limits(mode="arrivals", group_per_minute=20), clock)
+    for k in range(20):
+        clock.t = 1000.0 + k
+        assert limiter.check(-5, private=False) is None
+    clock.t = 1030.0
+    verdict = limiter.check(-5, private=False)
+    assert verdict is not None and (verdict.scope, verdict.retry_after) == ("group", 30)
+    clock.t = 1059.5  # the arrival at 1000 still counts
+    early = limiter.check(-5, private=False)
+    assert early is not None and early.retry_after == 1
+    clock.t = 1060.5  # past that answer's flood wait: the refusals took no place in the window
+    assert limiter.check(-5, private=False) is None
+    assert limiter.check(-6, private=False) is None  # another group was never held
+
+
+@pytest.mark.asyncio
+async def test_arrival_mode_over_http_counts_a_sliding_second(http: aiohttp.ClientSession) -> None:
+    limits = Limits(mode="arrivals", global_per_second=5, private_per_second=100, honour_retry_after=False)
+    async with Emulator(limits=limits) as emu:
+        users = [emu.user(f"U{i}").id for i in range(12)]
+        assert [s for s, _ in await _send_many(http, emu, users[:3])] == [200] * 3
+        await asyncio.sleep(0.5)
+        assert [s for s, _ in await _send_many(http, emu, users[3:5])] == [200] * 2
+        status, body = await call(http, emu, "sendMessage", chat_id=users[5], text="x")
+        assert (status, body["parameters"]) == (429, {"retry_after": 1})
+        assert emu.rejections[-1].reason == "global"
+        await asyncio.sleep(0.6)  # the first three left the window, the two of 0.5 s did not
+        statuses = [s for s, _ in await _send_many(http, emu, users[6:10])]
+        assert sorted(statuses) == [200, 200, 200, 429]
