@@ -21,23 +21,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_application
-from bot.config import Settings, load_settings
 from bot.emulator import Emulator, Limits
 from bot.webhook import serve, webhook_options
 from models import InboxUpdate
+from tests.test_health import _settings
 from tests.workers.harness import free_port
 
 SECRET = "intake-secret_7"
-
-
-def _settings(emu: Emulator, database_url: str, **telegram: object) -> Settings:
-    data = load_settings(None).model_dump()
-    data["telegram"].update(token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url,
-                            bot_username=emu.bot_username, **telegram)  # fmt: skip
-    data["database"]["url"] = database_url
-    data["delivery"]["poll_seconds"] = 0.05
-    data["health"]["enabled"] = False
-    return Settings.model_validate(data)
 
 
 async def _eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
