@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot import sqlite_driver
@@ -81,6 +82,13 @@ def _scrub(row: Any) -> Any:
     if isinstance(row, (tuple, list)) and any(isinstance(v, str) and "\x00" in v for v in row):
         return type(row)(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
     return row
+
+
+def database_unreachable(error: BaseException | None) -> bool:
+    """The database went away (a restart, a network cut, no free connection): worth handling again later."""
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
+    return isinstance(error, (OSError, SQLAlchemyTimeoutError, DisconnectionError))
 
 
 def dialect_insert(session: AsyncSession) -> Callable[..., Any]:

@@ -32,8 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +41,7 @@ from telegram import Bot, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Updater
 
+from bot.clock import system_clock
 from bot.coalesce import Coalescer
 from bot.db import transaction
 from bot.handling import HANDLING, Mark
@@ -61,10 +61,6 @@ RETRY_PAUSES = (0.5, 1.0, 2.0, 5.0)
 POLL_ERROR_PAUSE = (0.5, 10.0)
 
 
-def wall() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class IntakeStats:
     """Counters since start, for the metrics endpoint."""
@@ -74,6 +70,7 @@ class IntakeStats:
     taken_back: int = 0
     retried: int = 0
     open: int = 0
+    """Updates this worker holds that are not done, read off `DurableUpdater.open` when the stats are."""
 
 
 class DurableUpdater(Updater):
@@ -88,7 +85,7 @@ class DurableUpdater(Updater):
         self.settled = asyncio.Event()
         self.liveness = Liveness(sessions, worker, take_back=self._taken_back)
         self._accept: Coalescer[Incoming, bool] = Coalescer(self._store)
-        self.stats = IntakeStats()
+        self._counts = IntakeStats()
         self._open: set[int] = set()
         self._done: list[int] = []
         self._done_event = asyncio.Event()
@@ -165,6 +162,11 @@ class DurableUpdater(Updater):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def stats(self) -> IntakeStats:
+        """The counters so far, with what this worker holds now."""
+        return replace(self._counts, open=len(self._open))
+
     # -- storing --------------------------------------------------------------------------------
 
     async def _store(self, incoming: list[Incoming]) -> list[bool]:
@@ -172,8 +174,8 @@ class DurableUpdater(Updater):
         if not self.durable:
             return [True] * len(incoming)
         async with transaction(self.sessions) as session:
-            fresh = await updates.accept(session, updates=incoming, worker=self.worker, now=wall())
-        self.stats.stored += len(fresh)
+            fresh = await updates.accept(session, updates=incoming, worker=self.worker, now=system_clock())
+        self._counts.stored += len(fresh)
         found = []
         for item in incoming:
             found.append(item.update_id in fresh)
@@ -183,7 +185,6 @@ class DurableUpdater(Updater):
     def feed(self, update: Update) -> None:
         """An update this worker holds goes to the Application."""
         self._open.add(update.update_id)
-        self.stats.open = len(self._open)
         self.update_queue.put_nowait(update)
 
     def _taken_back(self, taken: list[Incoming]) -> None:
@@ -191,7 +192,7 @@ class DurableUpdater(Updater):
             if item.update_id not in self._open:
                 self.feed(Update.de_json(item.payload, self.bot))
         if taken:
-            self.stats.taken_back += len(taken)
+            self._counts.taken_back += len(taken)
             log.info("handling %d update(s) a stopped worker had accepted", len(taken))
 
     # -- webhook --------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ class DurableUpdater(Updater):
         try:
             fresh = await self._accept(item)
         except Exception as error:
-            self.stats.refused += 1
+            self._counts.refused += 1
             log.warning("update %d not accepted, the database is unreachable (%s)", item.update_id,
                         type(error).__name__)  # fmt: skip
             return web.Response(status=503, text="try again")
@@ -280,13 +281,12 @@ class DurableUpdater(Updater):
         """The handlers returned: done, or, after a database outage that left no effect, handled again later."""
         if mark.retry and not mark.handled:
             if self._running:
-                self.stats.retried += 1
+                self._counts.retried += 1
                 self._spawn(self._again(update, attempt=self._attempts.get(update.update_id, 0)))
             else:  # stopping: left open, for another worker or this one's next start
                 self._open.discard(update.update_id)
             return
         self._open.discard(update.update_id)
-        self.stats.open = len(self._open)
         self._attempts.pop(update.update_id, None)
         if self.durable:
             self._done.append(update.update_id)
@@ -314,7 +314,7 @@ class DurableUpdater(Updater):
             return
         batch = list(self._done)
         async with transaction(self.sessions) as session:
-            await updates.mark_done(session, update_ids=batch, now=wall())
+            await updates.mark_done(session, update_ids=batch, now=system_clock())
         del self._done[: len(batch)]
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.clock import system_clock
 from bot.db import transaction
 from bot.services import updates, workers
 from bot.services.updates import Incoming
@@ -44,7 +45,7 @@ class Liveness:
     async def start(self) -> None:
         """The first beat, then (alone on SQLite) everything held before this start, then the loop."""
         async with transaction(self.sessions) as session:
-            await workers.beat(session, worker=self.worker, now=workers.wall_clock())
+            await workers.beat(session, worker=self.worker, now=system_clock())
             alone = session.get_bind().dialect.name == "sqlite"
         if alone:
             await self._recover(everything=True)
@@ -75,7 +76,7 @@ class Liveness:
                 log.warning("heartbeat not written (%s)", type(error).__name__)
 
     async def _recover(self, *, everything: bool, judge: bool = True) -> None:
-        now = workers.wall_clock()
+        now = system_clock()
         dead_at = None if everything else now
         async with transaction(self.sessions) as session:
             await workers.beat(session, worker=self.worker, now=now)
@@ -84,8 +85,6 @@ class Liveness:
             released = await workers.release_outbox(session, now=dead_at)
             closed = await updates.finish_handled(session, now=dead_at, at=now)
             taken = await updates.take_back(session, worker=self.worker, now=dead_at)
-            if not everything:
-                await workers.forget_dead(session, now=now)
         if released:
             log.info("%d outbox row(s) of stopped workers are pending again", released)
             self.on_released()

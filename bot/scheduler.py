@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
+from bot.clock import system_clock
 from bot.db import make_engine, make_sessionmaker
 from bot.runtime import Runtime, runtime_of
 from bot.services.broadcast import sweep_broadcast_reports
@@ -31,6 +32,7 @@ from bot.services.escalation import sweep as sweep_escalations
 from bot.services.missed import sweep_missed_checkins
 from bot.services.reminders import plan_reminders
 from bot.services.updates import RETENTION, forget_old
+from bot.services.workers import forget_dead
 
 log = logging.getLogger("siaga.scheduler")
 
@@ -66,6 +68,8 @@ async def _broadcast_reports(session: AsyncSession, rt: Runtime) -> int:
 
 
 async def _forget_updates(session: AsyncSession, rt: Runtime) -> int:
+    """Done updates Telegram cannot deliver again, and the beats of workers long dead (wall-clock time)."""
+    await forget_dead(session, now=system_clock())
     return await forget_old(session, before=rt.now() - RETENTION)
 
 

@@ -13,15 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, CallbackContext, ContextTypes, ExtBot, TypeHandler
 
 from bot.coalesce import Arrival
-from bot.db import quick
+from bot.db import database_unreachable, quick
 from bot.handling import HANDLING
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
@@ -169,13 +167,6 @@ async def on_error(update: object, context: Context) -> None:
     with contextlib.suppress(TelegramError):
         await answer(update, FAILED(lang))
     raise ApplicationHandlerStop  # one answer per update: no later handler group runs after a failure
-
-
-def database_unreachable(error: BaseException | None) -> bool:
-    """The database went away (a restart, a network cut, no free connection): worth handling again later."""
-    if isinstance(error, DBAPIError):
-        return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
-    return isinstance(error, (OSError, SQLAlchemyTimeoutError, DisconnectionError))
 
 
 def register(application: Application, *, group: int) -> None:

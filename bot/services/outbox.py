@@ -25,9 +25,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.clock import system_clock
 from bot.db import dialect_insert
 from bot.services import audit, tally
-from bot.services.workers import alive, wall_clock
+from bot.services.workers import alive
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
 from models.enums import OutboxState, Priority
@@ -198,7 +199,7 @@ def _pending_due(table: Any, now: datetime) -> ColumnElement[bool]:
 
 def _lease_expired(table: Any, now: datetime) -> ColumnElement[bool]:
     """A row whose lease ran out and whose worker is not alive: a live worker keeps what it holds."""
-    return and_(table.state == _SENDING, table.claimed_until < now, table.claimed_by.not_in(alive(wall_clock())))
+    return and_(table.state == _SENDING, table.claimed_until < now, table.claimed_by.not_in(alive(system_clock())))
 
 
 async def claim(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import dialect_insert
@@ -126,11 +126,6 @@ async def finish_handled(session: AsyncSession, *, now: datetime | None, at: dat
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
-
-
-async def open_count(session: AsyncSession) -> int:
-    """Updates accepted and not yet done, by any worker."""
-    return await session.scalar(select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.is_(None))) or 0
 
 
 async def forget_old(session: AsyncSession, *, before: datetime) -> int:

@@ -7,7 +7,7 @@ hosts keep their clocks in sync with NTP, far closer than `EXPIRY`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,10 +23,6 @@ garbage collection, a slow disk) is far shorter, and what a dead worker held is 
 `EXPIRY` plus one beat of whoever notices, inside the 15 s the bad-day rules allow."""
 
 FORGET_AFTER = timedelta(hours=1)
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 async def beat(session: AsyncSession, *, worker: str, now: datetime) -> None:
