@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.checkin_storm import prepare
 from bench.common import fresh_database, machine
 from bot.config import load_settings
-from bot.db import make_engine, make_sessionmaker, quick
+from bot.storage.db import make_engine, make_sessionmaker, quick
 from bot.services import chatstate
 from bot.services.checkin import check_in
 from bot.services.people import actor_for

@@ -36,7 +36,7 @@ from bench.common import fresh_database, load_province, machine, percentile, sum
 from bot.app import REPLY_CONNECTIONS, build_application
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SimUser, running
 from models import Assignment, Checkin, Personnel, Shift, Tps
 from tests.workers.harness import TOKEN, Cluster

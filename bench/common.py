@@ -11,8 +11,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 import models
-from bot import demodata
-from bot.db import make_engine, make_sessionmaker
+from bot.demo import demodata
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.services.roster import import_files
 
 PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"

@@ -42,8 +42,8 @@ from telegram.ext import AIORateLimiter, ExtBot
 
 from bench.common import fresh_database, machine
 from bot.config import DeliverySettings
-from bot.db import make_engine, make_sessionmaker
-from bot.dispatcher import Dispatcher, make_bot
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.delivery.dispatcher import Dispatcher, make_bot
 from bot.emulator import Emulator, Limits
 from bot.services import outbox
 from bot.services.outbox import NewMessage

@@ -21,7 +21,7 @@ Usage::
     python -m bench.import [--tps 25985] [--seed 1] [--repeat 1] \\
         [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/siaga_bench]
 
-The workbook is generated with `bot.demodata` once and cached under /tmp/siaga-bench/.
+The workbook is generated with `bot.demo.demodata` once and cached under /tmp/siaga-bench/.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CACHE = Path("/tmp/siaga-bench")
 
 def workbook(tps: int, seed: int) -> Path:
     """The cached workbook, generated on first use."""
-    from bot import demodata
+    from bot.demo import demodata
 
     path = CACHE / f"province-{tps}-seed{seed}.xlsx"
     if not path.exists():
@@ -87,7 +87,7 @@ async def fresh(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     import models
-    from bot.db import make_engine
+    from bot.storage.db import make_engine
 
     target = make_url(url)
     if target.get_backend_name() == "sqlite":
@@ -107,7 +107,7 @@ async def fresh(url: str) -> None:
 
 
 async def run_import(path: Path, url: str, *, create: bool) -> dict[str, Any]:
-    from bot.db import make_engine, make_sessionmaker
+    from bot.storage.db import make_engine, make_sessionmaker
     from bot.services.roster import import_files
 
     if create:

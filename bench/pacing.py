@@ -44,9 +44,9 @@ from pathlib import Path
 from bench.common import fresh_database, machine, percentile
 from bench.fanout import FIRST_USER, EmulatorProcess, _wait_for
 from bot.config import DeliverySettings
-from bot.db import make_engine, make_sessionmaker
-from bot.dispatcher import Dispatcher, make_bot
-from bot.ratelimit import RateLimiter, Send
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.delivery.dispatcher import Dispatcher, make_bot
+from bot.delivery.ratelimit import RateLimiter, Send
 from bot.services import outbox
 from bot.services.outbox import NewMessage
 from models.enums import Priority

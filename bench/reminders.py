@@ -29,9 +29,9 @@ from bench.checkin_storm import prepare
 from bench.common import fresh_database, machine
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.runtime import Runtime
-from bot.scheduler import SWEEPS, Sweep, run_sweep
+from bot.ops.scheduler import SWEEPS, Sweep, run_sweep
 
 REMINDERS = next(sweep for sweep in SWEEPS if sweep.name == "reminders")
 QUIET_PASSES = 3

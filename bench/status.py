@@ -1,7 +1,7 @@
 """Benchmark of `/status`: how long the counting takes for commanders of every level.
 
 Rosters:
-- Sumsel: `bot.demodata.generate(tps=25985)` through the real importer
+- Sumsel: `bot.demo.demodata.generate(tps=25985)` through the real importer
   (`bot.services.roster.import_files`), on SQLite and on PostgreSQL, with a
   full morning of check-ins in the voting shift (85% of the people on duty,
   some late, some far from their TPS), a few open contingencies and sitreps.
@@ -51,9 +51,9 @@ from sqlalchemy.orm import aliased
 import models
 from bench.common import load_province
 from bench.common import machine as common_machine
-from bot import demodata
+from bot.demo import demodata
 from bot.config import CheckinSettings, Settings, StaffingSettings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.services import reports, status, tally
 from bot.services.checkin import check_in, check_out
 from bot.services.people import Actor

@@ -14,15 +14,15 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 import handlers
-from bot import scheduler
+from bot.ops import scheduler
 from bot.clock import Clock, system_clock
 from bot.config import Settings
-from bot.db import make_engine, make_sessionmaker
-from bot.dispatcher import Dispatcher, make_bot
-from bot.intake import DurableUpdater, InboxProcessor
-from bot.metrics import count_error, instrument
-from bot.ratelimit import RateLimiter
-from bot.replies import RetryReplies
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.delivery.dispatcher import Dispatcher, make_bot
+from bot.intake.updater import DurableUpdater, InboxProcessor
+from bot.ops.metrics import count_error, instrument
+from bot.delivery.ratelimit import RateLimiter
+from bot.delivery.replies import RetryReplies
 from bot.runtime import RUNTIME_KEY, Runtime
 from handlers import menus
 
@@ -31,7 +31,7 @@ log = logging.getLogger("siaga.app")
 
 def worker_id() -> str:
     """Distinct for every process start, even one that gets the pid of a dead one (pid 1 in a container):
-    what a worker held is another worker's to take back once its beat stops (bot/liveness.py)."""
+    what a worker held is another worker's to take back once its beat stops (bot/intake/liveness.py)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
@@ -52,9 +52,9 @@ def build_application(
 ) -> Application:
     """The real bot: PTB's Application with our handlers, database, clock, dispatcher and sweeps.
 
-    Updates come in through the durable intake (bot/intake.py), PTB's
+    Updates come in through the durable intake (bot/intake/updater.py), PTB's
     Updater's place. Replies are sent at once (retried after a 429, see
-    bot/replies.py); everything else goes through the outbox dispatcher,
+    bot/delivery/replies.py); everything else goes through the outbox dispatcher,
     which paces itself to Telegram's limits on a Bot of its own (its own
     connection pool, so a reminder run never queues behind replies or the
     other way round). After a start, the backlog is handled first: only

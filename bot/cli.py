@@ -11,10 +11,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bot import logs
+from bot.ops import logs
 from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,26 +98,26 @@ def run_with_database(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import webhook
+    from bot.ops import serving
     from bot.app import build_application
     from bot.runtime import runtime_of
 
     settings.require_token()
     if args.webhook:
-        webhook.webhook_options(settings)  # a missing URL or secret is reported before anything starts
+        serving.webhook_options(settings)  # a missing URL or secret is reported before anything starts
     run_with_database(settings, partial(ensure_tallies, settings=settings))
     application = build_application(settings)
-    return webhook.run(application, settings, webhook=args.webhook, worker=runtime_of(application.bot_data).worker)
+    return serving.run(application, settings, webhook=args.webhook, worker=runtime_of(application.bot_data).worker)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import demo
+    from bot.demo import play
 
-    return demo.main(args.demo_args)
+    return play.main(args.demo_args)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.migrate import upgrade
+    from bot.storage.migrate import upgrade
 
     async def go() -> None:
         engine = make_engine(settings.database.url)
@@ -226,7 +226,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import demodata
+    from bot.demo import demodata
 
     province = demodata.generate(tps=args.tps, seed=args.seed)
     if args.out.suffix == ".xlsx":

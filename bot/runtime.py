@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, system_clock
-from bot.coalesce import Arrival, Coalescer, arrivals, checkins
+from bot.intake.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.config import Settings
-from bot.dispatcher import Dispatcher
+from bot.delivery.dispatcher import Dispatcher
 from bot.services.checkin import CheckinResult, Presence
 
 
@@ -26,14 +26,14 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock = system_clock
     worker: str = ""
-    """This process's id among the workers (bot/liveness.py)."""
+    """This process's id among the workers (bot/intake/liveness.py)."""
     dispatcher: Dispatcher | None = None
     """The outbox dispatcher, once the backlog of the start is handled (bot/app.py)."""
     after_backlog: asyncio.Task[None] | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the backlog of this start is handled (bot/app.py): the sweeps that plan from check-ins wait."""
     arrivals: Coalescer[tuple[int, int | None], Arrival] = field(init=False)
-    """What every update needs first, for the updates of the moment at once (bot/coalesce.py)."""
+    """What every update needs first, for the updates of the moment at once (bot/intake/coalesce.py)."""
     checkins: Coalescer[Presence, CheckinResult] = field(init=False)
     """Locations shared at the same moment, checked in together."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler, MessageHandler, filters
 
-from bot.db import quick
+from bot.storage.db import quick
 from bot.render.checkin import ASK_LOCATION, checkin_text, checkout_text, done_keyboard, location_keyboard
 from bot.services import chatstate
 from bot.services.checkin import Presence, check_out

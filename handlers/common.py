@@ -18,9 +18,9 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, CallbackContext, ContextTypes, ExtBot, TypeHandler
 
-from bot.coalesce import Arrival
-from bot.db import database_unreachable, quick
-from bot.handling import HANDLING
+from bot.intake.coalesce import Arrival
+from bot.storage.db import database_unreachable, quick
+from bot.intake.handling import HANDLING
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONLY
@@ -154,7 +154,7 @@ async def on_error(update: object, context: Context) -> None:
     update_id = update.update_id if isinstance(update, Update) else None
     mark = HANDLING.get()
     if mark is not None and not mark.handled and database_unreachable(error):
-        mark.retry = True  # handled again once the database answers (bot/intake.py); no answer now
+        mark.retry = True  # handled again once the database answers (bot/intake/updater.py); no answer now
         log.warning("update %s waits for the database (%s)", update_id, type(error).__name__)
         raise ApplicationHandlerStop
     log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)

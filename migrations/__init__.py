@@ -1,1 +1,1 @@
-"""Alembic migrations; `siaga db upgrade` runs them (see bot/migrate.py)."""
+"""Alembic migrations; `siaga db upgrade` runs them (see bot/storage/migrate.py)."""

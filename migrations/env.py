@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection `bot.migrate` hands over.
+"""Alembic environment: runs on the connection `bot.storage.migrate` hands over.
 
 Run through `siaga db upgrade`, which opens the configured engine; the
 `alembic` command line is supported for authoring (`-x url=...`).

@@ -11,9 +11,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.coalesce import arrivals, checkins
+from bot.intake.coalesce import arrivals, checkins
 from bot.config import CheckinSettings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.services import chatstate
 from bot.services.checkin import CheckinOutcome, Presence
 from bot.services.updates import claim_update, claim_updates

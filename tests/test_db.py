@@ -19,10 +19,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import bot.sqlite_driver
+import bot.storage.sqlite_driver
 import models
-from bot import db
-from bot.db import make_engine, make_sessionmaker, quick
+from bot.storage import db
+from bot.storage.db import make_engine, make_sessionmaker, quick
 from bot.services.updates import claim_update
 from models import InboxUpdate
 from tests.conftest import PG_URL
@@ -33,7 +33,7 @@ NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 @pytest.fixture
 async def sqlite_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncEngine]:
     """A short busy timeout: a turn that was never handed on shows up as 'database is locked'."""
-    monkeypatch.setattr(bot.sqlite_driver, "BUSY_TIMEOUT_MS", 500)
+    monkeypatch.setattr(bot.storage.sqlite_driver, "BUSY_TIMEOUT_MS", 500)
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(models.Base.metadata.create_all)
@@ -248,8 +248,8 @@ async def test_the_aiosqlite_internals_the_driver_uses_are_there(tmp_path: Path)
     assert {"connector", "iter_chunk_size"} <= set(inspect.signature(aiosqlite.Connection).parameters), (
         f"{found}: Connection(connector, iter_chunk_size) changed its signature"
     )
-    turn_taking = bot.sqlite_driver.TurnTakingConnection
-    connection = bot.sqlite_driver.connect(str(tmp_path / "internals.db"), factory=turn_taking)
+    turn_taking = bot.storage.sqlite_driver.TurnTakingConnection
+    connection = bot.storage.sqlite_driver.connect(str(tmp_path / "internals.db"), factory=turn_taking)
     assert getattr(connection, "_connection", "missing") is None, (
         f"{found}: Connection._connection (the sqlite3 connection, None until connected) is missing"
     )

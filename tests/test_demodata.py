@@ -1,4 +1,4 @@
-"""Tests of the synthetic province generator (bot/demodata/).
+"""Tests of the synthetic province generator (bot/demo/demodata/).
 
 The generated province feeds the importer, the demo and the benchmarks, so
 these tests pin what those rely on: the exact import format, referential
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from bot import demodata
-from bot.demodata import Province, generate
+from bot.demo import demodata
+from bot.demo.demodata import Province, generate
 
 EXPECTED_HEADERS = {
     "units": ["code", "name", "kind", "force", "parent_code", "region"],

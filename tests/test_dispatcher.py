@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
 from bot.config import DeliverySettings
-from bot.dispatcher import Dispatcher, make_bot
+from bot.delivery.dispatcher import Dispatcher, make_bot
 from bot.emulator import Emulator, Faults, Limits, SimUser
-from bot.ratelimit import Pacer, RateLimiter, Send, SlidingWindow
+from bot.delivery.ratelimit import Pacer, RateLimiter, Send, SlidingWindow
 from bot.services import outbox
 from bot.services.outbox import NewMessage
 from models import CommandGroup, Outbox, Personnel, Unit

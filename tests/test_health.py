@@ -17,13 +17,13 @@ from telegram import Update
 
 from bot.app import build_application
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import make_engine, make_sessionmaker
-from bot.dispatcher import DispatcherStats
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.delivery.dispatcher import DispatcherStats
 from bot.emulator import Emulator, Limits
-from bot.health import HealthServer
-from bot.metrics import Exposition, Histogram, RateMeter, ReceiptQueue, TimedUpdateProcessor, UpdateMetrics, parse
+from bot.ops.health import HealthServer
+from bot.ops.metrics import Exposition, Histogram, RateMeter, ReceiptQueue, TimedUpdateProcessor, UpdateMetrics, parse
 from bot.services import outbox
-from bot.webhook import serve, webhook_options
+from bot.ops.serving import serve, webhook_options
 from models.enums import Priority
 
 NOW = datetime(2024, 2, 14, 1, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
-from bot import demodata
+from bot.demo import demodata
 from bot.services import units as unit_tree
 from bot.services.roster import ImportReport, import_files
 from models import AuditLog, Personnel, Tps, TpsLocation, Unit, UnitClosure

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import build_application
 from bot.emulator import Emulator, Limits
-from bot.webhook import serve, webhook_options
+from bot.ops.serving import serve, webhook_options
 from models import InboxUpdate
 from tests.test_health import _settings
 from tests.workers.harness import free_port

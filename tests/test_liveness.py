@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.handling import HANDLING, Mark
+from bot.intake.handling import HANDLING, Mark
 from bot.services import outbox, updates, workers
 from bot.services.outbox import NewMessage
 from bot.services.updates import Incoming

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 from telegram import Update
 
-from bot import logs
+from bot.ops import logs
 from bot.config import load_settings
-from bot.logs import redact, secrets_of
+from bot.ops.logs import redact, secrets_of
 from bot.services.registration import deep_link, new_code
 
 TOKEN = "7123456789:AAFakeTokenForTestsOnly_abcdefghijk"

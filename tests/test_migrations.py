@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import models
-from bot.db import make_engine
-from bot.migrate import current_revision, upgrade
+from bot.storage.db import make_engine
+from bot.storage.migrate import current_revision, upgrade
 from tests.conftest import fresh_pg_database
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from telegram.ext import ApplicationBuilder, ContextTypes
 
-from bot.scheduler import count_overruns, overruns
+from bot.ops.scheduler import count_overruns, overruns
 
 SKIPPED = "maximum number of running instances reached"
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from models import ChatState
 
 
@@ -41,7 +41,7 @@ async def waiting_for_each(session: AsyncSession, *, telegram_user_ids: Sequence
     """What is awaited from each of these people, by Telegram id; nothing (or expired) is missing.
 
     Every location and every `/hadir` asks (for a bunch of updates at once,
-    see bot/coalesce.py), so columns only.
+    see bot/intake/coalesce.py), so columns only.
     """
     rows = await session.execute(
         select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id)
@@ -54,7 +54,7 @@ async def clear(session: AsyncSession, *, telegram_user_id: int) -> bool:
     """Forget what was awaited; True if something was.
 
     A write, so callers ask first (`waiting_for`, or for a bunch of updates
-    bot/coalesce.py): nearly always nothing waits, and then nothing is written.
+    bot/intake/coalesce.py): nearly always nothing waits, and then nothing is written.
     """
     result = await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
     return bool(result.rowcount)

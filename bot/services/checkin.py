@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.geo import distance_m
 from bot.services.schedule import Post, ShiftPlan, open_shift, shift_plans_of

@@ -9,7 +9,7 @@ Two dispatchers never get the same row: on PostgreSQL the candidates are
 locked with `FOR UPDATE SKIP LOCKED` before they are marked `sending`; on
 SQLite the claim is one `UPDATE ... RETURNING` statement, and SQLite has one
 writer at a time. A claim carries a lease (`claimed_until`). A row whose
-worker died comes back as soon as its beat stops (bot/liveness.py), or when
+worker died comes back as soon as its beat stops (bot/intake/liveness.py), or when
 its lease runs out if that worker never beat; never while it is alive.
 """
 
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import system_clock
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.workers import alive
 from models import CommandGroup, Outbox, Personnel

@@ -53,7 +53,7 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
     """The registered people behind these Telegram ids, by id; strangers are missing.
 
     Asked on every update (for a bunch of updates at once, see
-    bot/coalesce.py), so columns only: no ORM objects to build.
+    bot/intake/coalesce.py), so columns only: no ORM objects to build.
     """
     rows = await session.execute(
         select(Personnel.telegram_user_id, Personnel.id, Personnel.name, Personnel.rank, Personnel.role,

@@ -23,7 +23,7 @@ CODE_LENGTH = 10
 
 
 def new_code() -> str:
-    """Letters and digits mixed, always: the log redaction (bot/logs.py) knows a code by that, not a word."""
+    """Letters and digits mixed, always: the log redaction (bot/ops/logs.py) knows a code by that, not a word."""
     while True:
         code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
         if any(ch.isdigit() for ch in code) and any(ch.isalpha() for ch in code):

@@ -43,7 +43,7 @@ from sqlalchemy import ColumnElement, Row, and_, case, delete, func, literal, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from bot.services import status
 from models import (
     Assignment,

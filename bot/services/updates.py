@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from bot.services.workers import alive
 from models import InboxUpdate
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import dialect_insert
+from bot.storage.db import dialect_insert
 from models import Outbox, WorkerBeat
 from models.enums import OutboxState
 

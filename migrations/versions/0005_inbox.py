@@ -1,8 +1,8 @@
 """The durable inbox of updates and the workers' heartbeats; processed_updates is folded into the inbox.
 
-An update is accepted only once its row is committed here (bot/intake.py),
+An update is accepted only once its row is committed here (bot/intake/updater.py),
 and a worker's claims come back when its `workers` beat stops
-(bot/liveness.py). The old claims table held no payload and cannot be
+(bot/intake/liveness.py). The old claims table held no payload and cannot be
 replayed, so it is dropped rather than copied: a redelivery of an update
 claimed under it within Telegram's 24 hours would be handled again.
 

@@ -29,7 +29,7 @@ from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.emulator import Emulator, Limits, SentMessage, SimGroup, SimUser, running
 from bot.runtime import Runtime, runtime_of
-from bot.scheduler import run_all
+from bot.ops.scheduler import run_all
 from models import CommandGroup, Outbox
 from models.enums import OutboxState
 from tests.factories import Roster, build_roster, link

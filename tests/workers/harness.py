@@ -31,9 +31,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, SimGroup, SimUser
-from bot.metrics import parse
+from bot.ops.metrics import parse
 from models import Assignment, CommandGroup, Personnel
 from tests.factories import Roster, build_roster, link
 

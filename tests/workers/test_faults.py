@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.db import make_engine
+from bot.storage.db import make_engine
 from bot.emulator import SimUser
 from models import Checkin, InboxUpdate, Outbox, Personnel, WorkerBeat
 from tests.factories import TPS_PLACES

@@ -11,7 +11,7 @@ its way in one call. Nothing is held back on purpose: a key asked for when
 the coalescer is idle goes at once, alone.
 
 Only the waiting lives in memory: an update is stored before it is
-accepted (bot/intake.py), so a restart loses nothing.
+accepted (bot/intake/updater.py), so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import CheckinSettings
-from bot.db import quick
-from bot.handling import HANDLING, Mark
+from bot.storage.db import quick
+from bot.intake.handling import HANDLING, Mark
 from bot.services.chatstate import Waiting, waiting_for_each
 from bot.services.checkin import CheckinResult, Presence, check_in_all
 from bot.services.people import Actor, actors_for
@@ -39,7 +39,7 @@ V = TypeVar("V")
 class Coalescer(Generic[K, V]):
     """`await coalescer(key)`: `run` answers a list of keys with a list of values, in order.
 
-    `run` works under the marks of all its callers' updates (bot/handling.py):
+    `run` works under the marks of all its callers' updates (bot/intake/handling.py):
     the transaction that commits the bunch's effect marks each of them handled.
     """
 
@@ -97,7 +97,7 @@ def arrivals(
 ) -> Coalescer[tuple[int, int | None], Arrival]:
     """Keys are (update id, sender's Telegram id or None); a second copy of an update in one bunch is not first.
 
-    The durable intake (bot/intake.py) stores each update once, so what
+    The durable intake (bot/intake/updater.py) stores each update once, so what
     reaches the handlers is first by construction. Without it (`claim`, the
     benchmark's baseline) the claims' insert-or-ignore comes first in the
     same transaction (on SQLite a transaction that begins by writing holds

@@ -24,8 +24,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.dispatcher import retry_after_seconds, telegram_answered
-from bot.ratelimit import RateLimiter, Send
+from bot.delivery.dispatcher import retry_after_seconds, telegram_answered
+from bot.delivery.ratelimit import RateLimiter, Send
 
 DEADLINE_SECONDS = 300.0
 PACED = ("send", "edit", "copy", "forward")

@@ -29,7 +29,7 @@ from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application
 
 from bot.config import ConfigError, Settings
-from bot.health import HealthServer
+from bot.ops.health import HealthServer
 
 log = logging.getLogger("siaga.run")
 

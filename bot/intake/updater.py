@@ -13,12 +13,12 @@ usual callers (`siaga run`, the emulator harness):
 
 Updates that arrive together are stored together (one insert, one commit).
 A stored update goes to the Application's queue; `InboxProcessor` runs its
-handlers under a `Mark` (bot/handling.py), so the transaction that commits
+handlers under a `Mark` (bot/intake/handling.py), so the transaction that commits
 its effect also marks it handled, and marks it done when they return. A
 handler that failed because the database went away leaves its update open:
 it is handled again, with a growing pause, until the database answers, and
 the person who sent it is answered then. What a dead worker had accepted
-is taken back by `Liveness` (bot/liveness.py) and fed here again.
+is taken back by `Liveness` (bot/intake/liveness.py) and fed here again.
 
 `settled` is set once the backlog of a start is handled: Telegram has
 nothing pending for the bot (an empty getUpdates; getWebhookInfo's pending
@@ -42,11 +42,11 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Updater
 
 from bot.clock import system_clock
-from bot.coalesce import Coalescer
-from bot.db import transaction
-from bot.handling import HANDLING, Mark
-from bot.liveness import Liveness
-from bot.metrics import UPDATE_CONCURRENCY, ReceiptQueue, TimedUpdateProcessor
+from bot.intake.coalesce import Coalescer
+from bot.storage.db import transaction
+from bot.intake.handling import HANDLING, Mark
+from bot.intake.liveness import Liveness
+from bot.ops.metrics import UPDATE_CONCURRENCY, ReceiptQueue, TimedUpdateProcessor
 from bot.services import updates
 from bot.services.updates import Incoming
 
@@ -112,7 +112,7 @@ class DurableUpdater(Updater):
         self, listen: str = "127.0.0.1", port: int = 80, url_path: str = "", webhook_url: str | None = None,
         secret_token: str | None = None, max_connections: int = 40, **_: Any,
     ) -> asyncio.Queue[object]:  # fmt: skip
-        """Serve the webhook (setWebhook is the caller's, bot/webhook.py): 200 only for what is stored."""
+        """Serve the webhook (setWebhook is the caller's, bot/ops/serving.py): 200 only for what is stored."""
         await self._begin()
         server = web.Application(client_max_size=2**20)
         server.router.add_post("/" + url_path.strip("/"), self._receive)

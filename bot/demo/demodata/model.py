@@ -2,8 +2,8 @@
 
 Everything is derived from one seeded ``random.Random``, so the same
 arguments always give the same rows; the figures it draws from are in
-`bot.demodata.figures`, the rows it fills (and their writers) in
-`bot.province`.
+`bot.demo.demodata.figures`, the rows it fills (and their writers) in
+`bot.demo.province`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from datetime import date, datetime, timedelta, tzinfo
 from itertools import accumulate
 from pathlib import Path
 
-from bot.demodata.figures import (
+from bot.demo.demodata.figures import (
     ADMINS, BASE_DATE, BORDER_SHARE, CITY_RADIUS_KM, CITY_WEIGHT, FIRST_NAMES, KM_PER_DEGREE, LAST_NAMES,
     LINMAS_PHASES, MAX_POLSEK, PATTERN, PHONE_PREFIXES, PLACE_PREFIXES, PLACE_ROOTS, PLACE_SUFFIXES, POLDA_BKO_SHARE,
     POLICE_RANKS, PROVINCE_CODE, PROVINCE_NAME, PROVINCIAL_CAPITAL_WEIGHT, REGENCY_RADIUS_KM, REGIONS_CSV,
     SHIFT_PLAN, SUMSEL_POLICE, SUMSEL_TNI, SUMSEL_TPS, TEAM_SIZE, TNI_RANKS, TPS_PER_POLSEK, TPS_PER_VILLAGE,
     VULNERABILITY_SHARE, WATER_ONLY_SHARE, WATER_REGIONS, WATER_SHARE, WIB, Region, Staffing, load_regions,
 )
-from bot.province import Assignment, Person, Province, Shift, Tps, Unit
+from bot.demo.province import Assignment, Person, Province, Shift, Tps, Unit
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
 from bot.clock import system_clock
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.runtime import Runtime, runtime_of
 from bot.services.broadcast import sweep_broadcast_reports
 from bot.services.escalation import sweep as sweep_escalations

@@ -24,14 +24,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import demodata
+from bot.demo import demodata
 from bot.app import build_application
 from bot.clock import FastClock
 from bot.config import Settings, load_settings
-from bot.db import make_engine, make_sessionmaker
-from bot.demo_script import Cast, Script, Transcript
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.demo.script import Cast, Script, Transcript
 from bot.emulator import Emulator, Limits, running
-from bot.migrate import upgrade
+from bot.storage.migrate import upgrade
 from bot.services.roster import import_files
 from models import Checkin, Contingency, Outbox, Personnel, Sitrep
 

@@ -1,9 +1,9 @@
 """The figures a synthetic province is drawn from: Sumsel's operation, its staffing pattern, its shifts, its names.
 
 Ratios are relative to the Sumsel operation so that a smaller province keeps
-the same proportions; the regions come from ``bot/data/sumsel-regions.csv``
+the same proportions; the regions come from ``bot/demo/demodata/sumsel-regions.csv``
 (another province only needs another CSV). Nothing here draws a random
-number: `bot.demodata.model` does, from these.
+number: `bot.demo.demodata.model` does, from these.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import date, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-REGIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "sumsel-regions.csv"
+REGIONS_CSV = Path(__file__).with_name("sumsel-regions.csv")
 PROVINCE_CODE = "SUMSEL"
 PROVINCE_NAME = "Sumatera Selatan"
 BASE_DATE = date(2024, 2, 14)

@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, system_clock
-from bot.dispatcher import DispatcherStats
-from bot.intake import IntakeStats
-from bot.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
+from bot.delivery.dispatcher import DispatcherStats
+from bot.intake.updater import IntakeStats
+from bot.ops.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
 from bot.runtime import runtime_of
-from bot.scheduler import SWEEPS, overruns
+from bot.ops.scheduler import SWEEPS, overruns
 from models import Outbox
 from models.enums import OutboxState, Priority
 

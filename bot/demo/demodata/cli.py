@@ -1,4 +1,4 @@
-"""``python -m bot.demodata [--tps N] OUT``: generate a province and write it as one workbook or a directory of CSVs."""
+"""``python -m bot.demo.demodata [--tps N] OUT``: generate a province and write it as one workbook or a directory of CSVs."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import time
 from collections.abc import Sequence
 from datetime import date, timedelta, timezone
 
-from bot.demodata.figures import BASE_DATE
-from bot.demodata.model import generate
-from bot.province import write_csv, write_xlsx
+from bot.demo.demodata.figures import BASE_DATE
+from bot.demo.demodata.model import generate
+from bot.demo.province import write_csv, write_xlsx
 
 DESCRIPTION = "Generator of realistic synthetic provinces in Siaga's import format."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bot.demodata [--tps N] OUT``: OUT.xlsx or a CSV directory."""
-    parser = argparse.ArgumentParser(prog="python -m bot.demodata", description=DESCRIPTION)
+    """``python -m bot.demo.demodata [--tps N] OUT``: OUT.xlsx or a CSV directory."""
+    parser = argparse.ArgumentParser(prog="python -m bot.demo.demodata", description=DESCRIPTION)
     parser.add_argument("out", help="an .xlsx workbook, or a directory for CSV files")
     parser.add_argument("--tps", type=int, default=100, help="number of TPS (Sumsel: 25985)")
     parser.add_argument("--seed", type=int, default=1)

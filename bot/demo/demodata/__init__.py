@@ -11,26 +11,26 @@ so the generated province goes through the same importer as real data.
 Figures come from the 2024 Sumsel operation (``/work/shared/context``):
 25,985 TPS, about 3,000 police and 510 TNI on BKO, two Linmas per TPS, and a
 staffing pattern per kerawanan level. The regions come from
-``bot/data/sumsel-regions.csv``; another province only needs another CSV.
+``bot/demo/demodata/sumsel-regions.csv``; another province only needs another CSV.
 
 The package: `figures` (what a province is drawn from: Sumsel's figures,
 staffing pattern, shifts, names, regions), `model` (the generation, the
-rows of `bot.province`) and `cli` (writing one out). Callers import from
+rows of `bot.demo.province`) and `cli` (writing one out). Callers import from
 here.
 
 Usage::
 
-    python -m bot.demodata --tps 25985 sumsel.xlsx    # one workbook
-    python -m bot.demodata --tps 100 demo-csv/        # a directory of CSVs
+    python -m bot.demo.demodata --tps 25985 sumsel.xlsx    # one workbook
+    python -m bot.demo.demodata --tps 100 demo-csv/        # a directory of CSVs
 """
 
-from bot.demodata.cli import main
-from bot.demodata.figures import (
+from bot.demo.demodata.cli import main
+from bot.demo.demodata.figures import (
     BASE_DATE, PATTERN, SHIFT_PLAN, SUMSEL_POLICE, SUMSEL_TNI, SUMSEL_TPS, WATER_REGIONS, WIB, Region, Staffing,
     load_regions, short_code,
 )
-from bot.demodata.model import default_region_count, generate, make_shifts
-from bot.province import (  # the rows the generator fills, re-exported for its callers
+from bot.demo.demodata.model import default_region_count, generate, make_shifts
+from bot.demo.province import (  # the rows the generator fills, re-exported for its callers
     HEADERS, ROW_TYPES, Assignment, Person, Province, Shift, Tps, Unit, write_csv, write_xlsx,
 )
 

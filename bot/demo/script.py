@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot import demodata
+from bot.demo import demodata
 from bot.config import Settings
-from bot.db import make_engine, make_sessionmaker
+from bot.storage.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, SentMessage, SimGroup, SimUser
 from bot.render import local_time
 from bot.services.registration import issue_codes
@@ -116,7 +116,7 @@ def _lines(text: str | None) -> list[str]:
 
 
 class Stage(Protocol):
-    """What a script needs of the demo playing it (bot/demo.py): the virtual clock, the morning, the transcript."""
+    """What a script needs of the demo playing it (bot/demo/play.py): the virtual clock, the morning, the transcript."""
 
     @property
     def clock(self) -> Callable[[], datetime]: ...

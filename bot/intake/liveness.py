@@ -25,7 +25,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import system_clock
-from bot.db import transaction
+from bot.storage.db import transaction
 from bot.services import updates, workers
 from bot.services.updates import Incoming
 

@@ -13,14 +13,14 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bot import sqlite_driver
-from bot.handling import MarkingSession
+from bot.storage import sqlite_driver
+from bot.intake.handling import MarkingSession
 
 
 def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
     """An engine tuned for its backend.
 
-    SQLite gets the driver of bot/sqlite_driver.py (one thread round trip a
+    SQLite gets the driver of bot/storage/sqlite_driver.py (one thread round trip a
     statement, writers taking turns), WAL and enforced foreign keys.
     Statement parameters are hidden from logs and errors: they hold NRPs and
     phone numbers.
@@ -97,7 +97,7 @@ def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that mark the update being handled as handled when its effect commits (bot/handling.py)."""
+    """Sessions that mark the update being handled as handled when its effect commits (bot/intake/handling.py)."""
     return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=MarkingSession)
 
 

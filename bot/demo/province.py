@@ -2,7 +2,7 @@
 
 The field names of each row type are the header row of its sheet, so the
 column order of DESIGN.md's format has a single source of truth. The
-generator (`bot.demodata`) fills these rows; tests and benchmarks write them
+generator (`bot.demo.demodata`) fills these rows; tests and benchmarks write them
 out and import them through the real importer.
 """
 

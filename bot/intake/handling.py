@@ -2,11 +2,11 @@
 
 An update counts as handled only together with its effect: a worker killed
 after the commit must not handle it again, and one killed before must. The
-inbox processor (bot/intake.py) sets `HANDLING` for the task that runs an
+inbox processor (bot/intake/updater.py) sets `HANDLING` for the task that runs an
 update's handlers; every session of the bot is a `MarkingSession`, which,
 when a transaction that wrote something commits while an update is being
 handled, adds one UPDATE of that update's inbox row to the same transaction.
-Work done for several updates at once (bot/coalesce.py) runs under a `Mark`
+Work done for several updates at once (bot/intake/coalesce.py) runs under a `Mark`
 of all of them.
 
 A handler that only reads (a /jadwal, a /status) writes nothing, so its

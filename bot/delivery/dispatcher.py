@@ -19,7 +19,7 @@ twice.
 
 Pacing is as Telegram counts it, on arrival: each send counts in the
 limiter's windows until its answer shows when it may have arrived
-(bot/ratelimit.py), so requests bunched on the way never add up to a 429,
+(bot/delivery/ratelimit.py), so requests bunched on the way never add up to a 429,
 and a 429 pauses only the scope it concerns, one group or the whole bot
 (`RateLimiter.flood_wait`). The limits are per bot token,
 the limiter per process: N dispatcher processes sharing one token should
@@ -50,8 +50,8 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.config import DeliverySettings
-from bot.db import transaction
-from bot.ratelimit import RateLimiter, Send
+from bot.storage.db import transaction
+from bot.delivery.ratelimit import RateLimiter, Send
 from bot.clock import Clock, system_clock
 from bot.services import outbox
 from bot.services.outbox import OutboxRow, SendResult

@@ -1,0 +1,5 @@
+"""``python -m bot.demo.demodata``."""
+
+from bot.demo.demodata.cli import main
+
+raise SystemExit(main())

@@ -1,5 +1,0 @@
-"""``python -m bot.demodata``."""
-
-from bot.demodata.cli import main
-
-raise SystemExit(main())
