@@ -31,11 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.checkin_storm import prepare
 from bench.common import fresh_database, machine
 from bot.config import load_settings
-from bot.storage.db import make_engine, make_sessionmaker, quick
 from bot.services import chatstate
 from bot.services.checkin import check_in
 from bot.services.people import actor_for
 from bot.services.updates import claim_update
+from bot.storage.db import make_engine, make_sessionmaker, quick
 from models import Personnel
 
 Call = Callable[[int, int, float, float], Awaitable[object]]
@@ -77,20 +77,31 @@ async def time_calls(sessions: Sessions, now: datetime, places: list[tuple[int, 
     async def checkin(_index: int, user: int, lat: float, lon: float) -> object:
         async with sessions() as session:
             return await check_in(
-                session, personnel_id=personnel[user], lat=lat, lon=lon, sent_at=now - timedelta(seconds=5),
-                forwarded=False, now=now, settings=settings,
+                session,
+                personnel_id=personnel[user],
+                lat=lat,
+                lon=lon,
+                sent_at=now - timedelta(seconds=5),
+                forwarded=False,
+                now=now,
+                settings=settings,
             )
 
     calls: list[tuple[str, Call]] = [
-        ("claim_update", claim), ("actor_for", actor), ("chatstate.waiting_for", waiting),
-        ("check_in (first)", checkin), ("check_in (again)", checkin),
+        ("claim_update", claim),
+        ("actor_for", actor),
+        ("chatstate.waiting_for", waiting),
+        ("check_in (first)", checkin),
+        ("check_in (again)", checkin),
     ]
     for label, call in calls:
         cpu, wall = time.process_time(), time.perf_counter()
         for index, (user, lat, lon) in enumerate(places):
             await call(index, user, lat, lon)
         per = 1000 / people
-        print(f"    {label:<22} {per * (time.process_time() - cpu):5.2f} ms CPU, {per * (time.perf_counter() - wall):5.2f} ms wall a call")
+        print(
+            f"    {label:<22} {per * (time.process_time() - cpu):5.2f} ms CPU, {per * (time.perf_counter() - wall):5.2f} ms wall a call"
+        )
 
 
 async def main() -> None:

@@ -36,8 +36,8 @@ from bench.common import fresh_database, load_province, machine, percentile, sum
 from bot.app import REPLY_CONNECTIONS, build_application
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, Limits, SimUser, running
+from bot.storage.db import make_engine, make_sessionmaker
 from models import Assignment, Checkin, Personnel, Shift, Tps
 from tests.workers.harness import TOKEN, Cluster
 
@@ -101,8 +101,13 @@ def baseline_app(emu: Emulator) -> Any:
         await update.effective_message.reply_text("ok")
 
     app = (
-        ApplicationBuilder().token(emu.token).base_url(emu.base_url).base_file_url(emu.base_file_url)
-        .concurrent_updates(True).connection_pool_size(REPLY_CONNECTIONS).build()
+        ApplicationBuilder()
+        .token(emu.token)
+        .base_url(emu.base_url)
+        .base_file_url(emu.base_file_url)
+        .concurrent_updates(True)
+        .connection_pool_size(REPLY_CONNECTIONS)
+        .build()
     )
     app.add_handler(MessageHandler(filters.ALL, reply))
     return app
@@ -124,7 +129,9 @@ async def burst(emu: Emulator, users: list[SimUser], places: dict[int, tuple[flo
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def paced(emu: Emulator, users: list[SimUser], places: dict[int, tuple[float, float]], rate: float) -> list[float]:
+async def paced(
+    emu: Emulator, users: list[SimUser], places: dict[int, tuple[float, float]], rate: float
+) -> list[float]:
     """One location per user at `rate` a second; per update, the time until its reply arrived."""
     sent_at: dict[int, float] = {}
     counts = {user.id: emu.count(user) for user in users}
@@ -135,9 +142,7 @@ async def paced(emu: Emulator, users: list[SimUser], places: dict[int, tuple[flo
             await asyncio.sleep(delay)
         sent_at[user.id] = time.time()
         await user.send_location(*places[user.id])
-    await emu.until(
-        lambda: True if all(emu.count(user) > counts[user.id] for user in users) else None, timeout=600
-    )
+    await emu.until(lambda: True if all(emu.count(user) > counts[user.id] for user in users) else None, timeout=600)
     return [emu.sent_to(user)[counts[user.id]].wall - sent_at[user.id] for user in users]
 
 
@@ -180,11 +185,20 @@ async def measure(label: str, serve: Serve, places: list[tuple[int, float, float
             seconds, cpu = await burst(emu, users[:half], where)
             latencies = await paced(emu, users[half:], where, rate)
         replies = sum(emu.count(user) for user in users)
-    return {"label": label, "updates": 2 * half, "seconds": seconds, "per_second": 2 * half / seconds,
-            "cpu_ms": 1000 * cpu / (2 * half), "latencies": latencies, "replies": replies}
+    return {
+        "label": label,
+        "updates": 2 * half,
+        "seconds": seconds,
+        "per_second": 2 * half / seconds,
+        "cpu_ms": 1000 * cpu / (2 * half),
+        "latencies": latencies,
+        "replies": replies,
+    }
 
 
-async def run_backend(backend: str, people: int, rate: float, workdir: Path, processes: int = 0) -> list[dict[str, Any]]:
+async def run_backend(
+    backend: str, people: int, rate: float, workdir: Path, processes: int = 0
+) -> list[dict[str, Any]]:
     """The baseline, then the bot accepting updates before storing them, then with the durable inbox: each bot
     on a fresh database, so both make the same first check-ins."""
     results: list[dict[str, Any]] = []
@@ -196,8 +210,11 @@ async def run_backend(backend: str, people: int, rate: float, workdir: Path, pro
             bot = workers(url, processes, workdir, durable=durable)
             label = f"siaga on {backend}, {processes} workers, {intake}"
         else:
-            bot = polling(lambda emu, url=url, clock=clock, durable=durable: build_application(
-                bot_settings(emu, url, durable=durable), clock=clock))  # fmt: skip
+            bot = polling(
+                lambda emu, url=url, clock=clock, durable=durable: build_application(
+                    bot_settings(emu, url, durable=durable), clock=clock
+                )
+            )
             label = f"siaga on {backend}, {intake}"
         if not results:
             results.append(await measure("baseline (no work)", polling(baseline_app), places, rate))
@@ -225,9 +242,11 @@ def report(results: list[dict[str, Any]], people: int, rate: float) -> None:
 def compare_intake(results: list[dict[str, Any]]) -> None:
     """The durable inbox against the same bot without it, measured in the same run."""
     without, durable = results[1], results[2]
-    print(f"  durable inbox: burst {durable['per_second'] / without['per_second']:.0%} of the throughput without it; "
-          f"paced p99 {percentile(durable['latencies'], 0.99) * 1000:.0f} ms against "
-          f"{percentile(without['latencies'], 0.99) * 1000:.0f} ms")
+    print(
+        f"  durable inbox: burst {durable['per_second'] / without['per_second']:.0%} of the throughput without it; "
+        f"paced p99 {percentile(durable['latencies'], 0.99) * 1000:.0f} ms against "
+        f"{percentile(without['latencies'], 0.99) * 1000:.0f} ms"
+    )
 
 
 async def main() -> None:

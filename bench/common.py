@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 import models
 from bot.demo import demodata
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.services.roster import import_files
+from bot.storage.db import make_engine, make_sessionmaker
 
 PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
@@ -63,4 +63,6 @@ def summary(values: list[float]) -> str:
 def machine() -> str:
     import os
 
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.now():%Y-%m-%d}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.now():%Y-%m-%d}"
+    )

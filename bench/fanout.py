@@ -42,11 +42,11 @@ from telegram.ext import AIORateLimiter, ExtBot
 
 from bench.common import fresh_database, machine
 from bot.config import DeliverySettings
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.delivery.dispatcher import Dispatcher, make_bot
 from bot.emulator import Emulator, Limits
 from bot.services import outbox
 from bot.services.outbox import NewMessage
+from bot.storage.db import make_engine, make_sessionmaker
 from models.enums import Priority
 
 FIRST_USER = 700_000_001
@@ -134,8 +134,9 @@ class Result:
         return self.rate / (30 * self.scale)
 
 
-async def _wait_for(emu: EmulatorProcess, target: int, *, deadline: float = float("inf"),
-                    done: Callable[[], bool] = lambda: False) -> None:  # fmt: skip
+async def _wait_for(
+    emu: EmulatorProcess, target: int, *, deadline: float = float("inf"), done: Callable[[], bool] = lambda: False
+) -> None:
     """Until `target` messages arrived, the sender is done, the deadline passed or nothing moved for a minute."""
     last, moved = -1, time.monotonic()
     while True:
@@ -160,8 +161,15 @@ async def _alert_latency(emu: EmulatorProcess, raised: float, timeout: float) ->
     return None
 
 
-async def _report(emu: EmulatorProcess, sender: str, recipients: int, scale: float, span: tuple[float, float],
-                  latency: float | None, errors: dict[str, int]) -> Result:  # fmt: skip
+async def _report(
+    emu: EmulatorProcess,
+    sender: str,
+    recipients: int,
+    scale: float,
+    span: tuple[float, float],
+    latency: float | None,
+    errors: dict[str, int],
+) -> Result:
     """Throughput is delivered messages over the run: from the first send to the last delivery,
     or to the sender giving up when messages were lost (monotonic time is one clock for both processes)."""
     report = await emu.ask("report")
@@ -172,9 +180,18 @@ async def _report(emu: EmulatorProcess, sender: str, recipients: int, scale: flo
     end = max(times[-1] if times else started, finished if lost else 0.0)
     seconds = end - started
     limit_429 = sum(n for key, n in report["rejected"].items() if key.startswith("429") and "fault" not in key)
-    return Result(sender, recipients, scale, seconds, len(times) / seconds if seconds > 0 else 0.0, lost=lost,
-                  duplicated=sum(per_chat.values()) - len(per_chat), limit_429=limit_429,
-                  alert_latency=latency, errors=errors)  # fmt: skip
+    return Result(
+        sender,
+        recipients,
+        scale,
+        seconds,
+        len(times) / seconds if seconds > 0 else 0.0,
+        lost=lost,
+        duplicated=sum(per_chat.values()) - len(per_chat),
+        limit_429=limit_429,
+        alert_latency=latency,
+        errors=errors,
+    )
 
 
 async def run_siaga(recipients: int, scale: float, workdir: Path) -> Result:
@@ -184,9 +201,16 @@ async def run_siaga(recipients: int, scale: float, workdir: Path) -> Result:
     sessions = make_sessionmaker(engine)
     started = time.monotonic()
     async with sessions() as session:
-        rows = (NewMessage(chat_id=uid, text=f"Siaran Kapolres untuk {uid}", priority=Priority.broadcast,
-                           dedup_key=f"broadcast:1:{uid}", ref="broadcast:1")
-                for uid in range(FIRST_USER, FIRST_USER + recipients))  # fmt: skip
+        rows = (
+            NewMessage(
+                chat_id=uid,
+                text=f"Siaran Kapolres untuk {uid}",
+                priority=Priority.broadcast,
+                dedup_key=f"broadcast:1:{uid}",
+                ref="broadcast:1",
+            )
+            for uid in range(FIRST_USER, FIRST_USER + recipients)
+        )
         await outbox.enqueue_many(session, rows)
         await session.commit()
     print(f"  siaga: queued {recipients} rows in {time.monotonic() - started:.1f} s", flush=True)
@@ -198,8 +222,9 @@ async def run_siaga(recipients: int, scale: float, workdir: Path) -> Result:
     await dispatcher.start()
     await _wait_for(emu, recipients // 2)
     async with sessions() as session:
-        await outbox.enqueue(session, chat_id=emu.group, text=ALERT, priority=Priority.escalation,
-                             dedup_key="contingency:1:raised")  # fmt: skip
+        await outbox.enqueue(
+            session, chat_id=emu.group, text=ALERT, priority=Priority.escalation, dedup_key="contingency:1:raised"
+        )
         await session.commit()
     raised = time.monotonic()
     dispatcher.wake()
@@ -216,14 +241,14 @@ async def run_siaga(recipients: int, scale: float, workdir: Path) -> Result:
     return result
 
 
-def _baseline_sender(conn: Connection, target: dict[str, Any], scale: float, max_retries: int,
-                     alert_now: Any) -> None:  # fmt: skip
+def _baseline_sender(conn: Connection, target: dict[str, Any], scale: float, max_retries: int, alert_now: Any) -> None:
     """The baseline, in a process of its own: if its event loop chokes, the bench can still stop it."""
     asyncio.run(_baseline_async(conn, target, scale, max_retries, alert_now))
 
 
-async def _baseline_async(conn: Connection, target: dict[str, Any], scale: float, max_retries: int,
-                          alert_now: Any) -> None:  # fmt: skip
+async def _baseline_async(
+    conn: Connection, target: dict[str, Any], scale: float, max_retries: int, alert_now: Any
+) -> None:
     logging.getLogger("telegram.ext").setLevel(logging.CRITICAL)  # it logs a traceback per 429; we count them
     limiter = AIORateLimiter(overall_max_rate=30 * scale, group_max_rate=20 * scale, max_retries=max_retries)
     bot: ExtBot[Any] = ExtBot(token=target["token"], base_url=target["base_url"], rate_limiter=limiter)
@@ -314,13 +339,23 @@ async def main(recipients: list[int], scales: list[float], senders: list[str]) -
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipients", type=int, nargs="+", default=[5000, 60000])
-    parser.add_argument("--scale", type=float, nargs="+", default=None,
-                        help="limit multiplier per run (one value applies to all); default 1 then 10")  # fmt: skip
-    parser.add_argument("--senders", nargs="+", choices=["siaga", "baseline", "baseline-retry"],
-                        default=["siaga", "baseline", "baseline-retry"])  # fmt: skip
+    parser.add_argument(
+        "--scale",
+        type=float,
+        nargs="+",
+        default=None,
+        help="limit multiplier per run (one value applies to all); default 1 then 10",
+    )
+    parser.add_argument(
+        "--senders",
+        nargs="+",
+        choices=["siaga", "baseline", "baseline-retry"],
+        default=["siaga", "baseline", "baseline-retry"],
+    )
     args = parser.parse_args(argv)
     if args.scale is None:
         args.scale = [1.0, 10.0][: len(args.recipients)] + [1.0] * max(0, len(args.recipients) - 2)

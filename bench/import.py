@@ -94,8 +94,9 @@ async def fresh(url: str) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target.database}{suffix}").unlink(missing_ok=True)
     else:
-        admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False),
-                            isolation_level="AUTOCOMMIT")
+        admin = make_engine(
+            target.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+        )
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
             await connection.execute(text(f'CREATE DATABASE "{target.database}"'))
@@ -107,8 +108,8 @@ async def fresh(url: str) -> None:
 
 
 async def run_import(path: Path, url: str, *, create: bool) -> dict[str, Any]:
-    from bot.storage.db import make_engine, make_sessionmaker
     from bot.services.roster import import_files
+    from bot.storage.db import make_engine, make_sessionmaker
 
     if create:
         await fresh(url)
@@ -172,32 +173,45 @@ def main(argv: list[str] | None = None) -> int:
             base = measure("floor", path)
             result = measure(mode, path, url)
             runs[mode].append((base, result))
-            print(f"  floor {base['seconds']:5.1f} s, {mode:<9} {result['seconds']:5.1f} s "
-                  f"(cpu {result['cpu']:5.1f} s), peak {result['peak_mb']:4.0f} MB", file=sys.stderr)
+            print(
+                f"  floor {base['seconds']:5.1f} s, {mode:<9} {result['seconds']:5.1f} s "
+                f"(cpu {result['cpu']:5.1f} s), peak {result['peak_mb']:4.0f} MB",
+                file=sys.stderr,
+            )
     report(args, path, runs)
     return 0
 
 
-NAMES = {"sqlite": "import, SQLite (fresh file)", "sqlite-re": "re-import, SQLite (no change)",
-         "pg": "import, PostgreSQL (fresh db)", "pg-re": "re-import, PostgreSQL (no change)"}
+NAMES = {
+    "sqlite": "import, SQLite (fresh file)",
+    "sqlite-re": "re-import, SQLite (no change)",
+    "pg": "import, PostgreSQL (fresh db)",
+    "pg-re": "re-import, PostgreSQL (no change)",
+}
 
 
 def report(args: argparse.Namespace, path: Path, runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]) -> None:
     """The figures as a Markdown table (medians over repeats), ready for bench/RESULTS.md."""
     median = statistics.median
     floors = [base for pairs in runs.values() for base, _ in pairs]
-    print(f"python -m bench.import --tps {args.tps} --seed {args.seed} --repeat {args.repeat}"
-          + (" --pg URL" if args.pg else ""))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{datetime.now():%Y-%m-%d %H:%M}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"python -m bench.import --tps {args.tps} --seed {args.seed} --repeat {args.repeat}"
+        + (" --pg URL" if args.pg else "")
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{datetime.now():%Y-%m-%d %H:%M}, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"workbook: {path.name}, {path.stat().st_size / 2**20:.1f} MB, {floors[0]['rows']:,} rows with headers")
     counts = next(iter(runs.values()))[0][1]["counts"]
     print("rows: " + ", ".join(f"{e} {sum(c.values()):,}" for e, c in counts.items()))
     print()
     print("| run | wall | CPU | peak RSS | wall / floor | CPU / floor CPU |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| openpyxl floor (all {len(floors)} runs) | {median(f['seconds'] for f in floors):.1f} s | "
-          f"{median(f['cpu'] for f in floors):.1f} s | {max(f['peak_mb'] for f in floors):.0f} MB | 1.00 | 1.00 |")
+    print(
+        f"| openpyxl floor (all {len(floors)} runs) | {median(f['seconds'] for f in floors):.1f} s | "
+        f"{median(f['cpu'] for f in floors):.1f} s | {max(f['peak_mb'] for f in floors):.0f} MB | 1.00 | 1.00 |"
+    )
     for mode, pairs in runs.items():
         wall = median(r["seconds"] for _, r in pairs)
         cpu = median(r["cpu"] for _, r in pairs)

@@ -44,11 +44,11 @@ from pathlib import Path
 from bench.common import fresh_database, machine, percentile
 from bench.fanout import FIRST_USER, EmulatorProcess, _wait_for
 from bot.config import DeliverySettings
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.delivery.dispatcher import Dispatcher, make_bot
 from bot.delivery.ratelimit import RateLimiter, Send
 from bot.services import outbox
 from bot.services.outbox import NewMessage
+from bot.storage.db import make_engine, make_sessionmaker
 from models.enums import Priority
 
 RATE = 30.0
@@ -100,9 +100,16 @@ async def run_once(pacing: str, recipients: int, workdir: Path, margin: float) -
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     async with sessions() as session:
-        rows = (NewMessage(chat_id=uid, text=f"Siaran Kapolres untuk {uid}", priority=Priority.broadcast,
-                           dedup_key=f"broadcast:1:{uid}", ref="broadcast:1")
-                for uid in range(FIRST_USER, FIRST_USER + recipients))  # fmt: skip
+        rows = (
+            NewMessage(
+                chat_id=uid,
+                text=f"Siaran Kapolres untuk {uid}",
+                priority=Priority.broadcast,
+                dedup_key=f"broadcast:1:{uid}",
+                ref="broadcast:1",
+            )
+            for uid in range(FIRST_USER, FIRST_USER + recipients)
+        )
         await outbox.enqueue_many(session, rows)
         await session.commit()
     exact = pacing == "exact"
@@ -110,8 +117,14 @@ async def run_once(pacing: str, recipients: int, workdir: Path, margin: float) -
     limiter = TimedLimiter(exact=exact)
     bot = make_bot(token=emu.token, base_url=emu.base_url)
     await bot.initialize()
-    dispatcher = Dispatcher(sessions=sessions, bot=bot, settings=settings, worker_id=f"bench-{pacing}",
-                            limiter=limiter, summary_seconds=3600)  # fmt: skip
+    dispatcher = Dispatcher(
+        sessions=sessions,
+        bot=bot,
+        settings=settings,
+        worker_id=f"bench-{pacing}",
+        limiter=limiter,
+        summary_seconds=3600,
+    )
     started = time.monotonic()
     await dispatcher.start()
     await _wait_for(emu, recipients)
@@ -130,10 +143,18 @@ async def run_once(pacing: str, recipients: int, workdir: Path, margin: float) -
     rejected = Counter(report["rejected"])
     limit_429 = sum(n for key, n in rejected.items() if key.startswith("429") and "fault" not in key)
     span = times[-1] - times[0] if len(times) > 1 else 0.0
-    return Run(pacing, recipients, len(arrived), limit_429, (len(times) - 1) / span if span else 0.0,
-               (times[-1] if times else started) - started,
-               statistics.median(delays) if delays else 0.0, percentile(delays, 0.99) if delays else 0.0,
-               bunching, limiter.margin)  # fmt: skip
+    return Run(
+        pacing,
+        recipients,
+        len(arrived),
+        limit_429,
+        (len(times) - 1) / span if span else 0.0,
+        (times[-1] if times else started) - started,
+        statistics.median(delays) if delays else 0.0,
+        percentile(delays, 0.99) if delays else 0.0,
+        bunching,
+        limiter.margin,
+    )
 
 
 def table(runs: list[Run]) -> str:
@@ -187,13 +208,18 @@ async def main(recipients: int, runs: int, hogs: int, margin: float) -> list[Run
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.pacing", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pacing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipients", type=int, default=600)
     parser.add_argument("--runs", type=int, default=2, help="runs of each pacing, alternated")
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="CPU-spinning processes beside it")
-    parser.add_argument("--margin", type=float, default=DeliverySettings().jitter_margin_seconds,
-                        help="jitter_margin_seconds of the arrivals pacing")  # fmt: skip
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DeliverySettings().jitter_margin_seconds,
+        help="jitter_margin_seconds of the arrivals pacing",
+    )
     return parser.parse_args(argv)
 
 

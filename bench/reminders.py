@@ -29,9 +29,9 @@ from bench.checkin_storm import prepare
 from bench.common import fresh_database, machine
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.storage.db import make_engine, make_sessionmaker
-from bot.runtime import Runtime
 from bot.ops.scheduler import SWEEPS, Sweep, run_sweep
+from bot.runtime import Runtime
+from bot.storage.db import make_engine, make_sessionmaker
 
 REMINDERS = next(sweep for sweep in SWEEPS if sweep.name == "reminders")
 QUIET_PASSES = 3
@@ -69,10 +69,12 @@ async def run(backend: str, people: int, workdir: Path) -> None:
         first = await one_pass(sweep, rt)
         quiet = [await one_pass(sweep, rt) for _ in range(QUIET_PASSES)]
         await engine.dispose()
-        print(f"  {backend}, {people} personnel, {label:<11}: first pass {first[0]:.2f} s, longest stall "
-              f"{first[2] * 1000:.0f} ms ({first[3]} over 50 ms); passes with nothing to change "
-              f"{min(q[0] for q in quiet):.2f}–{max(q[0] for q in quiet):.2f} s, longest stall "
-              f"{max(q[2] for q in quiet) * 1000:.0f} ms ({max(q[3] for q in quiet)} over 50 ms)")
+        print(
+            f"  {backend}, {people} personnel, {label:<11}: first pass {first[0]:.2f} s, longest stall "
+            f"{first[2] * 1000:.0f} ms ({first[3]} over 50 ms); passes with nothing to change "
+            f"{min(q[0] for q in quiet):.2f}–{max(q[0] for q in quiet):.2f} s, longest stall "
+            f"{max(q[2] for q in quiet) * 1000:.0f} ms ({max(q[3] for q in quiet)} over 50 ms)"
+        )
 
 
 async def main() -> None:

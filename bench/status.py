@@ -51,12 +51,12 @@ from sqlalchemy.orm import aliased
 import models
 from bench.common import load_province
 from bench.common import machine as common_machine
-from bot.demo import demodata
 from bot.config import CheckinSettings, Settings, StaffingSettings
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.demo import demodata
 from bot.services import reports, status, tally
 from bot.services.checkin import check_in, check_out
 from bot.services.people import Actor
+from bot.storage.db import make_engine, make_sessionmaker
 from models import (
     Assignment,
     Checkin,
@@ -115,7 +115,8 @@ async def _morning(session: AsyncSession) -> None:
     assert shift is not None
     duty = await session.execute(
         select(Assignment.personnel_id, func.min(Assignment.tps_id))
-        .where(Assignment.shift_id == shift.id).group_by(Assignment.personnel_id)
+        .where(Assignment.shift_id == shift.id)
+        .group_by(Assignment.personnel_id)
     )
     rows = []
     for personnel_id, tps_id in duty:
@@ -123,13 +124,21 @@ async def _morning(session: AsyncSession) -> None:
             continue
         late, far = rng.random() < LATE_SHARE, rng.random() < FAR_SHARE
         minutes = rng.uniform(-100, 15) if not late else rng.uniform(16, 120)
-        rows.append({
-            "personnel_id": personnel_id, "shift_id": shift.id, "tps_id": tps_id,
-            "checked_in_at": shift.starts_at + timedelta(minutes=minutes), "lat": 0.0, "lon": 0.0,
-            "distance_m": rng.uniform(400, 5000) if far else rng.uniform(0, 250), "far": far, "late": late,
-        })
+        rows.append(
+            {
+                "personnel_id": personnel_id,
+                "shift_id": shift.id,
+                "tps_id": tps_id,
+                "checked_in_at": shift.starts_at + timedelta(minutes=minutes),
+                "lat": 0.0,
+                "lon": 0.0,
+                "distance_m": rng.uniform(400, 5000) if far else rng.uniform(0, 250),
+                "far": far,
+                "late": late,
+            }
+        )
     for start in range(0, len(rows), 5_000):
-        await session.execute(insert(Checkin), rows[start:start + 5_000])
+        await session.execute(insert(Checkin), rows[start : start + 5_000])
     await _incidents(session, shift, rng)
     await session.commit()
 
@@ -140,14 +149,32 @@ async def _incidents(session: AsyncSession, shift: Shift, rng: random.Random) ->
     reporter = await session.scalar(select(Assignment.personnel_id).where(Assignment.shift_id == shift.id).limit(1))
     at = shift.starts_at + timedelta(hours=1)
     contingencies = [
-        {"reporter_id": reporter, "tps_id": tps_id, "shift_id": shift.id, "unit_id": unit_id, "level_unit_id": unit_id,
-         "severity": rng.choice(["rendah", "sedang", "tinggi"]), "text": "bench", "state": rng.choice(["open", "acknowledged", "resolved"]),
-         "created_at": at, "raised_at": at}
+        {
+            "reporter_id": reporter,
+            "tps_id": tps_id,
+            "shift_id": shift.id,
+            "unit_id": unit_id,
+            "level_unit_id": unit_id,
+            "severity": rng.choice(["rendah", "sedang", "tinggi"]),
+            "text": "bench",
+            "state": rng.choice(["open", "acknowledged", "resolved"]),
+            "created_at": at,
+            "raised_at": at,
+        }
         for tps_id, unit_id in rng.sample(tps, min(300, len(tps)))
     ]
     sitreps = [
-        {"personnel_id": reporter, "shift_id": shift.id, "tps_id": tps_id, "unit_id": unit_id, "phase": "pemungutan",
-         "category": "aman", "text": "bench", "created_at": at, "filed_at": at + timedelta(seconds=i)}
+        {
+            "personnel_id": reporter,
+            "shift_id": shift.id,
+            "tps_id": tps_id,
+            "unit_id": unit_id,
+            "phase": "pemungutan",
+            "category": "aman",
+            "text": "bench",
+            "created_at": at,
+            "filed_at": at + timedelta(seconds=i),
+        }
         for i, (tps_id, unit_id) in enumerate(rng.sample(tps, min(1000, len(tps))))
     ]
     await session.execute(insert(Contingency), contingencies)
@@ -258,7 +285,9 @@ async def _analyze(engine: AsyncEngine) -> None:
 # --- measuring ---------------------------------------------------------------------------------------
 
 
-async def measure(engine: AsyncEngine, *, codes: list[str], runs: int, now: datetime, direct: bool) -> list[dict[str, object]]:
+async def measure(
+    engine: AsyncEngine, *, codes: list[str], runs: int, now: datetime, direct: bool
+) -> list[dict[str, object]]:
     """Median milliseconds of `status_for`, of the counting alone (tallies, direct) and of the first missing page."""
     results = []
     async with make_sessionmaker(engine)() as session:
@@ -268,7 +297,12 @@ async def measure(engine: AsyncEngine, *, codes: list[str], runs: int, now: date
             unit = await session.scalar(select(Unit).where(Unit.code == code))
             assert unit is not None, code
             viewer = status.Viewer(Actor(0, "bench", "", "admin", unit.id, unit.code, unit.name, "id"))
-            counted = {"shift_id": shift.id, "scope": unit.id, "groups": status.children_and_self(unit.id), "staffing": STAFFING}
+            counted = {
+                "shift_id": shift.id,
+                "scope": unit.id,
+                "groups": status.children_and_self(unit.id),
+                "staffing": STAFFING,
+            }
             timings, counting, missing, view = [], [], [], None
             for _ in range(runs):
                 began = time.perf_counter()
@@ -287,17 +321,31 @@ async def measure(engine: AsyncEngine, *, codes: list[str], runs: int, now: date
                 direct_ms = (time.perf_counter() - began) * 1000
             assert isinstance(view, status.UnitStatus)
             people, tps = view.figures.people, view.figures.coverage
-            results.append({
-                "unit": code, "median_ms": statistics.median(timings), "min_ms": min(timings),
-                "count_ms": statistics.median(counting), "direct_ms": direct_ms, "agree": agree,
-                "missing_ms": statistics.median(missing), "assigned": people.assigned, "checked_in": people.checked_in,
-                "tps": tps.total, "covered": tps.covered, "meets": tps.meets_pattern, "children": len(view.children),
-            })
-            print(f"  {code:<28} status {statistics.median(timings):8.1f} ms (min {min(timings):.1f})"
-                  f"  count {statistics.median(counting):6.1f} ms"
-                  + (f"  direct {direct_ms:8.1f} ms agree {agree}" if direct else "")
-                  + f"  missing p1 {statistics.median(missing):7.1f} ms   people {people.assigned} in {people.checked_in}"
-                  f"  tps {tps.total} covered {tps.covered} pattern {tps.meets_pattern}", flush=True)
+            results.append(
+                {
+                    "unit": code,
+                    "median_ms": statistics.median(timings),
+                    "min_ms": min(timings),
+                    "count_ms": statistics.median(counting),
+                    "direct_ms": direct_ms,
+                    "agree": agree,
+                    "missing_ms": statistics.median(missing),
+                    "assigned": people.assigned,
+                    "checked_in": people.checked_in,
+                    "tps": tps.total,
+                    "covered": tps.covered,
+                    "meets": tps.meets_pattern,
+                    "children": len(view.children),
+                }
+            )
+            print(
+                f"  {code:<28} status {statistics.median(timings):8.1f} ms (min {min(timings):.1f})"
+                f"  count {statistics.median(counting):6.1f} ms"
+                + (f"  direct {direct_ms:8.1f} ms agree {agree}" if direct else "")
+                + f"  missing p1 {statistics.median(missing):7.1f} ms   people {people.assigned} in {people.checked_in}"
+                f"  tps {tps.total} covered {tps.covered} pattern {tps.meets_pattern}",
+                flush=True,
+            )
     return results
 
 
@@ -308,18 +356,31 @@ async def writes(engine: AsyncEngine, *, count: int, now: datetime) -> dict[str,
         assert shift is not None
         load = func.count().label("posts")
         absent = ~exists().where(Checkin.personnel_id == Assignment.personnel_id, Checkin.shift_id == shift.id)
-        rows = (await session.execute(
-            select(Assignment.personnel_id, func.min(Tps.lat), func.min(Tps.lon), load)
-            .join(Tps, Tps.id == Assignment.tps_id).join(Personnel, Personnel.id == Assignment.personnel_id)
-            .where(Assignment.shift_id == shift.id, Personnel.force.in_(status.SECURITY), absent)
-            .group_by(Assignment.personnel_id).order_by(load.desc(), Assignment.personnel_id).limit(count)
-        )).all()
+        rows = (
+            await session.execute(
+                select(Assignment.personnel_id, func.min(Tps.lat), func.min(Tps.lon), load)
+                .join(Tps, Tps.id == Assignment.tps_id)
+                .join(Personnel, Personnel.id == Assignment.personnel_id)
+                .where(Assignment.shift_id == shift.id, Personnel.force.in_(status.SECURITY), absent)
+                .group_by(Assignment.personnel_id)
+                .order_by(load.desc(), Assignment.personnel_id)
+                .limit(count)
+            )
+        ).all()
     ins, outs = [], []
     for personnel_id, lat, lon, _ in rows:
         async with make_sessionmaker(engine)() as session:
             began = time.perf_counter()
-            result = await check_in(session, personnel_id=personnel_id, lat=lat, lon=lon, sent_at=now, forwarded=False,
-                                    now=now, settings=CHECKIN)
+            result = await check_in(
+                session,
+                personnel_id=personnel_id,
+                lat=lat,
+                lon=lon,
+                sent_at=now,
+                forwarded=False,
+                now=now,
+                settings=CHECKIN,
+            )
             ins.append((time.perf_counter() - began) * 1000)
             assert result.outcome.value == "checked_in", result
     for personnel_id, *_ in rows:
@@ -328,10 +389,17 @@ async def writes(engine: AsyncEngine, *, count: int, now: datetime) -> dict[str,
             out = await check_out(session, personnel_id=personnel_id, now=now, settings=CHECKIN)
             outs.append((time.perf_counter() - began) * 1000)
             assert out.outcome.value == "checked_out", out
-    figures = {"people": len(rows), "posts": max((r[3] for r in rows), default=0),
-               "checkin_p50_ms": statistics.median(ins), "checkout_p50_ms": statistics.median(outs)}
-    print(f"  {len(rows)} check-ins p50 {figures['checkin_p50_ms']:.1f} ms, check-outs p50 {figures['checkout_p50_ms']:.1f} ms"
-          f" (police on {figures['posts']} TPS)", flush=True)
+    figures = {
+        "people": len(rows),
+        "posts": max((r[3] for r in rows), default=0),
+        "checkin_p50_ms": statistics.median(ins),
+        "checkout_p50_ms": statistics.median(outs),
+    }
+    print(
+        f"  {len(rows)} check-ins p50 {figures['checkin_p50_ms']:.1f} ms, check-outs p50 {figures['checkout_p50_ms']:.1f} ms"
+        f" (police on {figures['posts']} TPS)",
+        flush=True,
+    )
     return figures
 
 
@@ -395,9 +463,13 @@ async def sumsel_units(engine: AsyncEngine) -> list[str]:
 async def _largest(session: AsyncSession, *, kind: str, parent: str | None) -> str:
     ancestor = aliased(Unit)
     query = (
-        select(ancestor.code).join(UnitClosure, UnitClosure.ancestor_id == ancestor.id)
-        .join(Tps, Tps.unit_id == UnitClosure.unit_id).where(ancestor.kind == kind)
-        .group_by(ancestor.code).order_by(func.count().desc(), ancestor.code).limit(1)
+        select(ancestor.code)
+        .join(UnitClosure, UnitClosure.ancestor_id == ancestor.id)
+        .join(Tps, Tps.unit_id == UnitClosure.unit_id)
+        .where(ancestor.kind == kind)
+        .group_by(ancestor.code)
+        .order_by(func.count().desc(), ancestor.code)
+        .limit(1)
     )
     if parent is not None:
         query = query.where(ancestor.parent_id == select(Unit.id).where(Unit.code == parent).scalar_subquery())
@@ -406,8 +478,16 @@ async def _largest(session: AsyncSession, *, kind: str, parent: str | None) -> s
     return code
 
 
-async def run_target(label: str, engine: AsyncEngine, *, build, codes, runs: int, direct: bool,  # type: ignore[no-untyped-def]
-                     write_count: int) -> dict[str, object]:
+async def run_target(
+    label: str,
+    engine: AsyncEngine,
+    *,
+    build,
+    codes,
+    runs: int,
+    direct: bool,  # type: ignore[no-untyped-def]
+    write_count: int,
+) -> dict[str, object]:
     print(f"== {label}", flush=True)
     built = await build(engine) if build else {}
     if built:
@@ -432,19 +512,33 @@ def machine() -> str:
 
 def record(command: str, started: str, sections: dict[str, dict[str, object]], notes: list[str]) -> None:
     """Append one section to bench/RESULTS.md, in a single write."""
-    lines = ["", f"## bench/status.py — {started}", "", f"Command: `{command}`", "", f"Machine: {machine()}", "",
-             "`/status` = `bot.services.status.status_for` (authorization, shift, the counting statement, child units,",
-             "sitreps), with the figures read from the live tallies; `count` = `figures_by_unit` alone (tallies);",
-             "`direct` = the same figures counted from the source tables (the statement of the earlier sections);",
-             "`agree` = both gave equal figures; `missing p1` = the first page of the missing list.", ""]
+    lines = [
+        "",
+        f"## bench/status.py — {started}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine()}",
+        "",
+        "`/status` = `bot.services.status.status_for` (authorization, shift, the counting statement, child units,",
+        "sitreps), with the figures read from the live tallies; `count` = `figures_by_unit` alone (tallies);",
+        "`direct` = the same figures counted from the source tables (the statement of the earlier sections);",
+        "`agree` = both gave equal figures; `missing p1` = the first page of the missing list.",
+        "",
+    ]
     for label, rounds in sections.items():
         lines.append(f"### {label}")
         built = rounds.get("built") or {}
         if built:
             lines.append("Built in " + ", ".join(f"{k} {v:.1f}" for k, v in built.items()) + " s.")  # type: ignore[union-attr]
-        lines += ["", ("| when | unit | /status median ms | min ms | count ms | direct ms | agree | missing p1 ms | people | "
-                       "checked in | TPS | covered | meets pattern |"),
-                  "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            (
+                "| when | unit | /status median ms | min ms | count ms | direct ms | agree | missing p1 ms | people | "
+                "checked in | TPS | covered | meets pattern |"
+            ),
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for when in ("tallies", "after writes"):
             for row in rounds.get(when, []):  # type: ignore[union-attr]
                 direct = f"{row['direct_ms']:.1f}" if row["direct_ms"] is not None else "-"
@@ -456,9 +550,14 @@ def record(command: str, started: str, sections: dict[str, dict[str, object]], n
                 )
         written = rounds.get("writes")
         if written:
-            lines += ["", (f"Writes through bot.services.checkin (hooks included), one transaction each: "  # type: ignore[index]
-                           f"{written['people']} check-ins p50 {written['checkin_p50_ms']:.1f} ms, their check-outs "
-                           f"p50 {written['checkout_p50_ms']:.1f} ms (police on {written['posts']} TPS each).")]
+            lines += [
+                "",
+                (
+                    f"Writes through bot.services.checkin (hooks included), one transaction each: "  # type: ignore[index]
+                    f"{written['people']} check-ins p50 {written['checkin_p50_ms']:.1f} ms, their check-outs "
+                    f"p50 {written['checkout_p50_ms']:.1f} ms (police on {written['posts']} TPS each)."
+                ),
+            ]
         lines.append("")
     lines += [f"- {note}" for note in notes]
     with RESULTS.open("a", encoding="utf-8") as out:
@@ -473,7 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--national-tps", type=int, default=800_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--direct", action="store_true", help="also count each unit from the source tables and compare")
-    parser.add_argument("--writes", type=int, default=0, help="time this many check-ins and check-outs through the services")
+    parser.add_argument(
+        "--writes", type=int, default=0, help="time this many check-ins and check-outs through the services"
+    )
     parser.add_argument("--reuse", action="store_true", help="measure the databases as they are")
     parser.add_argument("--recap", action="store_true", help="also time /rekap of the Sumsel Polres and Polda (SQLite)")
     parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
@@ -486,8 +587,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.sqlite:
             engine = make_engine(f"sqlite+aiosqlite:///{args.sqlite}")
             sections["Sumsel on SQLite"] = await run_target(
-                "Sumsel on SQLite", engine, build=None if args.reuse else build_sumsel, codes=sumsel_units,
-                runs=args.runs, direct=args.direct, write_count=args.writes,
+                "Sumsel on SQLite",
+                engine,
+                build=None if args.reuse else build_sumsel,
+                codes=sumsel_units,
+                runs=args.runs,
+                direct=args.direct,
+                write_count=args.writes,
             )
             if args.recap:
                 _, now = await shift_of(engine)
@@ -499,8 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.pg:
             engine = make_engine(args.pg)
             sections["Sumsel on PostgreSQL"] = await run_target(
-                "Sumsel on PostgreSQL", engine, build=None if args.reuse else build_sumsel, codes=sumsel_units,
-                runs=args.runs, direct=args.direct, write_count=args.writes,
+                "Sumsel on PostgreSQL",
+                engine,
+                build=None if args.reuse else build_sumsel,
+                codes=sumsel_units,
+                runs=args.runs,
+                direct=args.direct,
+                write_count=args.writes,
             )
             await engine.dispose()
         if args.national:
@@ -510,8 +621,12 @@ def main(argv: list[str] | None = None) -> int:
                 return await build_national(e, tps=args.national_tps)
 
             sections[f"National ({args.national_tps} TPS) on PostgreSQL"] = await run_target(
-                "National on PostgreSQL", engine, build=None if args.reuse else national,
-                codes=["MABES", "POLDA-0", "POLRES-0", "POLSEK-0"], runs=max(3, args.runs // 2), direct=args.direct,
+                "National on PostgreSQL",
+                engine,
+                build=None if args.reuse else national,
+                codes=["MABES", "POLDA-0", "POLRES-0", "POLSEK-0"],
+                runs=max(3, args.runs // 2),
+                direct=args.direct,
                 write_count=args.writes,
             )
             await engine.dispose()

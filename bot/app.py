@@ -14,16 +14,16 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 import handlers
-from bot.ops import scheduler
 from bot.clock import Clock, system_clock
 from bot.config import Settings
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.delivery.dispatcher import Dispatcher, make_bot
-from bot.intake.updater import DurableUpdater, InboxProcessor
-from bot.ops.metrics import count_error, instrument
 from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.replies import RetryReplies
+from bot.intake.updater import DurableUpdater, InboxProcessor
+from bot.ops import scheduler
+from bot.ops.metrics import count_error, instrument
 from bot.runtime import RUNTIME_KEY, Runtime
+from bot.storage.db import make_engine, make_sessionmaker
 from handlers import menus
 
 log = logging.getLogger("siaga.app")
@@ -88,8 +88,13 @@ def build_application(
             bot = make_bot(token=token, base_url=settings.telegram.base_url)
             await bot.initialize()
             dispatcher = Dispatcher(
-                sessions=runtime.sessions, bot=bot, settings=settings.delivery, worker_id=worker, clock=clock,
-                lease_seconds=settings.delivery.lease_seconds, limiter=limiter,  # one flood budget with replies
+                sessions=runtime.sessions,
+                bot=bot,
+                settings=settings.delivery,
+                worker_id=worker,
+                clock=clock,
+                lease_seconds=settings.delivery.lease_seconds,
+                limiter=limiter,  # one flood budget with replies
             )
         if with_scheduler:
             scheduler.schedule(application)
@@ -131,8 +136,13 @@ def build_application(
         .post_shutdown(post_shutdown)
     )
     application = instrument(builder, InboxProcessor).build()  # concurrent updates, timed from receipt to completion
-    updater = DurableUpdater(application.bot, application.update_queue, sessions=runtime.sessions, worker=worker,
-                             durable=settings.intake.durable)  # fmt: skip
+    updater = DurableUpdater(
+        application.bot,
+        application.update_queue,
+        sessions=runtime.sessions,
+        worker=worker,
+        durable=settings.intake.durable,
+    )
     updater.liveness.on_released = runtime.wake_dispatcher
     application.updater = updater
     processor = application.update_processor

@@ -11,9 +11,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bot.ops import logs
 from bot.clock import system_clock
 from bot.config import ConfigError, Settings, load_settings
+from bot.ops import logs
 from bot.storage.db import make_engine, make_sessionmaker
 
 
@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def run_with_database(
-    settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]
-) -> int:
+def run_with_database(settings: Settings, work: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     """Run `work(session)` in one transaction on the configured database."""
 
     async def go() -> int:
@@ -98,8 +96,8 @@ def run_with_database(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.ops import serving
     from bot.app import build_application
+    from bot.ops import serving
     from bot.runtime import runtime_of
 
     settings.require_token()

@@ -95,8 +95,10 @@ class CheckinSettings(Section):
     @classmethod
     def _obsolete_age(cls, value: float | None) -> float | None:
         if value is not None:
-            log.warning("checkin.max_location_age_seconds is obsolete and ignored: a location counts at the time it "
-                        "was sent; remove the key")
+            log.warning(
+                "checkin.max_location_age_seconds is obsolete and ignored: a location counts at the time it "
+                "was sent; remove the key"
+            )
         return value
 
 
@@ -209,9 +211,7 @@ class Settings(BaseSettings):
     def require_token(self) -> str:
         """The token, or a ConfigError for the commands that cannot work without it."""
         if self.telegram.token is None or not self.telegram.token.get_secret_value():
-            raise ConfigError(
-                "telegram.token is required: set it in the config file or SIAGA_TELEGRAM__TOKEN"
-            )
+            raise ConfigError("telegram.token is required: set it in the config file or SIAGA_TELEGRAM__TOKEN")
         return self.telegram.token.get_secret_value()
 
 

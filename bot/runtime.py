@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, system_clock
-from bot.intake.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
+from bot.intake.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.services.checkin import CheckinResult, Presence
 
 

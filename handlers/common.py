@@ -19,7 +19,6 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, CallbackContext, ContextTypes, ExtBot, TypeHandler
 
 from bot.intake.coalesce import Arrival
-from bot.storage.db import database_unreachable, quick
 from bot.intake.handling import HANDLING
 from bot.render import Lang, Msg, lang_of
 from bot.render.errors import FAILED
@@ -27,6 +26,7 @@ from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONL
 from bot.runtime import Runtime, runtime_of
 from bot.services.chatstate import Waiting
 from bot.services.people import Actor, actor_for
+from bot.storage.db import database_unreachable, quick
 
 log = logging.getLogger("siaga.handlers")
 

@@ -22,5 +22,7 @@ async def unknown(update: Update, context: Context) -> None:
 def register_handlers(application: Application) -> None:
     """Registered last in the default group, so it only runs when nothing else matched."""
     application.add_handler(
-        MessageHandler(filters.ChatType.PRIVATE & (filters.COMMAND | filters.TEXT) & ~filters.UpdateType.EDITED, unknown)
+        MessageHandler(
+            filters.ChatType.PRIVATE & (filters.COMMAND | filters.TEXT) & ~filters.UpdateType.EDITED, unknown
+        )
     )

@@ -42,8 +42,13 @@ from bot.services.people import Actor
 from handlers.common import Context, commander, edit_message, registered
 
 WAIT_FOR_LOCATION = timedelta(minutes=10)
-CHANGED = {IncidentOutcome.raised, IncidentOutcome.acknowledged, IncidentOutcome.resolved,
-           IncidentOutcome.escalated, IncidentOutcome.located}  # fmt: skip
+CHANGED = {
+    IncidentOutcome.raised,
+    IncidentOutcome.acknowledged,
+    IncidentOutcome.resolved,
+    IncidentOutcome.escalated,
+    IncidentOutcome.located,
+}
 ACTIONS = {"a": service.acknowledge, "r": service.resolve, "n": service.escalate_now}
 
 
@@ -64,14 +69,25 @@ async def darurat(update: Update, context: Context, actor: Actor) -> None:
     rt = context.runtime
     async with rt.sessions() as session:
         contingency_id = await service.draft(
-            session, actor=actor, text=text, now=rt.now(), sent_at=message.date,
+            session,
+            actor=actor,
+            text=text,
+            now=rt.now(),
+            sent_at=message.date,
             opens_before=timedelta(minutes=rt.settings.checkin.opens_before_minutes),
         )
-        await chatstate.expect(session, telegram_user_id=update.effective_user.id, kind="contingency",
-                               ref_id=contingency_id, now=rt.now(), ttl=WAIT_FOR_LOCATION)  # fmt: skip
+        await chatstate.expect(
+            session,
+            telegram_user_id=update.effective_user.id,
+            kind="contingency",
+            ref_id=contingency_id,
+            now=rt.now(),
+            ttl=WAIT_FOR_LOCATION,
+        )
         await session.commit()
-    await message.reply_html(CHOOSE(actor.language, id=contingency_id),
-                             reply_markup=markup(severity_markup(contingency_id, actor.language)))  # fmt: skip
+    await message.reply_html(
+        CHOOSE(actor.language, id=contingency_id), reply_markup=markup(severity_markup(contingency_id, actor.language))
+    )
 
 
 @registered
@@ -93,8 +109,9 @@ async def severity_pressed(update: Update, context: Context, actor: Actor) -> No
     context.runtime.wake_dispatcher()
     await query.answer()
     await query.edit_message_text(raised_text(result, actor.language))
-    await query.message.reply_html(ASK_LOCATION(actor.language, id=raw_id),
-                                   reply_markup=location_keyboard(actor.language))  # fmt: skip
+    await query.message.reply_html(
+        ASK_LOCATION(actor.language, id=raw_id), reply_markup=location_keyboard(actor.language)
+    )
 
 
 async def attach_location(update: Update, context: Context, actor: Actor, contingency_id: int) -> None:
@@ -104,8 +121,13 @@ async def attach_location(update: Update, context: Context, actor: Actor, contin
     rt = context.runtime
     async with rt.sessions() as session:
         result = await service.attach_location(
-            session, contingency_id=contingency_id, actor=actor, lat=message.location.latitude,
-            lon=message.location.longitude, now=rt.now(), settings=rt.settings,
+            session,
+            contingency_id=contingency_id,
+            actor=actor,
+            lat=message.location.latitude,
+            lon=message.location.longitude,
+            now=rt.now(),
+            settings=rt.settings,
         )
         await chatstate.clear(session, telegram_user_id=update.effective_user.id)
         await session.commit()
@@ -182,8 +204,10 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CommandHandler(["darurat", "sos"], darurat))
     application.add_handler(CommandHandler(["insiden", "incidents"], insiden))
     application.add_handler(CallbackQueryHandler(severity_pressed, pattern=BUTTONS.pattern(PRESS_SEVERITY)))
-    application.add_handler(CallbackQueryHandler(
-        action_pressed,
-        pattern=BUTTONS.pattern(PRESS_ACK, PRESS_RESOLVE, PRESS_ESCALATE, PRESS_ACK_ON_PAGE, PRESS_RESOLVE_ON_PAGE),
-    ))
+    application.add_handler(
+        CallbackQueryHandler(
+            action_pressed,
+            pattern=BUTTONS.pattern(PRESS_ACK, PRESS_RESOLVE, PRESS_ESCALATE, PRESS_ACK_ON_PAGE, PRESS_RESOLVE_ON_PAGE),
+        )
+    )
     application.add_handler(CallbackQueryHandler(page_pressed, pattern=BUTTONS.pattern(PRESS_PAGE)))

@@ -56,7 +56,9 @@ async def set_default_menus(application: Application) -> None:
     for lang in LANGUAGES:
         code = None if lang == "id" else lang
         await bot.set_my_commands(
-            [BotCommand(n, d) for n, d in menu("unregistered", lang)], scope=BotCommandScopeDefault(), language_code=code
+            [BotCommand(n, d) for n, d in menu("unregistered", lang)],
+            scope=BotCommandScopeDefault(),
+            language_code=code,
         )
         await bot.set_my_commands(
             [BotCommand(n, d) for n, d in menu("group", lang)], scope=BotCommandScopeAllGroupChats(), language_code=code

@@ -32,9 +32,7 @@ async def start(update: Update, context: Context) -> None:
     if actor is None:
         await update.effective_message.reply_html(GREETING(user_lang(update)))
     else:
-        await update.effective_message.reply_html(
-            GREETING_REGISTERED(actor.language, rank=actor.rank, name=actor.name)
-        )
+        await update.effective_message.reply_html(GREETING_REGISTERED(actor.language, rank=actor.rank, name=actor.name))
 
 
 async def daftar(update: Update, context: Context) -> None:

@@ -44,7 +44,11 @@ async def lapor(update: Update, context: Context, actor: Actor) -> None:
         return
     async with rt.sessions() as session:
         sitrep_id = await service.draft(
-            session, actor=actor, text=text, now=rt.now(), sent_at=message.date,
+            session,
+            actor=actor,
+            text=text,
+            now=rt.now(),
+            sent_at=message.date,
             opens_before=timedelta(minutes=rt.settings.checkin.opens_before_minutes),
         )
     await message.reply_html(CHOOSE(actor.language), reply_markup=category_keyboard(sitrep_id, actor.language))
@@ -70,8 +74,12 @@ async def category_pressed(update: Update, context: Context, actor: Actor) -> No
         outcome = await service.file(session, sitrep_id=raw_id, actor=actor, category=category, now=rt.now())
         if outcome is SitrepOutcome.filed:
             await chatstate.expect(
-                session, telegram_user_id=update.effective_user.id, kind="sitrep", ref_id=raw_id,
-                now=rt.now(), ttl=WAIT_FOR_ATTACHMENT,
+                session,
+                telegram_user_id=update.effective_user.id,
+                kind="sitrep",
+                ref_id=raw_id,
+                now=rt.now(),
+                ttl=WAIT_FOR_ATTACHMENT,
             )
             await session.commit()
     if outcome is not SitrepOutcome.filed:
@@ -124,7 +132,11 @@ async def photo(update: Update, context: Context, actor: Actor) -> None:
 
 async def _attached_reply(update: Update, actor: Actor, sitrep_id: int, outcome: SitrepOutcome) -> None:
     assert update.effective_message
-    text = ATTACHED(actor.language, id=sitrep_id) if outcome is SitrepOutcome.attached else OUTCOME_TEXTS[outcome](actor.language)
+    text = (
+        ATTACHED(actor.language, id=sitrep_id)
+        if outcome is SitrepOutcome.attached
+        else OUTCOME_TEXTS[outcome](actor.language)
+    )
     await update.effective_message.reply_html(text)
 
 

@@ -41,7 +41,9 @@ async def status(update: Update, context: Context) -> None:
     viewer, lang = await viewer_of(update, context)
     code = context.args[0] if context.args else None
     async with rt.sessions() as session:
-        view = await service.status_for(session, viewer=viewer, unit_code=code, now=rt.now(), staffing=rt.settings.staffing)
+        view = await service.status_for(
+            session, viewer=viewer, unit_code=code, now=rt.now(), staffing=rt.settings.staffing
+        )
     if isinstance(view, Refusal):
         await message.reply_html(refusal_text(view, lang, code=code, in_group=viewer.group_chat_id is not None))
         return
@@ -63,7 +65,9 @@ async def pressed(update: Update, context: Context) -> None:
                 session, viewer=viewer, unit_id=unit_id, page=page, now=rt.now()
             )
         else:
-            view = await service.status_for(session, viewer=viewer, unit_id=unit_id, now=rt.now(), staffing=rt.settings.staffing)
+            view = await service.status_for(
+                session, viewer=viewer, unit_id=unit_id, now=rt.now(), staffing=rt.settings.staffing
+            )
     if isinstance(view, Refusal):
         await _answer(update, popup(refusal_text(view, lang, in_group=viewer.group_chat_id is not None)), alert=True)
         return

@@ -44,9 +44,7 @@ class UnitClosure(Base):
     __tablename__ = "unit_closure"
 
     ancestor_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(
-        ForeignKey("units.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True, index=True)
     distance: Mapped[int] = mapped_column(default=0)
 
 

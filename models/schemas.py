@@ -50,7 +50,7 @@ _NOT_NRP = re.compile(r"[^A-Za-z0-9]")
 
 
 def _enum_text(value: Any) -> Any:
-    """"Sangat Rawan" and "sangat-rawan" mean sangat_rawan."""
+    """ "Sangat Rawan" and "sangat-rawan" mean sangat_rawan."""
     if isinstance(value, str):
         return value.strip().lower().replace(" ", "_").replace("-", "_")
     return value

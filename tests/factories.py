@@ -46,8 +46,12 @@ async def build_roster(session: AsyncSession, *, now: datetime = NOW) -> Roster:
 
     def unit(code: str, kind: str, parent: str | None, force: str = "polri") -> None:
         roster.units[code] = Unit(
-            code=code, name=code.replace("-", " ").title(), kind=kind, force=force,
-            parent=roster.units[parent] if parent else None, region="Test",
+            code=code,
+            name=code.replace("-", " ").title(),
+            kind=kind,
+            force=force,
+            parent=roster.units[parent] if parent else None,
+            region="Test",
         )
 
     unit("POLDA-X", "polda", None)
@@ -73,8 +77,14 @@ async def build_roster(session: AsyncSession, *, now: datetime = NOW) -> Roster:
     ]
     for key, nrp, rank, force, unit_code, role, home in people:
         roster.people[key] = Personnel(
-            nrp=nrp, name=key.replace("_", " ").title(), rank=rank, force=force, unit=roster.units[unit_code],
-            role=role, phone=f"+62812{nrp[-7:]}", home_unit=roster.units[home] if home else None,
+            nrp=nrp,
+            name=key.replace("_", " ").title(),
+            rank=rank,
+            force=force,
+            unit=roster.units[unit_code],
+            role=role,
+            phone=f"+62812{nrp[-7:]}",
+            home_unit=roster.units[home] if home else None,
         )
     places = [
         ("TPS-A1-001", "001", "rawan", "darat", "POLSEK-A1"),
@@ -84,22 +94,41 @@ async def build_roster(session: AsyncSession, *, now: datetime = NOW) -> Roster:
     for code, number, kerawanan, access, unit_code in places:
         lat, lon = TPS_PLACES[code]
         roster.tps[code] = Tps(
-            code=code, number=number, village=f"Desa {code[-3:]}", district="Kec. Uji", regency="Kab. Uji",
-            lat=lat, lon=lon, kerawanan=kerawanan, access=access, unit=roster.units[unit_code],
+            code=code,
+            number=number,
+            village=f"Desa {code[-3:]}",
+            district="Kec. Uji",
+            regency="Kab. Uji",
+            lat=lat,
+            lon=lon,
+            kerawanan=kerawanan,
+            access=access,
+            unit=roster.units[unit_code],
         )
     roster.shifts["PAGI"] = Shift(
-        code="PAGI", name="Pemungutan", phase="pemungutan", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=5)
+        code="PAGI",
+        name="Pemungutan",
+        phase="pemungutan",
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=5),
     )
     roster.shifts["SORE"] = Shift(
-        code="SORE", name="Penghitungan", phase="penghitungan", starts_at=now + timedelta(hours=5),
+        code="SORE",
+        name="Penghitungan",
+        phase="penghitungan",
+        starts_at=now + timedelta(hours=5),
         ends_at=now + timedelta(hours=12),
     )
     session.add_all([*roster.people.values(), *roster.tps.values(), *roster.shifts.values()])
     await session.flush()
     session.add(TpsSecondaryUnit(tps_id=roster.tps["TPS-A2-001"].id, unit_id=roster.units["POLSEK-A1"].id))
     duties = [
-        ("budi", "TPS-A1-001"), ("budi", "TPS-A1-002"), ("citra", "TPS-A1-002"), ("dedi", "TPS-A1-001"),
-        ("eko", "TPS-A2-001"), ("fajar", "TPS-A2-001"),
+        ("budi", "TPS-A1-001"),
+        ("budi", "TPS-A1-002"),
+        ("citra", "TPS-A1-002"),
+        ("dedi", "TPS-A1-001"),
+        ("eko", "TPS-A2-001"),
+        ("fajar", "TPS-A2-001"),
     ]
     for shift in roster.shifts.values():
         for key, code in duties:

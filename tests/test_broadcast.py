@@ -51,7 +51,11 @@ async def test_a_polres_reaches_every_polsek_below_but_not_the_unreachable(sessi
     result = await send_broadcast(session, actor=actors["kapolres"], text="Siaga satu", now=NOW)
     assert result.broadcast_id is not None and result.unreachable == 1  # fajar blocked the bot
     assert await _recipients(session, roster, result.broadcast_id) == [
-        "budi", "citra", "eko", "kapolsek_a1", "kapolsek_a2"
+        "budi",
+        "citra",
+        "eko",
+        "kapolsek_a1",
+        "kapolsek_a2",
     ]
 
 
@@ -86,8 +90,11 @@ async def test_report_once_when_nothing_is_pending_with_the_right_numbers(sessio
     assert await sweep_broadcast_reports(session, now=NOW + timedelta(seconds=5)) == 0  # still pending
     ref = f"broadcast:{result.broadcast_id}"
     await session.execute(update(Outbox).where(Outbox.ref == ref).values(state=OutboxState.sent.value, sent_at=NOW))
-    await session.execute(update(Outbox).where(Outbox.ref == ref, Outbox.personnel_id == roster.person("eko").id)
-                          .values(state=OutboxState.failed.value))  # fmt: skip
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.ref == ref, Outbox.personnel_id == roster.person("eko").id)
+        .values(state=OutboxState.failed.value)
+    )
     await session.commit()
     assert await sweep_broadcast_reports(session, now=NOW + timedelta(seconds=10)) == 1
     assert await sweep_broadcast_reports(session, now=NOW + timedelta(seconds=20)) == 0

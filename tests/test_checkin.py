@@ -40,17 +40,33 @@ START = NOW - timedelta(hours=1)  # PAGI; SORE runs NOW+5h .. NOW+12h
 WIB = ZoneInfo("Asia/Jakarta")
 
 
-async def _check_in(session: AsyncSession, personnel_id: int, lat: float, lon: float, *, now=NOW, sent_at=None,
-                    forwarded=False, settings: CheckinSettings = SETTINGS):
+async def _check_in(
+    session: AsyncSession,
+    personnel_id: int,
+    lat: float,
+    lon: float,
+    *,
+    now=NOW,
+    sent_at=None,
+    forwarded=False,
+    settings: CheckinSettings = SETTINGS,
+):
     return await check_in(
-        session, personnel_id=personnel_id, lat=lat, lon=lon, sent_at=sent_at or now, forwarded=forwarded,
-        now=now, settings=settings,
+        session,
+        personnel_id=personnel_id,
+        lat=lat,
+        lon=lon,
+        sent_at=sent_at or now,
+        forwarded=forwarded,
+        now=now,
+        settings=settings,
     )
 
 
 def _text(result, lang: str = "id") -> str:
-    return checkin_text(result, lang, WIB, geofence_m=SETTINGS.geofence_meters,
-                        opens_before_minutes=SETTINGS.opens_before_minutes)
+    return checkin_text(
+        result, lang, WIB, geofence_m=SETTINGS.geofence_meters, opens_before_minutes=SETTINGS.opens_before_minutes
+    )
 
 
 async def _count(session: AsyncSession) -> int:
@@ -106,8 +122,9 @@ async def test_forwarded_and_too_old_locations_are_not_presence(session: AsyncSe
     assert (early.outcome, early.stale_reason) == (CheckinOutcome.stale, StaleReason.before_open)
     assert early.shift and early.shift.shift_code == "PAGI"
     assert "dikirim 04:50 WIB, sebelum hadir untuk <b>Pemungutan</b> dibuka (05:00 WIB)" in _text(early)
-    after = await _check_in(session, budi, lat, lon, sent_at=NOW + timedelta(hours=12, minutes=1),
-                            now=NOW + timedelta(hours=12, minutes=3))
+    after = await _check_in(
+        session, budi, lat, lon, sent_at=NOW + timedelta(hours=12, minutes=1), now=NOW + timedelta(hours=12, minutes=3)
+    )
     assert (after.outcome, after.stale_reason) == (CheckinOutcome.stale, StaleReason.after_end)
     assert after.shift and after.shift.shift_code == "SORE"
     assert "dikirim 20:01 WIB, setelah shift <b>Penghitungan</b> berakhir (20:00 WIB)" in _text(after)
@@ -119,7 +136,9 @@ async def test_a_location_that_waited_out_an_outage_counts_at_the_time_it_was_se
     roster = await build_roster(session)
     lat, lon = TPS_PLACES["TPS-A1-001"]
     sent = START - timedelta(minutes=5)
-    result = await _check_in(session, roster.person("budi").id, lat, lon, sent_at=sent, now=sent + timedelta(minutes=10))
+    result = await _check_in(
+        session, roster.person("budi").id, lat, lon, sent_at=sent, now=sent + timedelta(minutes=10)
+    )
     assert result.outcome is CheckinOutcome.checked_in and not result.late
     assert result.checked_in_at == sent and result.delay == timedelta(minutes=10)
     row = await session.scalar(select(Checkin))
@@ -133,30 +152,52 @@ async def test_a_location_that_waited_out_an_outage_counts_at_the_time_it_was_se
 async def test_the_answer_says_the_sent_time_and_only_a_late_read_is_mentioned(session: AsyncSession) -> None:
     roster = await build_roster(session)
     sent = START - timedelta(minutes=29)  # 06:31 WIB
-    late_read = await _check_in(session, roster.person("budi").id, *TPS_PLACES["TPS-A1-001"], sent_at=sent,
-                                now=sent + timedelta(minutes=7))
+    late_read = await _check_in(
+        session, roster.person("budi").id, *TPS_PLACES["TPS-A1-001"], sent_at=sent, now=sent + timedelta(minutes=7)
+    )
     assert "Hadir tercatat 06:31 WIB" in _text(late_read) and "terlambat sampai (7 menit" in _text(late_read)
-    prompt = await _check_in(session, roster.person("eko").id, *TPS_PLACES["TPS-A2-001"], sent_at=sent,
-                             now=sent + timedelta(seconds=50))
+    prompt = await _check_in(
+        session, roster.person("eko").id, *TPS_PLACES["TPS-A2-001"], sent_at=sent, now=sent + timedelta(seconds=50)
+    )
     assert "Hadir tercatat 06:31 WIB" in _text(prompt) and "terlambat sampai" not in _text(prompt)
 
 
 async def test_lateness_and_the_shift_are_decided_by_the_time_sent(session: AsyncSession) -> None:
     roster = await build_roster(session)
     ids = {key: roster.person(key).id for key in ("budi", "citra", "eko", "fajar")}
-    on_time = await _check_in(session, ids["budi"], *TPS_PLACES["TPS-A1-001"], sent_at=START + timedelta(minutes=10),
-                              now=START + timedelta(minutes=40))
+    on_time = await _check_in(
+        session,
+        ids["budi"],
+        *TPS_PLACES["TPS-A1-001"],
+        sent_at=START + timedelta(minutes=10),
+        now=START + timedelta(minutes=40),
+    )
     assert on_time.outcome is CheckinOutcome.checked_in and not on_time.late
-    late = await _check_in(session, ids["citra"], *TPS_PLACES["TPS-A1-002"], sent_at=START + timedelta(minutes=20),
-                           now=START + timedelta(minutes=21))
+    late = await _check_in(
+        session,
+        ids["citra"],
+        *TPS_PLACES["TPS-A1-002"],
+        sent_at=START + timedelta(minutes=20),
+        now=START + timedelta(minutes=21),
+    )
     assert late.outcome is CheckinOutcome.checked_in and late.late
     # sent during PAGI (SORE not open yet), read once SORE had opened and is the nearer: it counts for PAGI
-    pagi = await _check_in(session, ids["eko"], *TPS_PLACES["TPS-A2-001"], sent_at=NOW + timedelta(hours=2),
-                           now=NOW + timedelta(hours=4, minutes=30))
+    pagi = await _check_in(
+        session,
+        ids["eko"],
+        *TPS_PLACES["TPS-A2-001"],
+        sent_at=NOW + timedelta(hours=2),
+        now=NOW + timedelta(hours=4, minutes=30),
+    )
     assert pagi.outcome is CheckinOutcome.checked_in and pagi.shift and pagi.shift.shift_code == "PAGI"
     # sent in the last minutes of SORE, read after it ended: still counted, for SORE, at the sent time
-    closing = await _check_in(session, ids["fajar"], *TPS_PLACES["TPS-A2-001"],
-                              sent_at=NOW + timedelta(hours=11, minutes=55), now=NOW + timedelta(hours=12, minutes=10))
+    closing = await _check_in(
+        session,
+        ids["fajar"],
+        *TPS_PLACES["TPS-A2-001"],
+        sent_at=NOW + timedelta(hours=11, minutes=55),
+        now=NOW + timedelta(hours=12, minutes=10),
+    )
     assert closing.outcome is CheckinOutcome.checked_in and closing.shift and closing.shift.shift_code == "SORE"
     rows = {(row.personnel_id, row.shift_id): row for row in await session.scalars(select(Checkin))}
     assert {key: (row.checked_in_at, row.late) for key, row in rows.items()} == {
@@ -169,8 +210,9 @@ async def test_lateness_and_the_shift_are_decided_by_the_time_sent(session: Asyn
 
 async def test_a_sent_time_ahead_of_the_clock_counts_as_the_time_read(session: AsyncSession) -> None:
     roster = await build_roster(session)
-    result = await _check_in(session, roster.person("budi").id, *TPS_PLACES["TPS-A1-001"],
-                             sent_at=NOW + timedelta(minutes=3), now=NOW)
+    result = await _check_in(
+        session, roster.person("budi").id, *TPS_PLACES["TPS-A1-001"], sent_at=NOW + timedelta(minutes=3), now=NOW
+    )
     assert result.checked_in_at == NOW and result.delay == timedelta(0)
     row = await session.scalar(select(Checkin))
     assert row and row.checked_in_at == NOW
@@ -186,8 +228,14 @@ async def test_the_old_age_limit_is_accepted_and_ignored(
         settings = load_settings(config).checkin
     assert "max_location_age_seconds is obsolete" in caplog.text
     roster = await build_roster(session)
-    result = await _check_in(session, roster.person("budi").id, *TPS_PLACES["TPS-A1-001"], sent_at=START,
-                             now=START + timedelta(minutes=10), settings=settings)
+    result = await _check_in(
+        session,
+        roster.person("budi").id,
+        *TPS_PLACES["TPS-A1-001"],
+        sent_at=START,
+        now=START + timedelta(minutes=10),
+        settings=settings,
+    )
     assert result.outcome is CheckinOutcome.checked_in and not result.late
 
 
@@ -220,8 +268,9 @@ async def test_check_out_counts_at_the_time_sent(session: AsyncSession) -> None:
     budi = roster.person("budi").id
     await _check_in(session, budi, *TPS_PLACES["TPS-A1-001"])
     sent = NOW + timedelta(hours=4, minutes=59)  # 12:59 WIB
-    done = await check_out(session, personnel_id=budi, now=sent + timedelta(minutes=12), settings=SETTINGS,
-                           sent_at=sent)
+    done = await check_out(
+        session, personnel_id=budi, now=sent + timedelta(minutes=12), settings=SETTINGS, sent_at=sent
+    )
     assert done.outcome is CheckoutOutcome.checked_out and done.shift and done.shift.shift_code == "PAGI"
     assert done.at == sent
     row = await session.scalar(select(Checkin))
@@ -269,18 +318,34 @@ async def test_a_bunch_is_answered_in_order_as_if_each_came_alone(session: Async
     ]
     results = await check_in_all(session, bunch, now=NOW, settings=SETTINGS)
     assert [r.outcome for r in results] == [
-        CheckinOutcome.checked_in, CheckinOutcome.checked_in, CheckinOutcome.forwarded, CheckinOutcome.moved_closer,
-        CheckinOutcome.stale, CheckinOutcome.no_shift, CheckinOutcome.already, CheckinOutcome.moved_closer,
+        CheckinOutcome.checked_in,
+        CheckinOutcome.checked_in,
+        CheckinOutcome.forwarded,
+        CheckinOutcome.moved_closer,
+        CheckinOutcome.stale,
+        CheckinOutcome.no_shift,
+        CheckinOutcome.already,
+        CheckinOutcome.moved_closer,
     ]
-    assert results[0].post and results[0].post.tps_code == "TPS-A1-002" and results[0].distance_m == pytest.approx(55.6, abs=1)
+    assert (
+        results[0].post
+        and results[0].post.tps_code == "TPS-A1-002"
+        and results[0].distance_m == pytest.approx(55.6, abs=1)
+    )
     assert results[1].far and not results[3].far
     rows = {row.personnel_id: row for row in await session.scalars(select(Checkin))}
     assert set(rows) == {ids["budi"], ids["eko"], ids["fajar"]}
     assert not rows[ids["eko"]].far and rows[ids["budi"]].distance_m < 1
     actions = sorted((row.action, row.actor_id) for row in await session.scalars(select(AuditLog)))
-    assert actions == sorted([("checkin.created", ids["fajar"]), ("checkin.created", ids["budi"]),
-                              ("checkin.created", ids["eko"]), ("checkin.moved_closer", ids["eko"]),
-                              ("checkin.moved_closer", ids["budi"])])
+    assert actions == sorted(
+        [
+            ("checkin.created", ids["fajar"]),
+            ("checkin.created", ids["budi"]),
+            ("checkin.created", ids["eko"]),
+            ("checkin.moved_closer", ids["eko"]),
+            ("checkin.moved_closer", ids["budi"]),
+        ]
+    )
 
 
 async def test_a_bunch_judges_each_location_at_its_own_sent_time(session: AsyncSession) -> None:
@@ -304,8 +369,10 @@ async def test_a_bunch_judges_each_location_at_its_own_sent_time(session: AsyncS
 
 
 def _plan(shift_id: int, starts_at, hours: int, *places: tuple[int, float, float]) -> ShiftPlan:
-    posts = tuple(Post(tps_id, f"TPS-{tps_id}", "001", "", "rawan", "darat", lat, lon, "Polsek", None)
-                  for tps_id, lat, lon in places)
+    posts = tuple(
+        Post(tps_id, f"TPS-{tps_id}", "001", "", "rawan", "darat", lat, lon, "Polsek", None)
+        for tps_id, lat, lon in places
+    )
     ends_at = starts_at + timedelta(hours=hours)
     return ShiftPlan(shift_id, f"S{shift_id}", f"Shift {shift_id}", "pemungutan", starts_at, ends_at, posts)
 
@@ -314,11 +381,18 @@ def test_deciding_a_bunch_needs_no_database() -> None:
     """What was read in, what to write out: a first check-in, then nearer (a move), then farther (nothing to write)."""
     shift = _plan(1, START, 6, (10, -2.99, 104.75), (11, -3.0, 104.76))
     at_tps, on_the_road = (-3.0, 104.76), (-3.0, 104.77)
-    bunch = [(Presence(7, *on_the_road, NOW, False), NOW), (Presence(7, *at_tps, NOW, False), NOW),
-             (Presence(7, *on_the_road, NOW, False), NOW), (Presence(8, *at_tps, NOW, True), NOW)]
+    bunch = [
+        (Presence(7, *on_the_road, NOW, False), NOW),
+        (Presence(7, *at_tps, NOW, False), NOW),
+        (Presence(7, *on_the_road, NOW, False), NOW),
+        (Presence(8, *at_tps, NOW, True), NOW),
+    ]
     decided = decide(bunch, Seen(plans={7: [shift]}), now=NOW, settings=SETTINGS)
     assert [r.outcome for r in decided.results] == [
-        CheckinOutcome.checked_in, CheckinOutcome.moved_closer, CheckinOutcome.already, CheckinOutcome.forwarded,
+        CheckinOutcome.checked_in,
+        CheckinOutcome.moved_closer,
+        CheckinOutcome.already,
+        CheckinOutcome.forwarded,
     ]
     assert decided.rests_on == [(7, 1), (7, 1), (7, 1), None]
     assert [(first.key, first.post.tps_id, first.far) for first in decided.firsts] == [((7, 1), 11, True)]
@@ -354,8 +428,11 @@ async def test_a_first_check_in_another_transaction_wrote_first_is_decided_again
         return {} if len(reads) == 1 else await unread(session, plans)
 
     monkeypatch.setattr(checkin, "_rows", missing_the_first_time)
-    bunch = [Presence(budi, a1[0] + 0.001, a1[1], NOW, False), Presence(eko, *a2, NOW, False),
-             Presence(budi, *a1, NOW, False)]
+    bunch = [
+        Presence(budi, a1[0] + 0.001, a1[1], NOW, False),
+        Presence(eko, *a2, NOW, False),
+        Presence(budi, *a1, NOW, False),
+    ]
     results = await check_in_all(session, bunch, now=NOW, settings=SETTINGS)
     assert [r.outcome for r in results] == [CheckinOutcome.already, CheckinOutcome.checked_in, CheckinOutcome.already]
     assert len(reads) == 2 and await _count(session) == 2

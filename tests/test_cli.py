@@ -14,7 +14,10 @@ def test_the_operators_commands_end_to_end(tmp_path: Path) -> None:
     def siaga(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bot.cli", "--config", str(config), *args],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
         )
 
     assert siaga("db", "upgrade").returncode == 0

@@ -11,12 +11,12 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
-from bot.intake.coalesce import arrivals, checkins
 from bot.config import CheckinSettings
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.intake.coalesce import arrivals, checkins
 from bot.services import chatstate
 from bot.services.checkin import CheckinOutcome, Presence
 from bot.services.updates import claim_update, claim_updates
+from bot.storage.db import make_engine, make_sessionmaker
 from models import InboxUpdate
 from tests.factories import NOW as FACTORY_NOW
 from tests.factories import TPS_PLACES, build_roster, link
@@ -41,8 +41,11 @@ async def test_updates_arriving_together_are_claimed_once_each_in_few_writes(
 ) -> None:
     """Three copies of 40 updates at once (a redelivery storm): 40 handled, 80 dropped, not 120 writes."""
     inserts: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_: inserts.append(sql) if "INTO inbox" in sql else None)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: inserts.append(sql) if "INTO inbox" in sql else None,
+    )
     claim = _claims(sessions)
     ids = [update_id for _ in range(3) for update_id in range(100, 140)]
     results = await asyncio.gather(*(claim(update_id) for update_id in ids))
@@ -88,8 +91,11 @@ async def test_senders_asking_together_get_their_own_person_and_strangers_none(
         await link(session, roster.person(BUDI), 7001)
         await link(session, roster.person(EKO), 7002)
     lookups: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM personnel" in sql else None)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM personnel" in sql else None,
+    )
     arrive = arrivals(sessions, lambda: NOW)
     asked = [7001, 7002, 9999, 7001, 7002] * 10
     found = await asyncio.gather(*(arrive((update_id, user_id)) for update_id, user_id in enumerate(asked)))
@@ -104,13 +110,24 @@ async def test_waits_asked_together_answer_each_person_and_ignore_expired_ones(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with sessions() as session:
-        await chatstate.expect(session, telegram_user_id=8001, kind="sitrep", ref_id=11, now=NOW, ttl=timedelta(minutes=10))
-        await chatstate.expect(session, telegram_user_id=8002, kind="sitrep", ref_id=12, now=NOW - timedelta(hours=1),
-                               ttl=timedelta(minutes=10))
+        await chatstate.expect(
+            session, telegram_user_id=8001, kind="sitrep", ref_id=11, now=NOW, ttl=timedelta(minutes=10)
+        )
+        await chatstate.expect(
+            session,
+            telegram_user_id=8002,
+            kind="sitrep",
+            ref_id=12,
+            now=NOW - timedelta(hours=1),
+            ttl=timedelta(minutes=10),
+        )
         await session.commit()
     lookups: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM chat_states" in sql else None)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: lookups.append(sql) if "FROM chat_states" in sql else None,
+    )
     arrive = arrivals(sessions, lambda: NOW)
     asked = [8001, 8002, 8003] * 10
     found = await asyncio.gather(*(arrive((update_id, user_id)) for update_id, user_id in enumerate(asked)))
@@ -126,8 +143,11 @@ async def test_locations_shared_together_are_checked_in_together_each_once(
         roster = await build_roster(session)
     guards = [roster.person(key).id for key in ("budi", "citra", "dedi", "eko", "fajar")]
     inserts: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, sql, *_: inserts.append(sql) if sql.startswith("INSERT INTO checkins") else None)
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_: inserts.append(sql) if sql.startswith("INSERT INTO checkins") else None,
+    )
     check_in = checkins(sessions, lambda: FACTORY_NOW, CheckinSettings())
     lat, lon = TPS_PLACES["TPS-A1-001"]
     asked = [Presence(pid, lat, lon, FACTORY_NOW, False) for _ in range(3) for pid in guards]

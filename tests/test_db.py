@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.storage.sqlite_driver
 import models
+from bot.services.updates import claim_update
 from bot.storage import db
 from bot.storage.db import make_engine, make_sessionmaker, quick
-from bot.services.updates import claim_update
 from models import InboxUpdate
 from tests.conftest import PG_URL
 
@@ -189,7 +189,9 @@ async def test_a_quick_writer_does_not_stop_the_loop_while_another_process_write
     """Another process (an import from the command line) holds SQLite's write lock for a while."""
     other_process = sqlite3.connect(tmp_path / "turns.db", isolation_level=None, check_same_thread=False)
     other_process.execute("BEGIN IMMEDIATE")
-    other_process.execute("INSERT INTO inbox (update_id, payload, received_at, attempts) VALUES (1, '{}', '2024-02-14 06:00:00', 1)")
+    other_process.execute(
+        "INSERT INTO inbox (update_id, payload, received_at, attempts) VALUES (1, '{}', '2024-02-14 06:00:00', 1)"
+    )
 
     async def quick_claim() -> bool:
         async with quick(make_sessionmaker(sqlite_engine)) as session:

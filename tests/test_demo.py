@@ -13,7 +13,7 @@ def in_order(transcript: str, *lines: str) -> None:
     at = 0
     for line in lines:
         found = transcript.find(line, at)
-        assert found >= 0, f"{line!r} is missing after position {at}:\n{transcript[at:at + 3000]}"
+        assert found >= 0, f"{line!r} is missing after position {at}:\n{transcript[at : at + 3000]}"
         at = found + len(line)
 
 
@@ -23,7 +23,11 @@ def test_demo_runs_to_the_final_board(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "demo", "--tps", "60", "--out", str(out)],
-        check=False, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     transcript = result.stdout
@@ -32,15 +36,25 @@ def test_demo_runs_to_the_final_board(tmp_path: Path) -> None:
     assert "🦺 a person (Polri, TNI, Linmas) writes to the bot" in transcript, "the legend comes first"
     in_order(
         transcript,
-        "→ [Posko Polda Sumsel]: /daftargrup POLDA-SUMSEL", "🤖 → [Posko Polda Sumsel]: ✅ Grup ini",
-        ": /hadir", "🤖 → ", "📍 (lokasi dibagikan)", "✅ Hadir tercatat",
+        "→ [Posko Polda Sumsel]: /daftargrup POLDA-SUMSEL",
+        "🤖 → [Posko Polda Sumsel]: ✅ Grup ini",
+        ": /hadir",
+        "🤖 → ",
+        "📍 (lokasi dibagikan)",
+        "✅ Hadir tercatat",
     )
     in_order(
         transcript,
-        "raises a contingency", ": /darurat Perahu logistik", ": 👆 [🔴 Tinggi]",
-        "🤖 → [Posko Polsek", "🚨 KONTINJENSI #1",
-        "🤖 → [Posko Polda Sumsel]: 🚨 KONTINJENSI #1", "acknowledges in the Polda group",
-        "→ [Posko Polda Sumsel]: 👆 [✔️ Terima]", "🤖 ✎ [Posko Polda Sumsel]: 🚨 KONTINJENSI #1", "Status: DITERIMA",
+        "raises a contingency",
+        ": /darurat Perahu logistik",
+        ": 👆 [🔴 Tinggi]",
+        "🤖 → [Posko Polsek",
+        "🚨 KONTINJENSI #1",
+        "🤖 → [Posko Polda Sumsel]: 🚨 KONTINJENSI #1",
+        "acknowledges in the Polda group",
+        "→ [Posko Polda Sumsel]: 👆 [✔️ Terima]",
+        "🤖 ✎ [Posko Polda Sumsel]: 🚨 KONTINJENSI #1",
+        "Status: DITERIMA",
     )
     assert "Final /status of the Polda commander" in transcript and "📊 Status POLDA-SUMSEL" in transcript
     with sqlite3.connect(out / "siaga-demo.db") as db:

@@ -23,8 +23,19 @@ from bot.demo.demodata import Province, generate
 EXPECTED_HEADERS = {
     "units": ["code", "name", "kind", "force", "parent_code", "region"],
     "personnel": ["nrp", "name", "rank", "force", "unit_code", "role", "phone", "home_unit"],
-    "tps": ["code", "number", "village", "district", "regency", "lat", "lon", "vulnerability", "access",
-            "unit_code", "secondary_unit_codes"],
+    "tps": [
+        "code",
+        "number",
+        "village",
+        "district",
+        "regency",
+        "lat",
+        "lon",
+        "vulnerability",
+        "access",
+        "unit_code",
+        "secondary_unit_codes",
+    ],
     "shifts": ["code", "name", "phase", "starts_at", "ends_at"],
     "assignments": ["nrp", "tps_code", "shift_code"],
 }
@@ -95,10 +106,22 @@ def test_referential_integrity_at_sumsel_scale(sumsel: Province) -> None:
 
 def test_unit_trees_are_acyclic_with_the_expected_shape(sumsel: Province) -> None:
     by_code = {u.code: u for u in sumsel.units}
-    parent_kind = {"polda": None, "polres": "polda", "polsek": "polres",
-                   "korem": None, "kodim": "korem", "koramil": "kodim"}
-    force_of = {"polda": "polri", "polres": "polri", "polsek": "polri",
-                "korem": "tni", "kodim": "tni", "koramil": "tni"}
+    parent_kind = {
+        "polda": None,
+        "polres": "polda",
+        "polsek": "polres",
+        "korem": None,
+        "kodim": "korem",
+        "koramil": "kodim",
+    }
+    force_of = {
+        "polda": "polri",
+        "polres": "polri",
+        "polsek": "polri",
+        "korem": "tni",
+        "kodim": "tni",
+        "koramil": "tni",
+    }
     for u in sumsel.units:
         assert u.kind in parent_kind and u.force == force_of[u.kind], u
         expected = parent_kind[u.kind]
@@ -147,8 +170,9 @@ def test_sumsel_scale_headcounts(sumsel: Province) -> None:
     assert 3_000 <= forces["polri"] + forces["tni"] <= 3_600
     assert 490 <= forces["tni"] <= 530
     assert forces["linmas"] == 2 * SUMSEL_TPS
-    linmas_per_tps = Counter(a.tps_code for a in sumsel.assignments
-                             if a.nrp.startswith("LM") and a.shift_code == "H1-PEMUNGUTAN")
+    linmas_per_tps = Counter(
+        a.tps_code for a in sumsel.assignments if a.nrp.startswith("LM") and a.shift_code == "H1-PEMUNGUTAN"
+    )
     assert set(linmas_per_tps.values()) == {2} and len(linmas_per_tps) == SUMSEL_TPS
 
 
@@ -189,8 +213,9 @@ def test_every_tps_is_guarded_in_every_shift(sumsel: Province) -> None:
         for s in sumsel.shifts:
             assert guards[t.code, s.code] == 2
             assert linmas[t.code, s.code] == (2 if s.phase in ("pemungutan", "penghitungan") else 0)
-    tps_per_guard = Counter(a.nrp for a in sumsel.assignments if a.shift_code == "H1-PEMUNGUTAN"
-                            and force[a.nrp] != "linmas")
+    tps_per_guard = Counter(
+        a.nrp for a in sumsel.assignments if a.shift_code == "H1-PEMUNGUTAN" and force[a.nrp] != "linmas"
+    )
     assert max(tps_per_guard.values()) < 40  # a pair covers a few pattern groups, not a district
 
 
@@ -245,8 +270,7 @@ def test_tps_numbers_run_one_to_k_in_each_village(small: Province) -> None:
 
 def test_shifts_have_offsets_and_follow_each_other() -> None:
     shifts = generate(tps=10).shifts
-    assert [s.code for s in shifts] == ["H0-LOGISTIK", "H1-PEMUNGUTAN", "H1-PENGHITUNGAN", "H2-MALAM",
-                                        "H2-PENGAWALAN"]
+    assert [s.code for s in shifts] == ["H0-LOGISTIK", "H1-PEMUNGUTAN", "H1-PENGHITUNGAN", "H2-MALAM", "H2-PENGAWALAN"]
     assert shifts[1].starts_at == "2024-02-14T06:00:00+07:00"
     assert shifts[1].ends_at == "2024-02-14T13:00:00+07:00"
     assert shifts[2].ends_at == "2024-02-15T00:00:00+07:00"

@@ -23,8 +23,8 @@ from telegram import Bot
 
 from bot.config import DeliverySettings
 from bot.delivery.dispatcher import Dispatcher, make_bot
-from bot.emulator import Emulator, Faults, Limits, SimUser
 from bot.delivery.ratelimit import Pacer, RateLimiter, Send, SlidingWindow
+from bot.emulator import Emulator, Faults, Limits, SimUser
 from bot.services import outbox
 from bot.services.outbox import NewMessage
 from models import CommandGroup, Outbox, Personnel, Unit
@@ -116,8 +116,9 @@ def test_arrivals_held_up_on_the_way_never_make_a_second_over_the_limit() -> Non
     assert _busiest_second(arrivals) <= 30
     assert rate >= 0.95 * 30, rate
     assert sum(1 for t in arrivals if t < 1.0) <= 31  # no initial burst
-    exact, _ = _simulate(RateLimiter(global_per_second=30, jitter_margin=0, max_margin=0, count_answers=False),
-                         900, random.Random(5))  # fmt: skip
+    exact, _ = _simulate(
+        RateLimiter(global_per_second=30, jitter_margin=0, max_margin=0, count_answers=False), 900, random.Random(5)
+    )
     assert _busiest_second(exact) > 30, "counted where they left, the same sends overshoot where they arrive"
 
 
@@ -206,17 +207,21 @@ def settings(rate: float = FAST) -> DeliverySettings:
     return DeliverySettings(global_per_second=rate, poll_seconds=0.2, retry_deadline_minutes=5)
 
 
-def dispatcher(sessions: async_sessionmaker[AsyncSession], bot: Bot, rate: float = FAST,
-               worker: str = "test-1", **kwargs: object) -> Dispatcher:  # fmt: skip
+def dispatcher(
+    sessions: async_sessionmaker[AsyncSession], bot: Bot, rate: float = FAST, worker: str = "test-1", **kwargs: object
+) -> Dispatcher:
     kwargs.setdefault("max_in_flight", 16)
     return Dispatcher(sessions=sessions, bot=bot, settings=settings(rate), worker_id=worker, **kwargs)  # type: ignore[arg-type]
 
 
-async def queue(sessions: async_sessionmaker[AsyncSession], users: list[SimUser], priority: int = 3,
-                prefix: str = "m") -> None:  # fmt: skip
+async def queue(
+    sessions: async_sessionmaker[AsyncSession], users: list[SimUser], priority: int = 3, prefix: str = "m"
+) -> None:
     async with sessions() as session:
-        rows = [NewMessage(chat_id=u.id, text=f"{prefix} {i}", priority=priority, dedup_key=f"{prefix}:{i}")
-                for i, u in enumerate(users)]  # fmt: skip
+        rows = [
+            NewMessage(chat_id=u.id, text=f"{prefix} {i}", priority=priority, dedup_key=f"{prefix}:{i}")
+            for i, u in enumerate(users)
+        ]
         await outbox.enqueue_many(session, rows)
         await session.commit()
 
@@ -318,8 +323,10 @@ async def _roster(session: AsyncSession, telegram_user_ids: list[int], group_cha
     unit = Unit(code="POLSEK-A", name="Polsek A", kind="polsek", force="polri")
     session.add(unit)
     await session.flush()
-    people = [Personnel(nrp=f"8701{i:04d}", name=f"P{i}", force="polri", unit_id=unit.id, telegram_user_id=uid)
-              for i, uid in enumerate(telegram_user_ids)]  # fmt: skip
+    people = [
+        Personnel(nrp=f"8701{i:04d}", name=f"P{i}", force="polri", unit_id=unit.id, telegram_user_id=uid)
+        for i, uid in enumerate(telegram_user_ids)
+    ]
     session.add_all([*people, CommandGroup(unit_id=unit.id, chat_id=group_chat)])
     await session.flush()
     return [person.id for person in people]
@@ -336,8 +343,14 @@ async def test_blocked_deactivated_and_lost_chats_are_marked_unreachable(
     async with sessions() as session:
         ids = await _roster(session, [blocked.id, gone.id, fine.id], group.id)
         for person_id, user in zip(ids, (blocked, gone, fine), strict=True):
-            await outbox.enqueue(session, chat_id=user.id, personnel_id=person_id, text="shift reminder",
-                                 priority=Priority.reminder, dedup_key=f"r:{person_id}")  # fmt: skip
+            await outbox.enqueue(
+                session,
+                chat_id=user.id,
+                personnel_id=person_id,
+                text="shift reminder",
+                priority=Priority.reminder,
+                dedup_key=f"r:{person_id}",
+            )
         await outbox.enqueue(session, chat_id=group.id, text="alert", priority=Priority.group_alert, dedup_key="g")
         await session.commit()
     worker = dispatcher(sessions, bot)
@@ -373,8 +386,13 @@ async def test_escalation_overtakes_a_bulk_run_within_two_seconds(
     latencies = []
     for n, wake in enumerate((True, False)):  # woken by the handler, or found at the next poll
         async with sessions() as session:
-            await outbox.enqueue(session, chat_id=posko.id, text=f"KONTINJENSI {n}", priority=Priority.escalation,
-                                 dedup_key=f"contingency:{n}")  # fmt: skip
+            await outbox.enqueue(
+                session,
+                chat_id=posko.id,
+                text=f"KONTINJENSI {n}",
+                priority=Priority.escalation,
+                dedup_key=f"contingency:{n}",
+            )
             await session.commit()
         queued = time.monotonic()
         if wake:
@@ -482,8 +500,10 @@ async def test_a_429_for_one_group_pauses_that_group_while_the_others_continue(
     posko = emu.group("Posko Polres")
     users = [emu.user(f"u{i}") for i in range(500)]
     async with sessions() as session:
-        rows = [NewMessage(chat_id=posko.id, text=f"alert {i}", priority=Priority.group_alert, dedup_key=f"g:{i}")
-                for i in range(4)]  # fmt: skip
+        rows = [
+            NewMessage(chat_id=posko.id, text=f"alert {i}", priority=Priority.group_alert, dedup_key=f"g:{i}")
+            for i in range(4)
+        ]
         await outbox.enqueue_many(session, rows)
         await session.commit()
     await queue(sessions, users)

@@ -33,11 +33,13 @@ async def _bound(session: AsyncSession) -> dict[int, int]:
 
 async def test_a_commander_registers_their_unit_or_one_below(session: AsyncSession) -> None:
     roster, actors = await _actors(session)
-    result = await groups.register_group(session, actor=actors["kapolres"], chat_id=A1, title="Posko A1",
-                                         unit_code="polsek-a1", now=NOW)  # fmt: skip
+    result = await groups.register_group(
+        session, actor=actors["kapolres"], chat_id=A1, title="Posko A1", unit_code="polsek-a1", now=NOW
+    )
     assert (result.outcome, result.unit_code) == (GroupOutcome.registered, "POLSEK-A1")
-    again = await groups.register_group(session, actor=actors["kapolsek_a1"], chat_id=A1, title="Posko A1 baru",
-                                        unit_code="POLSEK-A1", now=NOW)  # fmt: skip
+    again = await groups.register_group(
+        session, actor=actors["kapolsek_a1"], chat_id=A1, title="Posko A1 baru", unit_code="POLSEK-A1", now=NOW
+    )
     assert again.outcome is GroupOutcome.unchanged
     assert await _bound(session) == {A1: roster.units["POLSEK-A1"].id}
 
@@ -57,9 +59,12 @@ async def test_members_siblings_and_unknown_units_are_refused(session: AsyncSess
 
 async def test_a_new_group_replaces_the_old_one_and_is_audited(session: AsyncSession) -> None:
     roster, actors = await _actors(session)
-    await groups.register_group(session, actor=actors["kapolsek_a1"], chat_id=A1, title="Lama", unit_code="POLSEK-A1", now=NOW)
-    result = await groups.register_group(session, actor=actors["kapolsek_a1"], chat_id=-1099, title="Baru",
-                                         unit_code="POLSEK-A1", now=NOW)  # fmt: skip
+    await groups.register_group(
+        session, actor=actors["kapolsek_a1"], chat_id=A1, title="Lama", unit_code="POLSEK-A1", now=NOW
+    )
+    result = await groups.register_group(
+        session, actor=actors["kapolsek_a1"], chat_id=-1099, title="Baru", unit_code="POLSEK-A1", now=NOW
+    )
     assert (result.outcome, result.replaced_title) == (GroupOutcome.registered, "Lama")
     assert await _bound(session) == {-1099: roster.units["POLSEK-A1"].id}
     actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity == "command_group"))).all()
@@ -68,13 +73,19 @@ async def test_a_new_group_replaces_the_old_one_and_is_audited(session: AsyncSes
 
 async def test_a_group_bound_elsewhere_moves_only_for_a_commander_of_both_units(session: AsyncSession) -> None:
     roster, actors = await _actors(session)
-    await groups.register_group(session, actor=actors["kapolres"], chat_id=RES, title="Polres", unit_code="POLRES-A", now=NOW)
-    await groups.register_group(session, actor=actors["kapolsek_a2"], chat_id=A2, title="A2", unit_code="POLSEK-A2", now=NOW)
-    stolen = await groups.register_group(session, actor=actors["kapolsek_a2"], chat_id=RES, title="Polres",
-                                         unit_code="POLSEK-A2", now=NOW)  # fmt: skip
+    await groups.register_group(
+        session, actor=actors["kapolres"], chat_id=RES, title="Polres", unit_code="POLRES-A", now=NOW
+    )
+    await groups.register_group(
+        session, actor=actors["kapolsek_a2"], chat_id=A2, title="A2", unit_code="POLSEK-A2", now=NOW
+    )
+    stolen = await groups.register_group(
+        session, actor=actors["kapolsek_a2"], chat_id=RES, title="Polres", unit_code="POLSEK-A2", now=NOW
+    )
     assert (stolen.outcome, stolen.previous_unit_code) == (GroupOutcome.forbidden, "POLRES-A")
-    moved = await groups.register_group(session, actor=actors["kapolres"], chat_id=RES, title="Polres",
-                                        unit_code="POLSEK-A2", now=NOW)  # fmt: skip
+    moved = await groups.register_group(
+        session, actor=actors["kapolres"], chat_id=RES, title="Polres", unit_code="POLSEK-A2", now=NOW
+    )
     assert (moved.outcome, moved.previous_unit_code, moved.replaced_title) == (GroupOutcome.moved, "POLRES-A", "A2")
     assert await _bound(session) == {RES: roster.units["POLSEK-A2"].id}
     moves = await session.scalar(select(AuditLog.detail).where(AuditLog.action == "command_group.moved"))
@@ -87,9 +98,13 @@ async def test_removal_needs_authority_and_alerts_then_go_up(session: AsyncSessi
         await groups.register_group(session, actor=actors["ani"], chat_id=chat, title=code, unit_code=code, now=NOW)
     a1 = roster.units["POLSEK-A1"].id
     assert (await groups.nearest_groups(session, unit_ids=[a1]))[a1].chat_id == A1  # type: ignore[union-attr]
-    assert (await groups.remove_group(session, actor=actors["kapolsek_a2"], chat_id=A1)).outcome is GroupOutcome.forbidden
+    assert (
+        await groups.remove_group(session, actor=actors["kapolsek_a2"], chat_id=A1)
+    ).outcome is GroupOutcome.forbidden
     assert (await groups.remove_group(session, actor=actors["kapolsek_a1"], chat_id=A1)).outcome is GroupOutcome.removed
-    assert (await groups.remove_group(session, actor=actors["kapolsek_a1"], chat_id=A1)).outcome is GroupOutcome.not_registered
+    assert (
+        await groups.remove_group(session, actor=actors["kapolsek_a1"], chat_id=A1)
+    ).outcome is GroupOutcome.not_registered
     assert (await groups.describe_group(session, chat_id=A1)).outcome is GroupOutcome.not_registered
     target = (await groups.nearest_groups(session, unit_ids=[a1]))[a1]
     assert target is not None and (target.chat_id, target.unit_name) == (RES, "Polres A")
@@ -103,16 +118,22 @@ async def test_nearest_group_skips_unreachable_groups_and_may_be_none(session: A
     ids = {code: roster.units[code].id for code in ["POLSEK-A2", "POLRES-A", "KODIM-X"]}
     found = await groups.nearest_groups(session, unit_ids=ids.values())
     assert {code: found[i].chat_id if found[i] else None for code, i in ids.items()} == {
-        "POLSEK-A2": DA, "POLRES-A": DA, "KODIM-X": None,
+        "POLSEK-A2": DA,
+        "POLRES-A": DA,
+        "KODIM-X": None,
     }
-    again = await groups.register_group(session, actor=actors["ani"], chat_id=A2, title="A2", unit_code="POLSEK-A2", now=NOW)
+    again = await groups.register_group(
+        session, actor=actors["ani"], chat_id=A2, title="A2", unit_code="POLSEK-A2", now=NOW
+    )
     assert again.outcome is GroupOutcome.unchanged
     assert (await groups.nearest_groups(session, unit_ids=[ids["POLSEK-A2"]]))[ids["POLSEK-A2"]].chat_id == A2  # type: ignore[union-attr]
 
 
 async def test_a_migrated_group_keeps_its_registration_and_waiting_messages(session: AsyncSession) -> None:
     roster, actors = await _actors(session)
-    await groups.register_group(session, actor=actors["kapolsek_a1"], chat_id=-4001, title="A1", unit_code="POLSEK-A1", now=NOW)
+    await groups.register_group(
+        session, actor=actors["kapolsek_a1"], chat_id=-4001, title="A1", unit_code="POLSEK-A1", now=NOW
+    )
     session.add(Outbox(chat_id=-4001, dedup_key="x", text="menunggu", due_at=NOW, created_at=NOW))
     await session.commit()
     assert await groups.migrate_group(session, old_chat_id=-4001, new_chat_id=-1004001) is True

@@ -17,13 +17,13 @@ from telegram import Update
 
 from bot.app import build_application
 from bot.config import ConfigError, Settings, load_settings
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.delivery.dispatcher import DispatcherStats
 from bot.emulator import Emulator, Limits
 from bot.ops.health import HealthServer
 from bot.ops.metrics import Exposition, Histogram, RateMeter, ReceiptQueue, TimedUpdateProcessor, UpdateMetrics, parse
-from bot.services import outbox
 from bot.ops.serving import serve, webhook_options
+from bot.services import outbox
+from bot.storage.db import make_engine, make_sessionmaker
 from models.enums import Priority
 
 NOW = datetime(2024, 2, 14, 1, 0, tzinfo=UTC)
@@ -71,8 +71,13 @@ def test_the_send_rate_is_over_the_last_minute() -> None:
 async def test_an_update_is_timed_from_receipt_to_the_end_of_its_handlers() -> None:
     queue = ReceiptQueue()
     processor = TimedUpdateProcessor(queue)
-    update = Update.de_json({"update_id": 1, "message": {
-        "message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "/start"}}, None)  # fmt: skip
+    update = Update.de_json(
+        {
+            "update_id": 1,
+            "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "/start"},
+        },
+        None,
+    )
     await queue.put(update)
     await asyncio.sleep(0.05)  # waiting in the queue counts
 
@@ -114,18 +119,39 @@ async def test_metrics_show_the_outbox_by_priority_the_dispatcher_and_the_update
 ) -> None:
     async with sessions() as session:
         for n in range(3):
-            await outbox.enqueue(session, chat_id=-100 - n, text="alert", priority=Priority.escalation,
-                                 dedup_key=f"e{n}", due_at=NOW - timedelta(seconds=30), now=NOW)  # fmt: skip
-        await outbox.enqueue(session, chat_id=5, text="later", priority=Priority.reminder, dedup_key="r",
-                             due_at=NOW + timedelta(hours=1), now=NOW)  # fmt: skip
+            await outbox.enqueue(
+                session,
+                chat_id=-100 - n,
+                text="alert",
+                priority=Priority.escalation,
+                dedup_key=f"e{n}",
+                due_at=NOW - timedelta(seconds=30),
+                now=NOW,
+            )
+        await outbox.enqueue(
+            session,
+            chat_id=5,
+            text="later",
+            priority=Priority.reminder,
+            dedup_key="r",
+            due_at=NOW + timedelta(hours=1),
+            now=NOW,
+        )
         await session.commit()
     stats = DispatcherStats(sent=41, failed=2, unreachable=1, retried=3, rate_limited=4, in_flight=5)
     updates = UpdateMetrics()
     updates.handled["message"] += 7
     updates.errors = 1
     updates.latency.observe(0.2)
-    server = HealthServer(sessions=sessions, listen="127.0.0.1", port=free_port(), dispatcher_stats=lambda: stats,
-                          updates=lambda: updates, clock=lambda: NOW, worker="host:1")  # fmt: skip
+    server = HealthServer(
+        sessions=sessions,
+        listen="127.0.0.1",
+        port=free_port(),
+        dispatcher_stats=lambda: stats,
+        updates=lambda: updates,
+        clock=lambda: NOW,
+        worker="host:1",
+    )
     answers = await _ask(http, server)
     assert answers["/healthz"] == (200, "ok\n") and answers["/readyz"] == (200, "ready\n")
     assert answers["/metrics"][0] == 200
@@ -147,7 +173,9 @@ async def test_metrics_show_the_outbox_by_priority_the_dispatcher_and_the_update
 async def test_a_database_that_does_not_answer_makes_the_worker_unready_not_dead(http: aiohttp.ClientSession) -> None:
     engine = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")  # nobody listens there
     try:
-        answers = await _ask(http, HealthServer(sessions=make_sessionmaker(engine), listen="127.0.0.1", port=free_port()))
+        answers = await _ask(
+            http, HealthServer(sessions=make_sessionmaker(engine), listen="127.0.0.1", port=free_port())
+        )
     finally:
         await engine.dispose()
     assert answers["/healthz"] == (200, "ok\n") and answers["/readyz"] == (503, "database unreachable\n")
@@ -167,8 +195,13 @@ async def _eventually(predicate: Callable[[], bool], timeout: float) -> None:
 
 def _settings(emu: Emulator, database_url: str, **telegram: object) -> Settings:
     data = load_settings(None).model_dump()
-    data["telegram"].update(token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url,
-                            bot_username=emu.bot_username, **telegram)  # fmt: skip
+    data["telegram"].update(
+        token=emu.token,
+        base_url=emu.base_url,
+        base_file_url=emu.base_file_url,
+        bot_username=emu.bot_username,
+        **telegram,
+    )
     data["database"]["url"] = database_url
     data["delivery"]["poll_seconds"] = 0.05
     data["health"].update(listen="127.0.0.1", port=free_port())
@@ -197,8 +230,14 @@ async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_sec
 ) -> None:
     async with Emulator(limits=Limits(enforce=False)) as emu:
         hook_port = free_port()
-        settings = _settings(emu, database_url, webhook_listen="127.0.0.1", webhook_port=hook_port,
-                             webhook_url="https://siaga.example.org", webhook_secret=SECRET)  # fmt: skip
+        settings = _settings(
+            emu,
+            database_url,
+            webhook_listen="127.0.0.1",
+            webhook_port=hook_port,
+            webhook_url="https://siaga.example.org",
+            webhook_secret=SECRET,
+        )
         application = build_application(settings)
         stop = asyncio.Event()
         running = asyncio.create_task(serve(application, settings, webhook=webhook_options(settings), stop=stop))
@@ -211,9 +250,16 @@ async def test_webhook_mode_answers_updates_and_refuses_requests_without_the_sec
             await guest.send("/start")
             greeting = await guest.next_message(timeout=10)
             assert "/daftar" in (greeting.text or "")
-            update = {"update_id": 999, "message": {"message_id": 1, "date": 0, "chat": {"id": guest.id, "type": "private"},
-                                                    "from": {"id": guest.id, "is_bot": False, "first_name": "X"},
-                                                    "text": "/start"}}  # fmt: skip
+            update = {
+                "update_id": 999,
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": {"id": guest.id, "type": "private"},
+                    "from": {"id": guest.id, "is_bot": False, "first_name": "X"},
+                    "text": "/start",
+                },
+            }
             for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
                 async with http.post(target, json=update, headers=headers) as response:
                     assert response.status == 403, headers

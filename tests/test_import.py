@@ -51,11 +51,33 @@ BASE: Province = {
         ["85010004", "Rudi Hakim", "AKBP", "polri", "POLRES-A", "komandan", "+6281200000006", None],
     ],
     "tps": [
-        ["TPS-A1-001", "1", "Sungai Rejo", "Kec A1", "Kab A", -2.98, 104.76, "sangat_rawan", "darat", "POLSEK-A1",
-         None],
+        [
+            "TPS-A1-001",
+            "1",
+            "Sungai Rejo",
+            "Kec A1",
+            "Kab A",
+            -2.98,
+            104.76,
+            "sangat_rawan",
+            "darat",
+            "POLSEK-A1",
+            None,
+        ],
         ["TPS-A1-002", "2", "Sungai Rejo", "Kec A1", "Kab A", -2.981, 104.761, "rawan", "air", "POLSEK-A1", None],
-        ["TPS-A2-001", "1", "Talang Jaya", "Kec A2", "Kab A", -3.1, 104.9, "kurang_rawan", "darat_air", "POLSEK-A2",
-         "POLSEK-B1"],
+        [
+            "TPS-A2-001",
+            "1",
+            "Talang Jaya",
+            "Kec A2",
+            "Kab A",
+            -3.1,
+            104.9,
+            "kurang_rawan",
+            "darat_air",
+            "POLSEK-A2",
+            "POLSEK-B1",
+        ],
         ["TPS-B1-001", "1", "Muara Baru", "Kec B1", "Kab B", -3.4, 104.8, "rawan", "darat", "POLSEK-B1", None],
     ],
     "shifts": [
@@ -141,8 +163,13 @@ async def test_generated_province_imports_with_matching_counts(
     assert report.ok, report.format()
     expected = province.counts()
     assert {entity: c.created for entity, c in report.counts.items()} == expected
-    for model, entity in ((Unit, "units"), (Personnel, "personnel"), (Tps, "tps"), (models.Shift, "shifts"),
-                          (models.Assignment, "assignments")):
+    for model, entity in (
+        (Unit, "units"),
+        (Personnel, "personnel"),
+        (Tps, "tps"),
+        (models.Shift, "shifts"),
+        (models.Assignment, "assignments"),
+    ):
         assert await count(session, model) == expected[entity]
     border = sum(1 for t in province.tps if t.secondary_unit_codes)
     assert await count(session, models.TpsSecondaryUnit) == border
@@ -271,14 +298,14 @@ async def test_formula_looking_text_is_stored_as_text(session: AsyncSession, tmp
     province["personnel"][3][1] = "-Siti"
     paths = write_xlsx(tmp_path / "roster.xlsx", province)
     workbook = load_workbook(paths[0])
-    for sheet, coordinate, text in [("personnel", "B2", "=HYPERLINK(\"http://x\",\"klik\")"), ("tps", "C2", "=1+1")]:
+    for sheet, coordinate, text in [("personnel", "B2", '=HYPERLINK("http://x","klik")'), ("tps", "C2", "=1+1")]:
         cell = workbook[sheet][coordinate]
         cell.value, cell.data_type = text, "s"
     workbook.save(paths[0])
     report = await run(session, paths)
     assert report.ok, report.format()
     names = {p.nrp: (p.name, p.rank, p.phone) for p in await session.scalars(select(Personnel))}
-    assert names["85010001"] == ("=HYPERLINK(\"http://x\",\"klik\")", "Bripda", "+6281200000001")
+    assert names["85010001"] == ('=HYPERLINK("http://x","klik")', "Bripda", "+6281200000001")
     assert names["85010002"][0] == "+Agus"
     assert names["3000000001"][1] == "@SUM(A1:A9)"
     assert names["LM00000001"][0] == "-Siti"
@@ -295,26 +322,33 @@ async def test_assignments_of_a_shift_are_replaced_and_other_shifts_kept(session
     assert report.ok, report.format()
     c = report.counts["assignments"]
     assert (c.created, c.deleted, c.unchanged) == (1, 1, 5)
-    rows = (await session.execute(
-        select(Personnel.nrp, Tps.code, models.Shift.code)
-        .join(models.Assignment, models.Assignment.personnel_id == Personnel.id)
-        .join(Tps, Tps.id == models.Assignment.tps_id)
-        .join(models.Shift, models.Shift.id == models.Assignment.shift_id)
-    )).all()
+    rows = (
+        await session.execute(
+            select(Personnel.nrp, Tps.code, models.Shift.code)
+            .join(models.Assignment, models.Assignment.personnel_id == Personnel.id)
+            .join(Tps, Tps.id == models.Assignment.tps_id)
+            .join(models.Shift, models.Shift.id == models.Assignment.shift_id)
+        )
+    ).all()
     assert ("85010002", "TPS-A1-002", "S1") in rows and ("85010002", "TPS-A1-001", "S1") not in rows
     assert ("85010001", "TPS-A1-001", "S2") in rows, "S2 is not in the file: untouched"
 
 
 async def test_reparenting_rebuilds_closure_and_depth(session: AsyncSession, tmp_path: Path) -> None:
     assert (await run(session, write_csv(tmp_path / "a", base()))).ok
-    moved = {"units": [["POLSEK-A2", "Polsek A2", "polsek", "polri", "POLRES-B", "Kab A"],
-                       ["POLSEK-A3", "Polsek A3", "polsek", "polri", "POLSEK-A2", "Kab A"]],
-             # the Polres-A commander can no longer guard TPS-A2-001: S1 is re-imported without him
-             "assignments": [row for row in BASE["assignments"] if row[2] == "S1" and row[0] != "85010004"]}
+    moved = {
+        "units": [
+            ["POLSEK-A2", "Polsek A2", "polsek", "polri", "POLRES-B", "Kab A"],
+            ["POLSEK-A3", "Polsek A3", "polsek", "polri", "POLSEK-A2", "Kab A"],
+        ],
+        # the Polres-A commander can no longer guard TPS-A2-001: S1 is re-imported without him
+        "assignments": [row for row in BASE["assignments"] if row[2] == "S1" and row[0] != "85010004"],
+    }
     assert (await run(session, write_csv(tmp_path / "b", moved))).ok
     ids = {u.code: u.id for u in await session.scalars(select(Unit))}
     assert sorted(await unit_tree.subtree_ids(session, ids["POLRES-B"])) == sorted(
-        ids[c] for c in ("POLRES-B", "POLSEK-B1", "POLSEK-A2", "POLSEK-A3"))
+        ids[c] for c in ("POLRES-B", "POLSEK-B1", "POLSEK-A2", "POLSEK-A3")
+    )
     chain = await unit_tree.ancestors(session, ids["POLSEK-A3"])
     assert [u.code for u in chain] == ["POLSEK-A2", "POLRES-B", "POLDA-X"]
     assert [u.depth for u in chain] == [2, 1, 0]
@@ -331,6 +365,7 @@ Mutation = Callable[[Province], None]
 def setter(entity: str, row: int, column: str, value: Any) -> Mutation:
     def mutate(province: Province) -> None:
         province[entity][row][COLUMNS[entity].index(column)] = value
+
     return mutate
 
 
@@ -340,31 +375,76 @@ def appender(entity: str, row: list[Any]) -> Mutation:
 
 BAD_ROWS: dict[str, tuple[Mutation, str, int, str, str]] = {
     # name: (mutation, sheet, spreadsheet row, column, words in the reason)
-    "unknown parent": (setter("units", 3, "parent_code", "POLRES-Z"), "units", 5, "parent_code",
-                       "unknown unit 'POLRES-Z'"),
-    "unknown unit of a person": (setter("personnel", 1, "unit_code", "POLSEK-Z"), "personnel", 3, "unit_code",
-                                 "unknown unit"),
-    "unknown home unit": (setter("personnel", 2, "home_unit", "KORAMIL-Z"), "personnel", 4, "home_unit",
-                          "unknown unit"),
+    "unknown parent": (
+        setter("units", 3, "parent_code", "POLRES-Z"),
+        "units",
+        5,
+        "parent_code",
+        "unknown unit 'POLRES-Z'",
+    ),
+    "unknown unit of a person": (
+        setter("personnel", 1, "unit_code", "POLSEK-Z"),
+        "personnel",
+        3,
+        "unit_code",
+        "unknown unit",
+    ),
+    "unknown home unit": (
+        setter("personnel", 2, "home_unit", "KORAMIL-Z"),
+        "personnel",
+        4,
+        "home_unit",
+        "unknown unit",
+    ),
     "unknown TPS unit": (setter("tps", 0, "unit_code", "POLSEK-Z"), "tps", 2, "unit_code", "unknown unit"),
-    "unknown secondary unit": (setter("tps", 1, "secondary_unit_codes", "POLSEK-B1;POLSEK-Q"), "tps", 3,
-                               "secondary_unit_codes", "'POLSEK-Q'"),
+    "unknown secondary unit": (
+        setter("tps", 1, "secondary_unit_codes", "POLSEK-B1;POLSEK-Q"),
+        "tps",
+        3,
+        "secondary_unit_codes",
+        "'POLSEK-Q'",
+    ),
     "unknown TPS": (setter("assignments", 1, "tps_code", "TPS-Z"), "assignments", 3, "tps_code", "unknown TPS"),
     "unknown shift": (setter("assignments", 2, "shift_code", "S9"), "assignments", 4, "shift_code", "unknown shift"),
     "unknown nrp": (setter("assignments", 0, "nrp", "99999999"), "assignments", 2, "nrp", "unknown nrp"),
-    "duplicate unit code": (appender("units", ["POLSEK-A1", "Lagi", "polsek", "polri", "POLRES-A", ""]), "units", 11,
-                            "code", "duplicate code 'POLSEK-A1'"),
-    "duplicate nrp": (appender("personnel", ["85010002", "Lain", "", "polri", "POLSEK-A1", "", "", ""]), "personnel",
-                      8, "nrp", "duplicate nrp: also on"),
-    "duplicate TPS code": (appender("tps", ["TPS-A1-001", "9", "", "", "", -3, 104, "rawan", "darat", "POLSEK-A1", ""]),
-                           "tps", 6, "code", "duplicate code"),
+    "duplicate unit code": (
+        appender("units", ["POLSEK-A1", "Lagi", "polsek", "polri", "POLRES-A", ""]),
+        "units",
+        11,
+        "code",
+        "duplicate code 'POLSEK-A1'",
+    ),
+    "duplicate nrp": (
+        appender("personnel", ["85010002", "Lain", "", "polri", "POLSEK-A1", "", "", ""]),
+        "personnel",
+        8,
+        "nrp",
+        "duplicate nrp: also on",
+    ),
+    "duplicate TPS code": (
+        appender("tps", ["TPS-A1-001", "9", "", "", "", -3, 104, "rawan", "darat", "POLSEK-A1", ""]),
+        "tps",
+        6,
+        "code",
+        "duplicate code",
+    ),
     "latitude out of range": (setter("tps", 0, "lat", 95), "tps", 2, "lat", "less than or equal to 90"),
     "longitude out of range": (setter("tps", 0, "lon", -181), "tps", 2, "lon", "greater than or equal to -180"),
     "0,0 coordinates": (lambda p: p["tps"][2].__setitem__(slice(5, 7), [0, 0]), "tps", 4, "lon", "0,0"),
-    "date without offset": (setter("shifts", 0, "starts_at", "2024-02-14T07:00:00"), "shifts", 2, "starts_at",
-                            "without an offset"),
-    "ends before it starts": (setter("shifts", 1, "ends_at", "2024-02-14T12:00:00+07:00"), "shifts", 3, "ends_at",
-                              "after starts_at"),
+    "date without offset": (
+        setter("shifts", 0, "starts_at", "2024-02-14T07:00:00"),
+        "shifts",
+        2,
+        "starts_at",
+        "without an offset",
+    ),
+    "ends before it starts": (
+        setter("shifts", 1, "ends_at", "2024-02-14T12:00:00+07:00"),
+        "shifts",
+        3,
+        "ends_at",
+        "after starts_at",
+    ),
     "bad force": (setter("personnel", 0, "force", "polisi"), "personnel", 2, "force", "'polri', 'tni' or 'linmas'"),
     "bad role": (setter("personnel", 0, "role", "kapten"), "personnel", 2, "role", "'anggota', 'komandan' or 'admin'"),
     "bad vulnerability": (setter("tps", 0, "vulnerability", "aman"), "tps", 2, "vulnerability", "'sangat_rawan'"),
@@ -373,21 +453,52 @@ BAD_ROWS: dict[str, tuple[Mutation, str, int, str, str]] = {
     "bad phase": (setter("shifts", 0, "phase", "istirahat"), "shifts", 2, "phase", "'pengawalan'"),
     "missing required value": (setter("personnel", 3, "name", None), "personnel", 5, "name", "value is required"),
     "bad phone": (setter("personnel", 0, "phone", "0812 CALL"), "personnel", 2, "phone", "not a phone number"),
-    "nrp with a sign": (setter("personnel", 0, "nrp", "12#4X"), "personnel", 2, "nrp",
-                        "not an NRP (letters and digits only; found '#')"),
-    "nrp with a space inside": (setter("personnel", 1, "nrp", " 8501 0002 "), "personnel", 3, "nrp",
-                                "found ' '"),
-    "nrp too long": (setter("personnel", 2, "nrp", "3" * 21), "personnel", 4, "nrp",
-                     "not an NRP (at most 20 letters and digits; found 21)"),
-    "assignment nrp with a sign": (setter("assignments", 1, "nrp", "12#4X"), "assignments", 3, "nrp",
-                                   "not an NRP (letters and digits only; found '#')"),
-    "cycle in the file": (lambda p: (p["units"].append(["LOOP-1", "L1", "other", "polri", "LOOP-2", ""]),
-                                     p["units"].append(["LOOP-2", "L2", "other", "polri", "LOOP-1", ""])),
-                          "units", 11, "parent_code", "cycle in the unit tree"),
-    "outside command": (setter("assignments", 0, "tps_code", "TPS-B1-001"), "assignments", 2, "tps_code",
-                        "outside the command"),
-    "TNI outside the commanding unit": (setter("assignments", 2, "tps_code", "TPS-B1-001"), "assignments", 4,
-                                        "tps_code", "outside the command"),
+    "nrp with a sign": (
+        setter("personnel", 0, "nrp", "12#4X"),
+        "personnel",
+        2,
+        "nrp",
+        "not an NRP (letters and digits only; found '#')",
+    ),
+    "nrp with a space inside": (setter("personnel", 1, "nrp", " 8501 0002 "), "personnel", 3, "nrp", "found ' '"),
+    "nrp too long": (
+        setter("personnel", 2, "nrp", "3" * 21),
+        "personnel",
+        4,
+        "nrp",
+        "not an NRP (at most 20 letters and digits; found 21)",
+    ),
+    "assignment nrp with a sign": (
+        setter("assignments", 1, "nrp", "12#4X"),
+        "assignments",
+        3,
+        "nrp",
+        "not an NRP (letters and digits only; found '#')",
+    ),
+    "cycle in the file": (
+        lambda p: (
+            p["units"].append(["LOOP-1", "L1", "other", "polri", "LOOP-2", ""]),
+            p["units"].append(["LOOP-2", "L2", "other", "polri", "LOOP-1", ""]),
+        ),
+        "units",
+        11,
+        "parent_code",
+        "cycle in the unit tree",
+    ),
+    "outside command": (
+        setter("assignments", 0, "tps_code", "TPS-B1-001"),
+        "assignments",
+        2,
+        "tps_code",
+        "outside the command",
+    ),
+    "TNI outside the commanding unit": (
+        setter("assignments", 2, "tps_code", "TPS-B1-001"),
+        "assignments",
+        4,
+        "tps_code",
+        "outside the command",
+    ),
 }
 
 
@@ -410,7 +521,8 @@ async def test_a_bad_row_rejects_the_whole_invocation(
     report = await run(session, paths)
     assert not report.ok
     assert any((e.sheet, e.row, e.column) == (label, row, column) and words in e.reason for e in report.errors), (
-        report.format())
+        report.format()
+    )
     assert f"{label} row {row}, column {column}: " in report.format()
     assert await dump(session) == before
 
@@ -418,8 +530,10 @@ async def test_a_bad_row_rejects_the_whole_invocation(
 async def test_cycle_formed_with_units_in_the_database(session: AsyncSession, tmp_path: Path) -> None:
     assert (await run(session, write_csv(tmp_path / "a", base()))).ok
     before = await dump(session)
-    report = await run(session, write_csv(tmp_path / "b", {"units": [
-        ["POLDA-X", "Polda X", "polda", "polri", "POLSEK-A1", "Provinsi X"]]}))
+    report = await run(
+        session,
+        write_csv(tmp_path / "b", {"units": [["POLDA-X", "Polda X", "polda", "polri", "POLSEK-A1", "Provinsi X"]]}),
+    )
     assert not report.ok
     [error] = report.errors
     assert (error.sheet, error.row, error.column) == ("units.csv", 2, "parent_code")
@@ -441,8 +555,10 @@ async def test_missing_and_misnamed_columns_name_sheet_and_column(
     session: AsyncSession, tmp_path: Path, kind: str
 ) -> None:
     province = base()
-    headers = {"personnel": [c for c in COLUMNS["personnel"] if c != "phone"],
-               "tps": [("lng" if c == "lon" else c) for c in COLUMNS["tps"]]}
+    headers = {
+        "personnel": [c for c in COLUMNS["personnel"] if c != "phone"],
+        "tps": [("lng" if c == "lon" else c) for c in COLUMNS["tps"]],
+    }
     for row in province["personnel"]:
         del row[6]
     if kind == "xlsx":
@@ -503,8 +619,10 @@ async def test_moving_a_person_away_from_a_kept_assignment_is_rejected(session: 
     """S2 is not in the second import, so its assignments stay: they must still obey the command rule."""
     assert (await run(session, write_csv(tmp_path / "a", base()))).ok
     before = await dump(session)
-    moved = {"personnel": [list(BASE["personnel"][0])],
-             "assignments": [row for row in BASE["assignments"] if row[2] == "S1" and row[0] != "85010001"]}
+    moved = {
+        "personnel": [list(BASE["personnel"][0])],
+        "assignments": [row for row in BASE["assignments"] if row[2] == "S1" and row[0] != "85010001"],
+    }
     moved["personnel"][0][4] = "POLSEK-B1"
     report = await run(session, write_csv(tmp_path / "b", moved))
     assert not report.ok
@@ -520,10 +638,25 @@ async def test_moving_a_person_away_from_a_kept_assignment_is_rejected(session: 
 
 async def test_moving_a_unit_away_from_a_kept_assignment_is_rejected(session: AsyncSession, tmp_path: Path) -> None:
     assert (await run(session, write_csv(tmp_path / "a", base()))).ok
-    report = await run(session, write_csv(tmp_path / "b", {"units": [
-        ["POLRES-A", "Polres A", "polres", "polri", None, "Kab A"],  # fine: a root of its own
-        ["POLSEK-A2", "Polsek A2", "polsek", "polri", "POLRES-B", "Kab A"],  # its TPS leaves the Polres-A commander
-    ]}))
+    report = await run(
+        session,
+        write_csv(
+            tmp_path / "b",
+            {
+                "units": [
+                    ["POLRES-A", "Polres A", "polres", "polri", None, "Kab A"],  # fine: a root of its own
+                    [
+                        "POLSEK-A2",
+                        "Polsek A2",
+                        "polsek",
+                        "polri",
+                        "POLRES-B",
+                        "Kab A",
+                    ],  # its TPS leaves the Polres-A commander
+                ]
+            },
+        ),
+    )
     assert not report.ok
     assert [(e.row, e.column) for e in report.errors] == [(3, "parent_code")]
     assert "'POLRES-A'" in report.errors[0].reason and "'TPS-A2-001'" in report.errors[0].reason

@@ -64,14 +64,18 @@ def formulas(path: Path, province: Province, cells: dict[tuple[str, str], tuple[
 
 
 async def test_a_formula_imports_the_value_the_workbook_cached(session: AsyncSession, tmp_path: Path) -> None:
-    path = formulas(tmp_path / "roster.xlsx", base(), {
-        ("personnel", "A2"): ('=TEXT(85010000+1,"0")', "85010001"),
-        ("personnel", "B2"): ('=PROPER("budi santoso")', "Budi Santoso"),
-        ("personnel", "C2"): ('=IF(TRUE,"","Bripda")', ""),  # an empty text result: an empty cell
-        ("tps", "F2"): ("=-2.98", -2.98),
-        ("tps", "C3"): ('=HYPERLINK("http://x","Sungai Rejo")', "Sungai Rejo"),
-        ("assignments", "A2"): ("=personnel!A2", "85010001"),
-    })
+    path = formulas(
+        tmp_path / "roster.xlsx",
+        base(),
+        {
+            ("personnel", "A2"): ('=TEXT(85010000+1,"0")', "85010001"),
+            ("personnel", "B2"): ('=PROPER("budi santoso")', "Budi Santoso"),
+            ("personnel", "C2"): ('=IF(TRUE,"","Bripda")', ""),  # an empty text result: an empty cell
+            ("tps", "F2"): ("=-2.98", -2.98),
+            ("tps", "C3"): ('=HYPERLINK("http://x","Sungai Rejo")', "Sungai Rejo"),
+            ("assignments", "A2"): ("=personnel!A2", "85010001"),
+        },
+    )
     report = await run(session, [path])
     assert report.ok, report.format()
     budi = await session.scalar(select(Personnel).where(Personnel.nrp == "85010001"))
@@ -88,20 +92,27 @@ async def test_a_formula_without_a_value_rejects_the_file_with_row_and_column(
     before = await dump(session)
     province = base()
     province["tps"][3][2] = "Muara Baru Ilir"  # a good change that must not be written either
-    path = formulas(tmp_path / "roster.xlsx", province, {
-        ("units", "B3"): ('=CONCAT("Polres ","A")', None),  # required: not "value is required" as well
-        ("units", "F4"): ('=C4&" "&D4', None),  # optional: not imported as empty
-        ("personnel", "A5"): ('=TEXT(85010000+3,"0")', None),
-        ("tps", "G2"): ("=104.76", None),
-        ("shifts", "D3"): ("=NOW()", "#VALUE!"),
-        ("assignments", "A3"): ('=VLOOKUP("Agus",personnel!A:B,1,FALSE)', "#N/A"),
-    })
+    path = formulas(
+        tmp_path / "roster.xlsx",
+        province,
+        {
+            ("units", "B3"): ('=CONCAT("Polres ","A")', None),  # required: not "value is required" as well
+            ("units", "F4"): ('=C4&" "&D4', None),  # optional: not imported as empty
+            ("personnel", "A5"): ('=TEXT(85010000+3,"0")', None),
+            ("tps", "G2"): ("=104.76", None),
+            ("shifts", "D3"): ("=NOW()", "#VALUE!"),
+            ("assignments", "A3"): ('=VLOOKUP("Agus",personnel!A:B,1,FALSE)', "#N/A"),
+        },
+    )
     report = await run(session, [path])
     assert not report.ok
     assert [(e.sheet, e.row, e.column) for e in report.errors] == [
-        ("roster.xlsx [units]", 3, "name"), ("roster.xlsx [units]", 4, "region"),
-        ("roster.xlsx [personnel]", 5, "nrp"), ("roster.xlsx [tps]", 2, "lon"),
-        ("roster.xlsx [shifts]", 3, "starts_at"), ("roster.xlsx [assignments]", 3, "nrp"),
+        ("roster.xlsx [units]", 3, "name"),
+        ("roster.xlsx [units]", 4, "region"),
+        ("roster.xlsx [personnel]", 5, "nrp"),
+        ("roster.xlsx [tps]", 2, "lon"),
+        ("roster.xlsx [shifts]", 3, "starts_at"),
+        ("roster.xlsx [assignments]", 3, "nrp"),
     ]
     text = report.format()
     assert "roster.xlsx [units] row 3, column name: formula without a value: " in text
@@ -122,9 +133,17 @@ async def test_a_bad_formula_is_listed_with_the_other_errors_of_its_row(session:
     assert await session.scalar(select(Unit.id)) is None
 
 
-TEXT_COLUMNS = [("units", 1, "name"), ("units", 5, "region"), ("personnel", 1, "name"), ("personnel", 2, "rank"),
-                ("tps", 1, "number"), ("tps", 2, "village"), ("tps", 3, "district"), ("tps", 4, "regency"),
-                ("shifts", 1, "name")]
+TEXT_COLUMNS = [
+    ("units", 1, "name"),
+    ("units", 5, "region"),
+    ("personnel", 1, "name"),
+    ("personnel", 2, "rank"),
+    ("tps", 1, "number"),
+    ("tps", 2, "village"),
+    ("tps", 3, "district"),
+    ("tps", 4, "regency"),
+    ("shifts", 1, "name"),
+]
 
 
 async def test_a_csv_value_beginning_with_equals_is_rejected_as_a_formula(
@@ -161,7 +180,10 @@ async def test_csv_text_beginning_with_plus_minus_or_at_is_kept(session: AsyncSe
     assert report.ok, report.format()
     people = {p.nrp: p for p in await session.scalars(select(Personnel))}
     assert (people["85010001"].name, people["85010002"].rank, people["85010001"].phone) == (
-        "+Budi", "@Briptu", "+6281200000001")
+        "+Budi",
+        "@Briptu",
+        "+6281200000001",
+    )
     tps = await session.scalar(select(Tps).where(Tps.code == "TPS-A1-001"))
     assert tps is not None and (tps.village, tps.district, tps.regency, tps.lat) == ("-", "-Kec A1", "@Kab A", -2.98)
 

@@ -48,11 +48,13 @@ async def _world(session: AsyncSession, *, without: tuple[str, ...] = ()) -> tup
     return roster, actors
 
 
-async def _raise(session: AsyncSession, actor: Actor, settings: Settings, severity: str = "tinggi",
-                 text: str = "Massa berkumpul") -> int:  # fmt: skip
+async def _raise(
+    session: AsyncSession, actor: Actor, settings: Settings, severity: str = "tinggi", text: str = "Massa berkumpul"
+) -> int:
     contingency_id = await incidents.draft(session, actor=actor, text=text, now=NOW, opens_before=OPENS)
-    result = await incidents.choose_severity(session, contingency_id=contingency_id, actor=actor, severity=severity,
-                                             now=NOW, settings=settings)  # fmt: skip
+    result = await incidents.choose_severity(
+        session, contingency_id=contingency_id, actor=actor, severity=severity, now=NOW, settings=settings
+    )
     assert result.outcome is IncidentOutcome.raised
     return contingency_id
 
@@ -64,15 +66,24 @@ async def _sends(session: AsyncSession) -> list[int]:
 
 
 async def _edits(session: AsyncSession) -> list[tuple[int, int, str]]:
-    query = (select(Outbox.chat_id, Outbox.payload, Outbox.text, Outbox.state)
-             .where(Outbox.method == "editMessageText").order_by(Outbox.id))  # fmt: skip
-    return [(chat, payload["message_id"], text) for chat, payload, text, state in await session.execute(query)
-            if state == OutboxState.pending.value]  # fmt: skip
+    query = (
+        select(Outbox.chat_id, Outbox.payload, Outbox.text, Outbox.state)
+        .where(Outbox.method == "editMessageText")
+        .order_by(Outbox.id)
+    )
+    return [
+        (chat, payload["message_id"], text)
+        for chat, payload, text, state in await session.execute(query)
+        if state == OutboxState.pending.value
+    ]
 
 
 async def _steps(session: AsyncSession, contingency_id: int) -> list[tuple[int, str]]:
-    query = (select(ContingencyStep.version, ContingencyStep.kind)
-             .where(ContingencyStep.contingency_id == contingency_id).order_by(ContingencyStep.version))  # fmt: skip
+    query = (
+        select(ContingencyStep.version, ContingencyStep.kind)
+        .where(ContingencyStep.contingency_id == contingency_id)
+        .order_by(ContingencyStep.version)
+    )
     return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
 
 
@@ -92,15 +103,18 @@ async def test_a_border_tps_reaches_both_groups_once(session: AsyncSession, sett
     assert row is not None
     assert (row.tps_id, row.severity, row.state, row.version) == (roster.tps["TPS-A2-001"].id, "tinggi", "open", 1)
     assert row.shift_id == roster.shifts["PAGI"].id and row.deadline_at == NOW + 5 * MINUTE
-    again = await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["eko"],
-                                            severity="rendah", now=NOW, settings=settings)  # fmt: skip
+    again = await incidents.choose_severity(
+        session, contingency_id=contingency_id, actor=actors["eko"], severity="rendah", now=NOW, settings=settings
+    )
     assert again.outcome is IncidentOutcome.already_raised
     assert sorted(await _sends(session)) == sorted([A1, A2])
     text = await session.scalar(select(Outbox.text).where(Outbox.chat_id == A2))
     assert text and "TPS-A2-001" in text and "perbatasan: Polsek A1" in text and "Massa berkumpul" in text
 
 
-async def test_unacknowledged_it_climbs_one_group_per_timeout_to_the_top(session: AsyncSession, settings: Settings) -> None:
+async def test_unacknowledged_it_climbs_one_group_per_timeout_to_the_top(
+    session: AsyncSession, settings: Settings
+) -> None:
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["eko"], settings)
     assert await escalation.sweep(session, now=NOW + 4 * MINUTE, settings=settings) == 0
@@ -120,7 +134,9 @@ async def test_a_level_without_a_group_is_skipped_in_the_same_step(session: Asyn
     await _raise(session, actors["budi"], settings)
     assert await _sends(session) == [DA]
     assert await escalation.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 0
-    result = await incidents.escalate_now(session, contingency_id=1, actor=actors["kapolda"], now=NOW, settings=settings)
+    result = await incidents.escalate_now(
+        session, contingency_id=1, actor=actors["kapolda"], now=NOW, settings=settings
+    )
     assert result.outcome is IncidentOutcome.at_top and await _sends(session) == [DA]
 
 
@@ -128,21 +144,32 @@ async def test_acknowledging_stops_the_climb_and_edits_every_copy(session: Async
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["eko"], settings)
     assert sorted(await _deliver(session, NOW)) == sorted([A1, A2])
-    result = await incidents.acknowledge(session, contingency_id=contingency_id, actor=actors["kapolsek_a1"],
-                                         now=NOW + 2 * MINUTE, settings=settings)  # fmt: skip
+    result = await incidents.acknowledge(
+        session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW + 2 * MINUTE, settings=settings
+    )
     assert result.outcome is IncidentOutcome.acknowledged
     edits = await _edits(session)
     assert sorted(chat for chat, _, _ in edits) == sorted([A1, A2])
     assert all("DITERIMA</b> oleh AKP Kapolsek A1, 08:02 WIB" in text for _, _, text in edits)
-    sent_ids = dict((await session.execute(select(Outbox.chat_id, Outbox.telegram_message_id)
-                                           .where(Outbox.method == "sendMessage", Outbox.chat_id < 0))).all())  # fmt: skip
+    sent_ids = dict(
+        (
+            await session.execute(
+                select(Outbox.chat_id, Outbox.telegram_message_id).where(
+                    Outbox.method == "sendMessage", Outbox.chat_id < 0
+                )
+            )
+        ).all()
+    )
     assert {chat: message_id for chat, message_id, _ in edits} == sent_ids
     note = await session.scalar(select(Outbox.text).where(Outbox.personnel_id == actors["eko"].personnel_id))
     assert note and "diterima oleh <b>AKP Kapolsek A1</b>" in note
-    twice = await incidents.acknowledge(session, contingency_id=contingency_id, actor=actors["kapolres"],
-                                        now=NOW + 3 * MINUTE, settings=settings)  # fmt: skip
+    twice = await incidents.acknowledge(
+        session, contingency_id=contingency_id, actor=actors["kapolres"], now=NOW + 3 * MINUTE, settings=settings
+    )
     assert (twice.outcome, twice.view and twice.view.acknowledged_by) == (
-        IncidentOutcome.already_acknowledged, "AKP Kapolsek A1")
+        IncidentOutcome.already_acknowledged,
+        "AKP Kapolsek A1",
+    )
     assert await escalation.sweep(session, now=NOW + 20 * MINUTE, settings=settings) == 0
     assert RES not in await _sends(session)
 
@@ -150,20 +177,30 @@ async def test_acknowledging_stops_the_climb_and_edits_every_copy(session: Async
 async def test_the_acknowledger_is_reminded_once_while_unresolved(session: AsyncSession, settings: Settings) -> None:
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["budi"], settings)
-    await incidents.acknowledge(session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW,
-                                settings=settings)  # fmt: skip
+    await incidents.acknowledge(
+        session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
+    )
     assert await escalation.sweep(session, now=NOW + 29 * MINUTE, settings=settings) == 0
     assert await escalation.sweep(session, now=NOW + 30 * MINUTE, settings=settings) == 1
     assert await escalation.sweep(session, now=NOW + 90 * MINUTE, settings=settings) == 0
-    reminders = (await session.scalars(select(Outbox.text).where(Outbox.personnel_id == actors["kapolsek_a1"].personnel_id))).all()
+    reminders = (
+        await session.scalars(select(Outbox.text).where(Outbox.personnel_id == actors["kapolsek_a1"].personnel_id))
+    ).all()
     assert len(reminders) == 1 and "belum selesai" in reminders[0]
-    done = await incidents.resolve(session, contingency_id=contingency_id, actor=actors["kapolres"], now=NOW + 91 * MINUTE,
-                                   settings=settings)  # fmt: skip
+    done = await incidents.resolve(
+        session, contingency_id=contingency_id, actor=actors["kapolres"], now=NOW + 91 * MINUTE, settings=settings
+    )
     assert done.outcome is IncidentOutcome.resolved
-    again = await incidents.resolve(session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW,
-                                    settings=settings)  # fmt: skip
+    again = await incidents.resolve(
+        session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
+    )
     assert (again.outcome, again.view and again.view.resolved_by) == (IncidentOutcome.already_resolved, "AKBP Kapolres")
-    assert [kind for _, kind in await _steps(session, contingency_id)] == ["raised", "acknowledged", "reminded", "resolved"]
+    assert [kind for _, kind in await _steps(session, contingency_id)] == [
+        "raised",
+        "acknowledged",
+        "reminded",
+        "resolved",
+    ]
 
 
 async def test_members_and_sibling_commanders_are_refused(session: AsyncSession, settings: Settings) -> None:
@@ -171,15 +208,22 @@ async def test_members_and_sibling_commanders_are_refused(session: AsyncSession,
     inner = await _raise(session, actors["budi"], settings)
     border = await _raise(session, actors["eko"], settings)
     for who, contingency_id, allowed in [
-        ("budi", inner, False), ("eko", border, False), ("kapolsek_a2", inner, False),
-        ("kapolsek_a1", border, True), ("kapolsek_a2", border, True), ("kapolres", inner, True),
-        ("kapolda", inner, True), ("ani", border, True),
+        ("budi", inner, False),
+        ("eko", border, False),
+        ("kapolsek_a2", inner, False),
+        ("kapolsek_a1", border, True),
+        ("kapolsek_a2", border, True),
+        ("kapolres", inner, True),
+        ("kapolda", inner, True),
+        ("ani", border, True),
     ]:
-        result = await incidents.escalate_now(session, contingency_id=contingency_id, actor=actors[who], now=NOW,
-                                              settings=settings)  # fmt: skip
+        result = await incidents.escalate_now(
+            session, contingency_id=contingency_id, actor=actors[who], now=NOW, settings=settings
+        )
         assert (result.outcome is not IncidentOutcome.forbidden) is allowed, (who, contingency_id)
-    refused = await incidents.acknowledge(session, contingency_id=inner, actor=actors["kapolsek_a2"], now=NOW,
-                                          settings=settings)  # fmt: skip
+    refused = await incidents.acknowledge(
+        session, contingency_id=inner, actor=actors["kapolsek_a2"], now=NOW, settings=settings
+    )
     assert refused.outcome is IncidentOutcome.forbidden
     row = await session.get(Contingency, inner, populate_existing=True)
     assert row is not None and row.state == "open"
@@ -235,8 +279,9 @@ async def test_an_old_reading_cannot_act_on_a_newer_state(session: AsyncSession,
     contingency_id = await _raise(session, actors["budi"], settings)
     seen = await escalation.load(session, contingency_id)
     assert seen is not None
-    await incidents.acknowledge(session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW,
-                                settings=settings)  # fmt: skip
+    await incidents.acknowledge(
+        session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
+    )
     assert await escalation.climb(session, seen, now=NOW + 5 * MINUTE, settings=settings) is None
     await session.rollback()
     assert [kind for _, kind in await _steps(session, contingency_id)] == ["raised", "acknowledged"]
@@ -249,8 +294,9 @@ async def test_a_change_before_the_send_rewrites_it_and_one_on_the_wire_is_edite
     contingency_id = await _raise(session, actors["eko"], settings)
     on_the_wire = await outbox.claim(session, worker="w", limit=1, now=NOW, lease_seconds=60)
     await session.commit()
-    await incidents.acknowledge(session, contingency_id=contingency_id, actor=actors["kapolsek_a2"], now=NOW,
-                                settings=settings)  # fmt: skip
+    await incidents.acknowledge(
+        session, contingency_id=contingency_id, actor=actors["kapolsek_a2"], now=NOW, settings=settings
+    )
     assert await _edits(session) == []
     waiting = (await session.scalars(select(Outbox.text).where(Outbox.state == "pending", Outbox.chat_id < 0))).all()
     assert len(waiting) == 1 and "DITERIMA" in waiting[0]
@@ -267,8 +313,9 @@ async def test_a_change_before_the_send_rewrites_it_and_one_on_the_wire_is_edite
 
 async def test_a_draft_without_severity_goes_out_as_tinggi(session: AsyncSession, settings: Settings) -> None:
     _, actors = await _world(session)
-    contingency_id = await incidents.draft(session, actor=actors["budi"], text="Kotak suara hilang", now=NOW,
-                                           opens_before=OPENS)  # fmt: skip
+    contingency_id = await incidents.draft(
+        session, actor=actors["budi"], text="Kotak suara hilang", now=NOW, opens_before=OPENS
+    )
     assert await escalation.sweep(session, now=NOW + MINUTE, settings=settings) == 0
     assert await escalation.sweep(session, now=NOW + 2 * MINUTE, settings=settings) == 1
     row = await session.get(Contingency, contingency_id, populate_existing=True)
@@ -276,8 +323,14 @@ async def test_a_draft_without_severity_goes_out_as_tinggi(session: AsyncSession
     assert await _sends(session) == [A1]
     note = await session.scalar(select(Outbox.text).where(Outbox.personnel_id == actors["budi"].personnel_id))
     assert note and "TINGGI" in note
-    late = await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["budi"],
-                                           severity="rendah", now=NOW + 3 * MINUTE, settings=settings)  # fmt: skip
+    late = await incidents.choose_severity(
+        session,
+        contingency_id=contingency_id,
+        actor=actors["budi"],
+        severity="rendah",
+        now=NOW + 3 * MINUTE,
+        settings=settings,
+    )
     assert late.outcome is IncidentOutcome.already_raised
 
 
@@ -285,11 +338,13 @@ async def test_a_location_attaches_and_updates_the_copies(session: AsyncSession,
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["budi"], settings)
     await _deliver(session, NOW)
-    other = await incidents.attach_location(session, contingency_id=contingency_id, actor=actors["eko"], lat=-3.0,
-                                            lon=104.7, now=NOW, settings=settings)  # fmt: skip
+    other = await incidents.attach_location(
+        session, contingency_id=contingency_id, actor=actors["eko"], lat=-3.0, lon=104.7, now=NOW, settings=settings
+    )
     assert other.outcome is IncidentOutcome.not_yours
-    result = await incidents.attach_location(session, contingency_id=contingency_id, actor=actors["budi"],
-                                             lat=-2.99, lon=104.76, now=NOW, settings=settings)  # fmt: skip
+    result = await incidents.attach_location(
+        session, contingency_id=contingency_id, actor=actors["budi"], lat=-2.99, lon=104.76, now=NOW, settings=settings
+    )
     assert result.outcome is IncidentOutcome.located
     edits = await _edits(session)
     assert len(edits) == 1 and "maps.google.com/?q=-2.990000,104.760000" in edits[0][2]
@@ -307,8 +362,12 @@ async def test_insiden_lists_the_subtree_oldest_first_in_pages(session: AsyncSes
     for who in ["kapolres", "kapolsek_a1", "kapolsek_a2", "ani"]:
         listing = await incidents.open_incidents(session, actor=actors[who])
         seen[who] = [item.id for item in listing.items]
-    assert seen == {"kapolres": [inner, border], "kapolsek_a1": [inner, border], "kapolsek_a2": [border],
-                    "ani": [inner, border]}  # fmt: skip
+    assert seen == {
+        "kapolres": [inner, border],
+        "kapolsek_a1": [inner, border],
+        "kapolsek_a2": [border],
+        "ani": [inner, border],
+    }
     second = await incidents.open_incidents(session, actor=actors["kapolres"], page=1, page_size=1)
     assert ([item.id for item in second.items], second.page, second.pages) == ([border], 1, 2)
     assert (await incidents.open_incidents(session, actor=actors["budi"])).outcome is ListOutcome.forbidden
@@ -328,15 +387,17 @@ async def test_a_contingency_read_late_shows_when_it_was_sent_and_its_timers_run
     the severity buttons get their two minutes from 08:00, and the climb waits its 5 minutes from the alert."""
     roster, actors = await _world(session)
     sent = NOW - 8 * MINUTE
-    contingency_id = await incidents.draft(session, actor=actors["eko"], text="Massa berkumpul", now=NOW, sent_at=sent,
-                                           opens_before=OPENS)  # fmt: skip
+    contingency_id = await incidents.draft(
+        session, actor=actors["eko"], text="Massa berkumpul", now=NOW, sent_at=sent, opens_before=OPENS
+    )
     row = await session.get(Contingency, contingency_id)
     assert row is not None and (row.sent_at, row.created_at, row.deadline_at) == (sent, NOW, NOW + 2 * MINUTE)
     assert (row.shift_id, row.tps_id) == (roster.shifts["PAGI"].id, roster.tps["TPS-A2-001"].id)
     assert await escalation.sweep(session, now=NOW + MINUTE, settings=settings) == 0, "no auto-raise from the sent time"
     alerted = NOW + MINUTE
-    result = await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["eko"],
-                                             severity="tinggi", now=alerted, settings=settings)  # fmt: skip
+    result = await incidents.choose_severity(
+        session, contingency_id=contingency_id, actor=actors["eko"], severity="tinggi", now=alerted, settings=settings
+    )
     assert result.outcome is IncidentOutcome.raised
     texts = (await session.scalars(select(Outbox.text).where(Outbox.chat_id == A2))).all()
     assert len(texts) == 1 and "Pelapor: Bripka Eko · dikirim 14 Feb 07:52 WIB · diterima 8 menit kemudian" in texts[0]
@@ -350,9 +411,11 @@ async def test_a_contingency_read_late_shows_when_it_was_sent_and_its_timers_run
 
 async def test_an_alert_read_at_once_names_only_the_sent_time(session: AsyncSession, settings: Settings) -> None:
     _, actors = await _world(session)
-    contingency_id = await incidents.draft(session, actor=actors["budi"], text="Aman", now=NOW,
-                                           sent_at=NOW - timedelta(seconds=40), opens_before=OPENS)  # fmt: skip
-    await incidents.choose_severity(session, contingency_id=contingency_id, actor=actors["budi"], severity="rendah",
-                                    now=NOW, settings=settings)  # fmt: skip
+    contingency_id = await incidents.draft(
+        session, actor=actors["budi"], text="Aman", now=NOW, sent_at=NOW - timedelta(seconds=40), opens_before=OPENS
+    )
+    await incidents.choose_severity(
+        session, contingency_id=contingency_id, actor=actors["budi"], severity="rendah", now=NOW, settings=settings
+    )
     text = await session.scalar(select(Outbox.text).where(Outbox.chat_id == A1))
     assert text and "dikirim 14 Feb 07:59 WIB" in text and "diterima" not in text

@@ -61,9 +61,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def _update(update_id: int, user_id: int) -> dict[str, Any]:
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": 0, "chat": {"id": user_id, "type": "private"},
-        "from": {"id": user_id, "is_bot": False, "first_name": "Tamu"}, "text": "/start"}}  # fmt: skip
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Tamu"},
+            "text": "/start",
+        },
+    }
 
 
 async def test_the_webhook_answers_only_for_what_it_stored_and_handles_a_redelivery_once(
@@ -72,8 +79,14 @@ async def test_the_webhook_answers_only_for_what_it_stored_and_handles_a_redeliv
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     async with Emulator(limits=Limits(enforce=False)) as emu:
         port = free_port()
-        settings = _settings(emu, database_url, webhook_listen="127.0.0.1", webhook_port=port,
-                             webhook_url="https://siaga.example.org", webhook_secret=SECRET)  # fmt: skip
+        settings = _settings(
+            emu,
+            database_url,
+            webhook_listen="127.0.0.1",
+            webhook_port=port,
+            webhook_url="https://siaga.example.org",
+            webhook_secret=SECRET,
+        )
         application = build_application(settings, with_scheduler=False)
         stop = asyncio.Event()
         running = asyncio.create_task(serve(application, settings, webhook=webhook_options(settings), stop=stop))
@@ -104,7 +117,9 @@ async def test_the_webhook_answers_only_for_what_it_stored_and_handles_a_redeliv
     assert (refused, again) == (503, 200)
     assert emu.count(guest) == 2, "each update answered once"
     async with sessions() as session:
-        done = await session.scalar(select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.is_not(None)))
+        done = await session.scalar(
+            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.is_not(None))
+        )
     assert done == 2
 
 

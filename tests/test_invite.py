@@ -42,7 +42,9 @@ async def test_codes_are_hashed_single_per_person_and_expire(session: AsyncSessi
     rows = {row.code_hash: row for row in await session.scalars(select(RegistrationCode))}
     assert rows[hash_code(code)].expires_at == NOW + timedelta(hours=1), "the old code stops working"
     assert rows[hash_code(second[0].code or "")].expires_at == NOW + timedelta(hours=73)
-    audits = await session.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "registration.invited"))
+    audits = await session.scalar(
+        select(func.count()).select_from(AuditLog).where(AuditLog.action == "registration.invited")
+    )
     assert audits == 2
 
 
@@ -60,7 +62,9 @@ def test_cli_prints_nrp_code_and_deep_link(tmp_path: Path) -> None:
     def siaga(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bot.cli", "--config", str(config), *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     assert siaga("db", "upgrade").returncode == 0

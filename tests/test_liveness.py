@@ -25,13 +25,21 @@ def now() -> datetime:
 
 
 def _update(update_id: int, user_id: int = 7001) -> Incoming:
-    return Incoming(update_id, {"update_id": update_id, "message": {"message_id": 1, "date": 0, "text": "/jadwal",
-                                                                    "chat": {"id": user_id, "type": "private"}}})
+    return Incoming(
+        update_id,
+        {
+            "update_id": update_id,
+            "message": {"message_id": 1, "date": 0, "text": "/jadwal", "chat": {"id": user_id, "type": "private"}},
+        },
+    )
 
 
 async def _queue(session: AsyncSession, now: datetime, *keys: str) -> None:
-    await outbox.enqueue_many(session, [NewMessage(chat_id=1, text=key, priority=Priority.broadcast, dedup_key=key)
-                                        for key in keys], now=now - timedelta(seconds=1))  # fmt: skip
+    await outbox.enqueue_many(
+        session,
+        [NewMessage(chat_id=1, text=key, priority=Priority.broadcast, dedup_key=key) for key in keys],
+        now=now - timedelta(seconds=1),
+    )
     await session.commit()
 
 

@@ -17,15 +17,17 @@ from collections.abc import Iterator
 import pytest
 from telegram import Update
 
-from bot.ops import logs
 from bot.config import load_settings
+from bot.ops import logs
 from bot.ops.logs import redact, secrets_of
 from bot.services.registration import deep_link, new_code
 
 TOKEN = "7123456789:AAFakeTokenForTestsOnly_abcdefghijk"
 CODE = "K7PQ2MZX9A"
-SQL_ERROR = ("[SQL: INSERT INTO personnel (nrp, phone) VALUES ($1, $2)]\n[parameters: ('85010123', 'x')]\n"
-             "(Background on this error at: https://sqlalche.me/e/20/gkpj)")
+SQL_ERROR = (
+    "[SQL: INSERT INTO personnel (nrp, phone) VALUES ($1, $2)]\n[parameters: ('85010123', 'x')]\n"
+    "(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+)
 
 
 @pytest.mark.parametrize(
@@ -42,8 +44,15 @@ def test_the_bot_token_is_cut_from_urls_and_text(line: str) -> None:
     assert "TEST-TOKEN" not in out and "AAFakeToken" not in out
 
 
-PHONES = ["+6281234567890", "081234567890", "0812-3456-7890", "+62 812 3456 7890", "6281234567890", "0812.3456.789",
-          "+62711123456"]
+PHONES = [
+    "+6281234567890",
+    "081234567890",
+    "0812-3456-7890",
+    "+62 812 3456 7890",
+    "6281234567890",
+    "0812.3456.789",
+    "+62711123456",
+]
 
 
 @pytest.mark.parametrize("phone", PHONES)
@@ -53,8 +62,10 @@ def test_phone_numbers_are_cut_however_written(phone: str) -> None:
 
 
 def test_ids_times_and_codes_of_things_are_left_alone() -> None:
-    line = ("update_id=123456789 chat_id=-1002000000001 user 700000001 at 08:00 on 2024-02-14 "
-            "TPS-A1-001 312 m 0.25 s outbox row 4711 HTTP/1.1 POLSEK-A1 KONTINJENSI")  # fmt: skip
+    line = (
+        "update_id=123456789 chat_id=-1002000000001 user 700000001 at 08:00 on 2024-02-14 "
+        "TPS-A1-001 312 m 0.25 s outbox row 4711 HTTP/1.1 POLSEK-A1 KONTINJENSI"
+    )
     assert redact(line) == line
 
 
@@ -99,7 +110,9 @@ def test_configured_secrets_are_collected_and_cut(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SIAGA_DATABASE__URL", "postgresql+asyncpg://siaga:pw-9x@db/siaga")
     secrets = secrets_of(load_settings(None))
     assert set(secrets) == {"short:tok", "hook-secret_42", "pw-9x"}
-    assert redact("setWebhook secret hook-secret_42 with short:tok", secrets) == "setWebhook secret <secret> with <secret>"
+    assert (
+        redact("setWebhook secret hook-secret_42 with short:tok", secrets) == "setWebhook secret <secret> with <secret>"
+    )
 
 
 # -- the whole pipeline: records from libraries, through configure(), to lines ------------------
@@ -124,11 +137,18 @@ def captured() -> Iterator[io.StringIO]:
 def _update_json() -> dict[str, object]:
     user = {"id": 700000001, "is_bot": False, "first_name": "Budi", "language_code": "id"}
     chat = {"id": 700000001, "type": "private", "first_name": "Budi"}
-    return {"update_id": 42, "message": {
-        "message_id": 7, "date": 1707872400, "chat": chat, "from": user, "text": f"/start {CODE}",
-        "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        "contact": {"phone_number": "+628120000006", "first_name": "Budi", "user_id": 700000001},
-    }}  # fmt: skip
+    return {
+        "update_id": 42,
+        "message": {
+            "message_id": 7,
+            "date": 1707872400,
+            "chat": chat,
+            "from": user,
+            "text": f"/start {CODE}",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            "contact": {"phone_number": "+628120000006", "first_name": "Budi", "user_id": 700000001},
+        },
+    }
 
 
 def _parse(line: str) -> dict[str, str]:
@@ -138,11 +158,17 @@ def _parse(line: str) -> dict[str, str]:
 
 def test_library_lines_come_out_as_one_clean_line_each(captured: io.StringIO) -> None:
     update = Update.de_json(_update_json(), None)
-    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', f"https://api.telegram.org/bot{TOKEN}/getMe")
-    logging.getLogger("telegram.ext._utils.webhookhandler").debug("Webhook received data: %s", json.dumps(_update_json()))
+    logging.getLogger("httpx").info(
+        'HTTP Request: POST %s "HTTP/1.1 200 OK"', f"https://api.telegram.org/bot{TOKEN}/getMe"
+    )
+    logging.getLogger("telegram.ext._utils.webhookhandler").debug(
+        "Webhook received data: %s", json.dumps(_update_json())
+    )
     logging.getLogger("telegram.ext.Application").debug("Processing update %s", update)
-    logging.getLogger("telegram.ext.ExtBot").debug("Calling Bot API endpoint `setWebhook` with parameters `%s`",
-                                                   {"url": "https://x/telegram", "secret_token": "hook-secret_42"})  # fmt: skip
+    logging.getLogger("telegram.ext.ExtBot").debug(
+        "Calling Bot API endpoint `setWebhook` with parameters `%s`",
+        {"url": "https://x/telegram", "secret_token": "hook-secret_42"},
+    )
     try:
         raise ValueError("Key (nrp)=(85010123) already exists; call 0812-3456-7890\nsecond line")
     except ValueError:
@@ -155,7 +181,10 @@ def test_library_lines_come_out_as_one_clean_line_each(captured: io.StringIO) ->
         assert secret not in text, secret
     fields = [_parse(line) for line in lines]
     assert [f["logger"] for f in fields] == [
-        "httpx", "telegram.ext._utils.webhookhandler", "telegram.ext.Application", "telegram.ext.ExtBot",
+        "httpx",
+        "telegram.ext._utils.webhookhandler",
+        "telegram.ext.Application",
+        "telegram.ext.ExtBot",
         "siaga.handlers",
     ]
     assert all({"ts", "level", "logger", "pid", "msg"} <= f.keys() for f in fields)

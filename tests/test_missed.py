@@ -24,10 +24,12 @@ async def _world(session: AsyncSession) -> Roster:
     for number, key in enumerate(["budi", "citra", "eko"], start=1):
         await link(session, roster.person(key), 600 + number)
     await session.execute(update(Personnel).where(Personnel.id == roster.person("citra").id).values(reachable=False))
-    session.add_all([
-        CommandGroup(unit_id=roster.units["POLSEK-A1"].id, chat_id=A1_GROUP, title="Posko A1"),
-        CommandGroup(unit_id=roster.units["POLRES-A"].id, chat_id=POLRES_GROUP, title="Posko Polres A"),
-    ])
+    session.add_all(
+        [
+            CommandGroup(unit_id=roster.units["POLSEK-A1"].id, chat_id=A1_GROUP, title="Posko A1"),
+            CommandGroup(unit_id=roster.units["POLRES-A"].id, chat_id=POLRES_GROUP, title="Posko Polres A"),
+        ]
+    )
     await session.commit()
     return roster
 
@@ -39,8 +41,18 @@ async def _texts(session: AsyncSession, chat_id: int) -> list[str]:
 
 async def _check_in(session: AsyncSession, roster: Roster, key: str, tps: str, at: datetime) -> None:
     lat, lon = TPS_PLACES[tps]
-    session.add(Checkin(personnel_id=roster.person(key).id, shift_id=roster.shifts["PAGI"].id,
-                        tps_id=roster.tps[tps].id, lat=lat, lon=lon, distance_m=5, checked_in_at=at, late=True))  # fmt: skip
+    session.add(
+        Checkin(
+            personnel_id=roster.person(key).id,
+            shift_id=roster.shifts["PAGI"].id,
+            tps_id=roster.tps[tps].id,
+            lat=lat,
+            lon=lon,
+            distance_m=5,
+            checked_in_at=at,
+            late=True,
+        )
+    )
     await session.commit()
 
 
@@ -85,7 +97,9 @@ async def test_late_check_in_brings_one_update_after_a_pause(session: AsyncSessi
     alert = await session.scalar(select(CheckinAlert).where(CheckinAlert.unit_id == roster.units["POLSEK-A1"].id))
     assert alert and (alert.revision, alert.missing) == (1, 2)
     assert await sweep_missed_checkins(session, now=NOW + 2 * UPDATE_EVERY, settings=SETTINGS) == 0
-    await session.execute(update(Personnel).where(Personnel.id == roster.person("dedi").id).values(telegram_user_id=699))
+    await session.execute(
+        update(Personnel).where(Personnel.id == roster.person("dedi").id).values(telegram_user_id=699)
+    )
     await session.commit()  # dedi registers: he moves from the apart list into his TPS's, a second update
     assert await sweep_missed_checkins(session, now=NOW + 3 * UPDATE_EVERY, settings=SETTINGS) == 1
     third = (await _texts(session, A1_GROUP))[2]
@@ -124,12 +138,22 @@ async def test_an_unreachable_group_is_passed_over_for_the_next_one_up(session: 
 
 async def test_a_long_list_is_paged_each_page_under_the_limit(session: AsyncSession) -> None:
     roster = await _world(session)
-    people = [Personnel(nrp=f"L{n:06d}", name=f"Anggota Linmas Dengan Nama Panjang {n:03d}", rank="Linmas",
-                        force="linmas", unit_id=roster.units["POLSEK-A1"].id) for n in range(300)]  # fmt: skip
+    people = [
+        Personnel(
+            nrp=f"L{n:06d}",
+            name=f"Anggota Linmas Dengan Nama Panjang {n:03d}",
+            rank="Linmas",
+            force="linmas",
+            unit_id=roster.units["POLSEK-A1"].id,
+        )
+        for n in range(300)
+    ]
     session.add_all(people)
     await session.flush()
-    session.add_all(Assignment(personnel_id=p.id, tps_id=roster.tps["TPS-A1-001"].id, shift_id=roster.shifts["PAGI"].id)
-                    for p in people)  # fmt: skip
+    session.add_all(
+        Assignment(personnel_id=p.id, tps_id=roster.tps["TPS-A1-001"].id, shift_id=roster.shifts["PAGI"].id)
+        for p in people
+    )
     await session.commit()
     await sweep_missed_checkins(session, now=NOW, settings=SETTINGS)
     pages = await _texts(session, A1_GROUP)

@@ -20,7 +20,12 @@ NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 async def _queue(session: AsyncSession, key: str, priority: int = 3, **kwargs: object) -> bool:
     kwargs.setdefault("chat_id", 1000)
     return await outbox.enqueue(
-        session, text=f"hello {key}", priority=priority, dedup_key=key, now=NOW, **kwargs  # type: ignore[arg-type]
+        session,
+        text=f"hello {key}",
+        priority=priority,
+        dedup_key=key,
+        now=NOW,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -35,17 +40,31 @@ async def test_enqueue_is_idempotent_by_dedup_key(session: AsyncSession) -> None
 
 
 async def test_enqueue_many_counts_new_rows_across_chunks(session: AsyncSession) -> None:
-    rows = [NewMessage(chat_id=i, text="x", priority=Priority.broadcast, dedup_key=f"b:{i}", ref="broadcast:1")
-            for i in range(6000)]  # fmt: skip
+    rows = [
+        NewMessage(chat_id=i, text="x", priority=Priority.broadcast, dedup_key=f"b:{i}", ref="broadcast:1")
+        for i in range(6000)
+    ]
     rows.append(rows[10])  # a duplicate inside the run
     assert await outbox.enqueue_many(session, rows, now=NOW) == 6000
-    assert await outbox.enqueue_many(session, [{"chat_id": 7, "text": "y", "priority": 3, "dedup_key": "b:7"},
-                                               {"chat_id": 7, "text": "y", "priority": 3, "dedup_key": "new"}],
-                                     now=NOW) == 1  # fmt: skip
+    assert (
+        await outbox.enqueue_many(
+            session,
+            [
+                {"chat_id": 7, "text": "y", "priority": 3, "dedup_key": "b:7"},
+                {"chat_id": 7, "text": "y", "priority": 3, "dedup_key": "new"},
+            ],
+            now=NOW,
+        )
+        == 1
+    )
     await session.commit()
     assert await session.scalar(select(func.count()).select_from(Outbox)) == 6001
     assert await outbox.report_for_ref(session, "broadcast:1") == {
-        "delivered": 0, "unreachable": 0, "pending": 6000, "cancelled": 0}  # fmt: skip
+        "delivered": 0,
+        "unreachable": 0,
+        "pending": 6000,
+        "cancelled": 0,
+    }
 
 
 async def test_claim_orders_by_priority_then_due_and_skips_future(session: AsyncSession) -> None:
@@ -98,11 +117,13 @@ async def test_results_sent_retry_release(session: AsyncSession) -> None:
     for key in ("sent", "retry", "flood"):
         await _queue(session, key)
     await session.commit()
-    rows = {row.text.split()[1]: row for row in await outbox.claim(session, worker="w", limit=5, now=NOW,
-                                                                     lease_seconds=60)}  # fmt: skip
+    rows = {
+        row.text.split()[1]: row for row in await outbox.claim(session, worker="w", limit=5, now=NOW, lease_seconds=60)
+    }
     await outbox.mark_sent(session, row_id=rows["sent"].id, telegram_message_id=4242, at=NOW)
-    await outbox.mark_retry(session, row_id=rows["retry"].id, error="Bad Gateway",
-                            next_attempt_at=NOW + timedelta(seconds=5))  # fmt: skip
+    await outbox.mark_retry(
+        session, row_id=rows["retry"].id, error="Bad Gateway", next_attempt_at=NOW + timedelta(seconds=5)
+    )
     await outbox.mark_retry(session, row_id=rows["flood"].id, error="429", next_attempt_at=None, count_attempt=False)
     await session.commit()
     by_key = {row.dedup_key: row for row in (await session.scalars(select(Outbox))).all()}
@@ -135,12 +156,13 @@ async def test_permanent_failure_marks_recipient_unreachable_and_audits(session:
     await _queue(session, "to-group", chat_id=-100500)
     await _queue(session, "bad-markup", chat_id=5001, personnel_id=person.id)
     await session.commit()
-    rows = {row.text.split()[1]: row for row in await outbox.claim(session, worker="w", limit=5, now=NOW,
-                                                                     lease_seconds=60)}  # fmt: skip
-    await outbox.mark_failed(session, row_id=rows["to-person"].id,
-                             error="Forbidden: bot was blocked by the user", unreachable=True)  # fmt: skip
-    await outbox.mark_failed(session, row_id=rows["to-group"].id, error="Bad Request: chat not found",
-                             unreachable=True)  # fmt: skip
+    rows = {
+        row.text.split()[1]: row for row in await outbox.claim(session, worker="w", limit=5, now=NOW, lease_seconds=60)
+    }
+    await outbox.mark_failed(
+        session, row_id=rows["to-person"].id, error="Forbidden: bot was blocked by the user", unreachable=True
+    )
+    await outbox.mark_failed(session, row_id=rows["to-group"].id, error="Bad Request: chat not found", unreachable=True)
     await outbox.mark_failed(session, row_id=rows["bad-markup"].id, error="Bad Request: can't parse entities")
     await session.commit()
     session.expire_all()
@@ -149,8 +171,13 @@ async def test_permanent_failure_marks_recipient_unreachable_and_audits(session:
     assert (person.reachable, person.unreachable_reason) == (False, "Forbidden: bot was blocked by the user")
     assert group.reachable is False
     actions = sorted((await session.scalars(select(AuditLog.action))).all())
-    assert actions == ["command_group.unreachable", "outbox.failed", "outbox.failed", "outbox.failed",
-                       "personnel.unreachable"]  # fmt: skip
+    assert actions == [
+        "command_group.unreachable",
+        "outbox.failed",
+        "outbox.failed",
+        "outbox.failed",
+        "personnel.unreachable",
+    ]
     states = (await session.scalars(select(Outbox.state).distinct())).all()
     assert list(states) == ["failed"]
 
@@ -173,7 +200,11 @@ async def test_stats_and_delivery_report(session: AsyncSession) -> None:
     assert stats.waiting == 3
     assert await outbox.queue_depth(session) == {3: 3}
     assert await outbox.report_for_ref(session, "broadcast:9") == {
-        "delivered": 0, "unreachable": 1, "pending": 3, "cancelled": 0}  # fmt: skip
+        "delivered": 0,
+        "unreachable": 1,
+        "pending": 3,
+        "cancelled": 0,
+    }
 
 
 async def test_chat_migration_moves_waiting_rows_and_group(session: AsyncSession) -> None:
@@ -187,9 +218,7 @@ async def test_chat_migration_moves_waiting_rows_and_group(session: AsyncSession
     assert await session.scalar(select(Outbox.chat_id)) == -1009999
 
 
-async def test_concurrent_claimers_never_share_a_row(
-    sessions: async_sessionmaker[AsyncSession], backend: str
-) -> None:
+async def test_concurrent_claimers_never_share_a_row(sessions: async_sessionmaker[AsyncSession], backend: str) -> None:
     """Two workers claiming in a loop from 10,000 rows (one engine pool, separate sessions)."""
     total = 10_000 if backend == "postgresql" else 2_000
     async with sessions() as session:

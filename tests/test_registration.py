@@ -44,7 +44,9 @@ async def test_refusals_change_nothing(session: AsyncSession) -> None:
     assert await _register(session, 501, "WRONGCODE1", budi.nrp) is Outcome.invalid
     assert await _register(session, 501, code, citra.nrp) is Outcome.invalid, "a code of another NRP"
     assert await _register(session, 501, code, budi.nrp, at=NOW + TTL) is Outcome.expired
-    linked = await session.scalar(select(func.count()).select_from(Personnel).where(Personnel.telegram_user_id.is_not(None)))
+    linked = await session.scalar(
+        select(func.count()).select_from(Personnel).where(Personnel.telegram_user_id.is_not(None))
+    )
     assert linked == 0
 
 
@@ -62,7 +64,10 @@ async def test_five_failures_an_hour_then_refused_even_with_the_right_code(sessi
     budi = roster.person("budi")
     code = await _code(session, budi.nrp)
     for attempt in range(5):
-        assert await _register(session, 666, f"GUESS{attempt:05d}", budi.nrp, at=NOW + timedelta(minutes=attempt)) is Outcome.invalid
+        assert (
+            await _register(session, 666, f"GUESS{attempt:05d}", budi.nrp, at=NOW + timedelta(minutes=attempt))
+            is Outcome.invalid
+        )
     assert await _register(session, 666, code, budi.nrp, at=NOW + timedelta(minutes=10)) is Outcome.throttled
     assert await _register(session, 666, code, budi.nrp, at=NOW + timedelta(minutes=61)) is Outcome.registered
     refused = await session.scalar(

@@ -30,7 +30,9 @@ async def _roster(session: AsyncSession) -> Roster:
 
 async def _rows(session: AsyncSession, *, state: str | None = None) -> list[Outbox]:
     query = (
-        select(Outbox).where(Outbox.ref.like("reminder:%")).order_by(Outbox.due_at, Outbox.id)
+        select(Outbox)
+        .where(Outbox.ref.like("reminder:%"))
+        .order_by(Outbox.due_at, Outbox.id)
         .execution_options(populate_existing=True)
     )
     if state:
@@ -105,8 +107,17 @@ async def test_only_registered_reachable_and_not_yet_present_people(session: Asy
     roster = await _roster(session)
     dedi, eko = roster.person("dedi"), roster.person("eko")
     await session.execute(update(Personnel).where(Personnel.id == dedi.id).values(reachable=False))
-    session.add(Checkin(personnel_id=eko.id, shift_id=roster.shifts["SORE"].id, tps_id=roster.tps["TPS-A2-001"].id,
-                        lat=0.0, lon=0.0, distance_m=0.0, checked_in_at=NOW))  # fmt: skip
+    session.add(
+        Checkin(
+            personnel_id=eko.id,
+            shift_id=roster.shifts["SORE"].id,
+            tps_id=roster.tps["TPS-A2-001"].id,
+            lat=0.0,
+            lon=0.0,
+            distance_m=0.0,
+            checked_in_at=NOW,
+        )
+    )
     await session.commit()
     await plan_reminders(session, now=NOW, settings=SETTINGS)
     assert set(_who(roster, await _rows(session))) == {"budi", "citra"}
@@ -148,8 +159,17 @@ async def test_big_run_imported_late_is_pulled_forward_and_logged(
     starts = NOW + timedelta(minutes=10)
     shift = Shift(code="KILAT", name="Kilat", phase="pemungutan", starts_at=starts, ends_at=starts + timedelta(hours=4))
     session.add(shift)
-    people = [Personnel(nrp=f"L{n:06d}", name=f"Linmas {n}", force="linmas", unit_id=roster.units["POLSEK-A1"].id,
-                        telegram_user_id=700_000 + n, registered_at=NOW) for n in range(600)]  # fmt: skip
+    people = [
+        Personnel(
+            nrp=f"L{n:06d}",
+            name=f"Linmas {n}",
+            force="linmas",
+            unit_id=roster.units["POLSEK-A1"].id,
+            telegram_user_id=700_000 + n,
+            registered_at=NOW,
+        )
+        for n in range(600)
+    ]
     session.add_all(people)
     await session.flush()
     tps_id = roster.tps["TPS-A1-001"].id
@@ -181,8 +201,11 @@ async def test_roster_changes_cancel_and_restore_without_duplicates(session: Asy
     result = await plan_reminders(session, now=NOW, settings=SETTINGS)
     assert result.cancelled == 2
     assert "eko" not in _who(roster, await _rows(session, state="pending"))
-    session.add(Assignment(personnel_id=roster.person("eko").id, tps_id=roster.tps["TPS-A2-001"].id,
-                           shift_id=roster.shifts["SORE"].id))  # fmt: skip
+    session.add(
+        Assignment(
+            personnel_id=roster.person("eko").id, tps_id=roster.tps["TPS-A2-001"].id, shift_id=roster.shifts["SORE"].id
+        )
+    )
     await session.commit()
     assert (await plan_reminders(session, now=NOW, settings=SETTINGS)).planned == 2
     assert _who(roster, await _rows(session)) == {name: ["0", "60"] for name in REMINDED}
@@ -219,8 +242,9 @@ async def test_moved_start_is_corrected_with_old_and_new_time(session: AsyncSess
     sore = roster.shifts["SORE"].starts_at
     await plan_reminders(session, now=sore - timedelta(hours=1), settings=SETTINGS)
     await _mark_sent(session, sore - timedelta(hours=1))
-    await session.execute(update(Shift).where(Shift.id == roster.shifts["SORE"].id)
-                          .values(starts_at=sore + timedelta(minutes=30)))  # fmt: skip
+    await session.execute(
+        update(Shift).where(Shift.id == roster.shifts["SORE"].id).values(starts_at=sore + timedelta(minutes=30))
+    )
     await session.commit()
     result = await plan_reminders(session, now=sore - timedelta(minutes=45), settings=SETTINGS)
     assert result.corrections == 4
@@ -237,8 +261,9 @@ async def test_operators_see_a_reminder_run_in_the_outbox_stats(session: AsyncSe
     await plan_reminders(session, now=NOW, settings=SETTINGS)
     await session.execute(update(Outbox).where(Outbox.id == 1).values(state="failed", last_error="Forbidden: blocked"))
     await session.commit()
-    text = format_outbox_stats(await outbox.stats(session), now=NOW + timedelta(hours=5), sent_last_minute=90,
-                               rate_limited=2)  # fmt: skip
+    text = format_outbox_stats(
+        await outbox.stats(session), now=NOW + timedelta(hours=5), sent_last_minute=90, rate_limited=2
+    )
     lines = text.splitlines()
     assert lines[1].split() == ["priority", "pending", "sending", "sent", "failed", "cancelled"]
     assert lines[4].split() == ["2", "reminder", "7", "0", "0", "1", "0"]

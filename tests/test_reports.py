@@ -23,30 +23,57 @@ from tests.factories import NOW, Roster
 from tests.test_status import checkin, expected, morning, viewer
 
 SETTINGS = Settings()
-HOSTILE = ["=HYPERLINK(\"http://x\",\"klik\")", "+62 812 000", "-2,5 km", "@camat", "=1+1"]
+HOSTILE = ['=HYPERLINK("http://x","klik")', "+62 812 000", "-2,5 km", "@camat", "=1+1"]
 
 
 async def _incidents(session: AsyncSession, roster: Roster) -> None:
     """Hostile sitreps (formula-looking text, a control character) and an escalated contingency."""
     a1, budi = roster.units["POLSEK-A1"].id, roster.person("budi").id
     for minute, text in enumerate(HOSTILE + ["bel\x07l"]):
-        session.add(Sitrep(personnel_id=budi, unit_id=a1, shift_id=roster.shifts["PAGI"].id, text=text,
-                           category="gangguan", created_at=NOW, filed_at=NOW + timedelta(minutes=minute)))
-    item = Contingency(reporter_id=budi, unit_id=a1, level_unit_id=roster.units["POLRES-A"].id, tps_id=roster.tps["TPS-A1-002"].id,
-                       shift_id=roster.shifts["PAGI"].id, severity="tinggi", text="=cmd|' /C calc'!A0", state="open",
-                       created_at=NOW, raised_at=NOW)
+        session.add(
+            Sitrep(
+                personnel_id=budi,
+                unit_id=a1,
+                shift_id=roster.shifts["PAGI"].id,
+                text=text,
+                category="gangguan",
+                created_at=NOW,
+                filed_at=NOW + timedelta(minutes=minute),
+            )
+        )
+    item = Contingency(
+        reporter_id=budi,
+        unit_id=a1,
+        level_unit_id=roster.units["POLRES-A"].id,
+        tps_id=roster.tps["TPS-A1-002"].id,
+        shift_id=roster.shifts["PAGI"].id,
+        severity="tinggi",
+        text="=cmd|' /C calc'!A0",
+        state="open",
+        created_at=NOW,
+        raised_at=NOW,
+    )
     session.add(item)
     await session.flush()
     for version, kind, unit in [(1, "raised", "POLSEK-A1"), (2, "escalated", "POLRES-A")]:
-        session.add(ContingencyStep(contingency_id=item.id, version=version, kind=kind, unit_id=roster.units[unit].id,
-                                    at=NOW + timedelta(minutes=5 * version)))
+        session.add(
+            ContingencyStep(
+                contingency_id=item.id,
+                version=version,
+                kind=kind,
+                unit_id=roster.units[unit].id,
+                at=NOW + timedelta(minutes=5 * version),
+            )
+        )
     await session.commit()
 
 
 async def _export(session: AsyncSession) -> tuple[Roster, ExportFiles]:
     roster = await morning(session)
     await _incidents(session, roster)
-    return roster, await reports.export_shift(session, shift_code="PAGI", now=NOW + timedelta(hours=1), settings=SETTINGS)
+    return roster, await reports.export_shift(
+        session, shift_code="PAGI", now=NOW + timedelta(hours=1), settings=SETTINGS
+    )
 
 
 async def test_the_workbook_reloads_with_its_sheets_and_text_stays_text(session: AsyncSession) -> None:
@@ -75,7 +102,10 @@ async def test_the_workbook_reloads_with_its_sheets_and_text_stays_text(session:
     polres = dict(zip(header, coverage["POLRES-A"], strict=True))
     mine = await expected(session, unit_code="POLRES-A", shift_code="PAGI")
     assert (polres["checked_in"], polres["tps_covered"], polres["open_contingencies"]) == (
-        mine.people.checked_in, sum(c.covered for c in mine.tps.values()), sum(mine.open.values()))
+        mine.people.checked_in,
+        sum(c.covered for c in mine.tps.values()),
+        sum(mine.open.values()),
+    )
 
 
 @pytest.mark.skipif(shutil.which("libreoffice") is None, reason="LibreOffice is not installed")
@@ -84,8 +114,20 @@ async def test_libreoffice_opens_it_and_runs_no_formula(session: AsyncSession, t
     _, files = await _export(session)
     (tmp_path / "rekap.xlsx").write_bytes(files.workbook)
     every_sheet = "csv:Text - txt - csv (StarCalc):44,34,UTF8,1,,0,false,true,false,false,false,-1"
-    subprocess.run(["libreoffice", "--headless", "--convert-to", every_sheet, "--outdir", str(tmp_path),
-                    str(tmp_path / "rekap.xlsx")], check=True, timeout=180, capture_output=True)
+    subprocess.run(
+        [
+            "libreoffice",
+            "--headless",
+            "--convert-to",
+            every_sheet,
+            "--outdir",
+            str(tmp_path),
+            str(tmp_path / "rekap.xlsx"),
+        ],
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
     with open(tmp_path / "rekap-sitreps.csv", newline="", encoding="utf-8") as sheet:
         texts = [row[7] for row in csv.reader(sheet)][1:]
     assert texts == HOSTILE + ["bell"]
@@ -97,7 +139,9 @@ async def test_geojson_states_and_contingencies(session: AsyncSession) -> None:
     roster, files = await _export(session)
     data = json.loads(files.geojson)
     assert data["type"] == "FeatureCollection"
-    states = {f["properties"]["code"]: f["properties"]["state"] for f in data["features"] if f["properties"]["kind"] == "tps"}
+    states = {
+        f["properties"]["code"]: f["properties"]["state"] for f in data["features"] if f["properties"]["kind"] == "tps"
+    }
     assert states == {"TPS-A1-001": "covered", "TPS-A1-002": "contingency", "TPS-A2-001": "covered"}
     sos = [f for f in data["features"] if f["properties"]["kind"] == "contingency"]
     assert len(sos) == 1 and sos[0]["properties"]["severity"] == "tinggi"
@@ -112,8 +156,9 @@ async def test_chart_is_a_png_and_check_ins_are_binned_by_the_database(session: 
     start = roster.shifts["PAGI"].starts_at
     bins = await reports.checkins_per_bin(session, shift_id=roster.shifts["PAGI"].id, scope=None, start=start)
     assert bins == {4: 4, 5: 1}  # NOW is 60 minutes after the start; Citra 20 minutes later
-    a2 = await reports.checkins_per_bin(session, shift_id=roster.shifts["PAGI"].id, scope=roster.units["POLSEK-A2"].id,
-                                        start=start)
+    a2 = await reports.checkins_per_bin(
+        session, shift_id=roster.shifts["PAGI"].id, scope=roster.units["POLSEK-A2"].id, start=start
+    )
     assert a2 == {4: 2}
     assert files.stem == "rekap-all-PAGI-20240214-0900"
 
@@ -122,7 +167,9 @@ async def test_recap_asks_what_status_asks(session: AsyncSession) -> None:
     await morning(session)
     own = await reports.recap_for(session, viewer=await viewer(session, 503), now=NOW, settings=SETTINGS)
     assert isinstance(own, ExportFiles) and own.unit and own.unit.code == "POLSEK-A1"
-    sibling = await reports.recap_for(session, viewer=await viewer(session, 503), unit_code="POLSEK-A2", now=NOW, settings=SETTINGS)
+    sibling = await reports.recap_for(
+        session, viewer=await viewer(session, 503), unit_code="POLSEK-A2", now=NOW, settings=SETTINGS
+    )
     assert sibling is Refusal.outside
     assert await reports.recap_for(session, viewer=Viewer(None), now=NOW, settings=SETTINGS) is Refusal.not_registered
     polsek = load_workbook(io.BytesIO(own.workbook))

@@ -26,7 +26,10 @@ async def test_a_sweep_that_overruns_is_counted_and_not_logged(caplog: pytest.Lo
 
     for name in ("slow_sweep", "someone_elses_job"):
         queue.run_repeating(
-            slow, interval=0.1, first=0, name=name,
+            slow,
+            interval=0.1,
+            first=0,
+            name=name,
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
     count_overruns(queue.scheduler, ["slow_sweep"])
@@ -44,4 +47,3 @@ async def test_a_sweep_that_overruns_is_counted_and_not_logged(caplog: pytest.Lo
     assert "someone_elses_job" not in overruns()
     assert not [line for line in warned if "slow_sweep" in line], warned
     assert [line for line in warned if "someone_elses_job" in line], "a job the scheduler does not count still warns"
-

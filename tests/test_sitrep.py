@@ -31,9 +31,18 @@ async def _actors(session: AsyncSession):
 async def test_filed_once_with_phase_from_shift(session: AsyncSession) -> None:
     roster, actors = await _actors(session)
     sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Antrean panjang", now=NOW, opens_before=OPENS)
-    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["citra"], category="aman", now=NOW) is SitrepOutcome.not_yours
-    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="gangguan", now=NOW) is SitrepOutcome.filed
-    assert await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="aman", now=NOW) is SitrepOutcome.already
+    assert (
+        await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["citra"], category="aman", now=NOW)
+        is SitrepOutcome.not_yours
+    )
+    assert (
+        await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="gangguan", now=NOW)
+        is SitrepOutcome.filed
+    )
+    assert (
+        await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="aman", now=NOW)
+        is SitrepOutcome.already
+    )
     row = await session.get(Sitrep, sitrep_id)
     assert row and (row.category, row.phase, row.tps_id) == ("gangguan", "pemungutan", roster.tps["TPS-A1-001"].id)
 
@@ -44,8 +53,12 @@ async def test_verify_needs_authority_over_the_unit(session: AsyncSession) -> No
     await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="bencana", now=NOW)
     assert [item.id for item in await sitrep.recent(session, actor=actors["kapolres"])] == [sitrep_id]
     assert await sitrep.recent(session, actor=actors["kapolsek_a2"]) == []
-    for who, expected in [("budi", SitrepOutcome.forbidden), ("kapolsek_a2", SitrepOutcome.forbidden),
-                          ("kapolsek_a1", SitrepOutcome.verified), ("kapolres", SitrepOutcome.already)]:
+    for who, expected in [
+        ("budi", SitrepOutcome.forbidden),
+        ("kapolsek_a2", SitrepOutcome.forbidden),
+        ("kapolsek_a1", SitrepOutcome.verified),
+        ("kapolres", SitrepOutcome.already),
+    ]:
         assert await sitrep.verify(session, sitrep_id=sitrep_id, actor=actors[who], now=NOW) is expected, who
     audits = (await session.scalars(select(AuditLog.action).where(AuditLog.entity == "sitrep"))).all()
     assert audits == ["sitrep.drafted", "sitrep.filed", "sitrep.verified"]
@@ -58,8 +71,16 @@ async def test_a_report_comes_from_the_tps_the_reporter_checked_in_at(session: A
 
     roster, actors = await _actors(session)
     lat, lon = TPS_PLACES["TPS-A1-002"]
-    await check_in(session, personnel_id=actors["budi"].personnel_id, lat=lat, lon=lon, sent_at=NOW,
-                   forwarded=False, now=NOW, settings=CheckinSettings())
+    await check_in(
+        session,
+        personnel_id=actors["budi"].personnel_id,
+        lat=lat,
+        lon=lon,
+        sent_at=NOW,
+        forwarded=False,
+        now=NOW,
+        settings=CheckinSettings(),
+    )
     sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Perahu terlambat", now=NOW, opens_before=OPENS)
     row = await session.get(Sitrep, sitrep_id)
     assert row and row.tps_id == roster.tps["TPS-A1-002"].id
@@ -77,8 +98,9 @@ async def test_a_report_read_late_keeps_both_times_and_the_shift_it_was_sent_in(
     """Sent at 12:58 WIB on PAGI, read at 13:06 on SORE: a voting-day report, listed at 12:58, received 8 min later."""
     roster, actors = await _actors(session)
     sent, read = NOW + timedelta(hours=4, minutes=58), NOW + timedelta(hours=5, minutes=6)
-    sitrep_id = await sitrep.draft(session, actor=actors["budi"], text="Kotak suara basah", now=read, sent_at=sent,
-                                   opens_before=OPENS)
+    sitrep_id = await sitrep.draft(
+        session, actor=actors["budi"], text="Kotak suara basah", now=read, sent_at=sent, opens_before=OPENS
+    )
     await sitrep.file(session, sitrep_id=sitrep_id, actor=actors["budi"], category="logistik", now=read)
     row = await session.get(Sitrep, sitrep_id)
     assert row and (row.sent_at, row.created_at) == (sent, read)

@@ -25,14 +25,19 @@ UNITS = [
     ["POLSEK-B1", "Polsek B1", "polsek", "polri", "POLRES-B", ""],
 ]
 TPS = {  # code: (kerawanan, unit)
-    "SR1": ("sangat_rawan", "POLSEK-A1"), "SR2": ("sangat_rawan", "POLSEK-A1"),
-    "R1": ("rawan", "POLSEK-A1"), "R2": ("rawan", "POLSEK-A1"),
+    "SR1": ("sangat_rawan", "POLSEK-A1"),
+    "SR2": ("sangat_rawan", "POLSEK-A1"),
+    "R1": ("rawan", "POLSEK-A1"),
+    "R2": ("rawan", "POLSEK-A1"),
     **{f"KR{i}": ("kurang_rawan", "POLSEK-A2") for i in range(1, 6)},
-    "KR6": ("kurang_rawan", "POLSEK-B1"), "KR7": ("kurang_rawan", "POLSEK-B1"),
+    "KR6": ("kurang_rawan", "POLSEK-B1"),
+    "KR7": ("kurang_rawan", "POLSEK-B1"),
 }
 PEOPLE = {  # nrp: (force, unit)
     **{f"P{i}": ("polri", "POLSEK-A1") for i in range(1, 6)},
-    "B1": ("polri", "POLSEK-A2"), "B2": ("polri", "POLSEK-A2"), "T1": ("tni", "POLSEK-B1"),
+    "B1": ("polri", "POLSEK-A2"),
+    "B2": ("polri", "POLSEK-A2"),
+    "T1": ("tni", "POLSEK-B1"),
     **{f"L{i}": ("linmas", "POLSEK-A1") for i in range(1, 8)},
     **{f"LA{i}": ("linmas", "POLSEK-A2") for i in range(1, 11)},
 }
@@ -51,14 +56,20 @@ S2 = {"SR1": ["P1", "P2"]}  # escort shift: police only, and only at SR1
 async def province(session: AsyncSession, tmp_path: Path) -> None:
     rows = {
         "units": UNITS,
-        "personnel": [[nrp, f"Nama {nrp}", "", force, unit, "anggota", "", None]
-                      for nrp, (force, unit) in PEOPLE.items()],
-        "tps": [[code, "1", "", "", "", -3.0, 104.0 + i / 100, level, "darat", unit, None]
-                for i, (code, (level, unit)) in enumerate(TPS.items())],
-        "shifts": [["S1", "Pemungutan", "pemungutan", "2024-02-14T07:00:00+07:00", "2024-02-14T13:00:00+07:00"],
-                   ["S2", "Pengawalan", "pengawalan", "2024-02-15T06:00:00+07:00", "2024-02-15T18:00:00+07:00"]],
-        "assignments": [[nrp, tps, shift] for shift, plan in (("S1", S1), ("S2", S2))
-                        for tps, nrps in plan.items() for nrp in nrps],
+        "personnel": [
+            [nrp, f"Nama {nrp}", "", force, unit, "anggota", "", None] for nrp, (force, unit) in PEOPLE.items()
+        ],
+        "tps": [
+            [code, "1", "", "", "", -3.0, 104.0 + i / 100, level, "darat", unit, None]
+            for i, (code, (level, unit)) in enumerate(TPS.items())
+        ],
+        "shifts": [
+            ["S1", "Pemungutan", "pemungutan", "2024-02-14T07:00:00+07:00", "2024-02-14T13:00:00+07:00"],
+            ["S2", "Pengawalan", "pengawalan", "2024-02-15T06:00:00+07:00", "2024-02-15T18:00:00+07:00"],
+        ],
+        "assignments": [
+            [nrp, tps, shift] for shift, plan in (("S1", S1), ("S2", S2)) for tps, nrps in plan.items() for nrp in nrps
+        ],
     }
     report = await import_files(session, paths=write_csv(tmp_path / "csv", rows))
     assert report.ok, report.format()
@@ -70,7 +81,8 @@ async def test_report_names_exactly_the_understaffed_tps(session: AsyncSession, 
     assert report.problem is None
     under = {(t.shift_code, t.tps_code) for t in report.understaffed}
     assert under == {("S1", "SR2"), ("S1", "R2"), ("S1", "KR6"), ("S1", "KR7")} | {
-        ("S2", code) for code in TPS if code != "SR1"}
+        ("S2", code) for code in TPS if code != "SR1"
+    }
     sr2 = next(t for t in report.understaffed if (t.shift_code, t.tps_code) == ("S1", "SR2"))
     assert (sr2.police, sr2.police_needed, sr2.linmas, sr2.linmas_needed) == (1.0, 2.0, 2.0, 2.0)
     kr6 = next(t for t in report.understaffed if (t.shift_code, t.tps_code) == ("S1", "KR6"))

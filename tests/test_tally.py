@@ -37,10 +37,18 @@ from tests.test_status import expected
 
 CHECKIN = CheckinSettings()
 DEFAULT = StaffingSettings()
-LOOSE = StaffingSettings(kurang_rawan={"police": 1, "linmas": 10, "tps": 5}, rawan={"police": 1, "linmas": 4, "tps": 2},
-                         sangat_rawan={"police": 1, "linmas": 2, "tps": 2})
-EXTRA = [("kapolres", "TPS-A1-001", "PAGI"), ("kapolres", "TPS-A1-002", "PAGI"), ("kapolres", "TPS-A2-001", "PAGI"),
-         ("kapolsek_a1", "TPS-A1-001", "PAGI"), ("kapolsek_a1", "TPS-A1-001", "SORE")]
+LOOSE = StaffingSettings(
+    kurang_rawan={"police": 1, "linmas": 10, "tps": 5},
+    rawan={"police": 1, "linmas": 4, "tps": 2},
+    sangat_rawan={"police": 1, "linmas": 2, "tps": 2},
+)
+EXTRA = [
+    ("kapolres", "TPS-A1-001", "PAGI"),
+    ("kapolres", "TPS-A1-002", "PAGI"),
+    ("kapolres", "TPS-A2-001", "PAGI"),
+    ("kapolsek_a1", "TPS-A1-001", "PAGI"),
+    ("kapolsek_a1", "TPS-A1-001", "SORE"),
+]
 POLICE_UNITS = ("POLDA-X", "POLRES-A", "POLSEK-A1", "POLSEK-A2")
 telegram_ids = itertools.count(9_000)
 
@@ -60,51 +68,76 @@ class World:
 async def reset(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(models.Base.metadata.tables)} RESTART IDENTITY CASCADE"))
+            await connection.execute(
+                text(f"TRUNCATE {', '.join(models.Base.metadata.tables)} RESTART IDENTITY CASCADE")
+            )
         else:
             await connection.run_sync(models.Base.metadata.drop_all)
             await connection.run_sync(models.Base.metadata.create_all)
 
 
-async def prepare(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], staffing: StaffingSettings,
-                  *, crowd: int = 0) -> World:
+async def prepare(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], staffing: StaffingSettings, *, crowd: int = 0
+) -> World:
     """The factory roster, the extra duties, `crowd` more police under POLSEK-A2 at TPS-A2-001 (every other one also
     at A1-001), tallies built."""
     await reset(engine)
     async with sessions() as session:
         roster = await build_roster(session)
         for key, tps, shift in EXTRA:
-            session.add(Assignment(personnel_id=roster.person(key).id, tps_id=roster.tps[tps].id,
-                                   shift_id=roster.shifts[shift].id))
-        posts = [Unit(code=f"POS-{n}", name=f"Pos {n}", kind="other", force="polri", parent=roster.units["POLSEK-A2"])
-                 for n in range(crowd)]  # a unit each: no shared people row to queue them behind one another
-        extra = [Personnel(nrp=f"C{n:04d}", name=f"Crowd {n}", force="polri", unit=post) for n, post in enumerate(posts)]
+            session.add(
+                Assignment(
+                    personnel_id=roster.person(key).id, tps_id=roster.tps[tps].id, shift_id=roster.shifts[shift].id
+                )
+            )
+        posts = [
+            Unit(code=f"POS-{n}", name=f"Pos {n}", kind="other", force="polri", parent=roster.units["POLSEK-A2"])
+            for n in range(crowd)
+        ]  # a unit each: no shared people row to queue them behind one another
+        extra = [
+            Personnel(nrp=f"C{n:04d}", name=f"Crowd {n}", force="polri", unit=post) for n, post in enumerate(posts)
+        ]
         session.add_all([*posts, *extra])
         await session.flush()
         await rebuild_closure(session)
         for n, person in enumerate(extra):
             for tps in ["TPS-A2-001"] + (["TPS-A1-001"] if n % 2 else []):
-                session.add(Assignment(personnel_id=person.id, tps_id=roster.tps[tps].id, shift_id=roster.shifts["PAGI"].id))
+                session.add(
+                    Assignment(personnel_id=person.id, tps_id=roster.tps[tps].id, shift_id=roster.shifts["PAGI"].id)
+                )
         await session.flush()
         await tally.rebuild(session, staffing=staffing)
         await session.commit()
         return World(
-            {k: p.id for k, p in roster.people.items()}, {k: p.nrp for k, p in roster.people.items()},
-            {k: u.id for k, u in roster.units.items()}, {k: s.id for k, s in roster.shifts.items()},
-            {k: s.starts_at for k, s in roster.shifts.items()}, [p.id for p in extra],
+            {k: p.id for k, p in roster.people.items()},
+            {k: p.nrp for k, p in roster.people.items()},
+            {k: u.id for k, u in roster.units.items()},
+            {k: s.id for k, s in roster.shifts.items()},
+            {k: s.starts_at for k, s in roster.shifts.items()},
+            [p.id for p in extra],
         )
 
 
 async def snapshot(session: AsyncSession) -> dict[str, set[tuple]]:
     """Every tally row that says something (a row of zeros and no row mean the same)."""
-    people = {tuple(getattr(r, c) for c in ("shift_id", "unit_id", *status.PEOPLE_COLUMNS))
-              for r in await session.scalars(select(UnitShiftTally))}
-    shares = {(r.shift_id, r.tps_id, r.present, round(r.share, 9)) for r in await session.scalars(select(TpsShiftTally))}
-    units = {(r.shift_id, r.unit_id, r.kerawanan, r.tps_total, r.covered, r.meets)
-             for r in await session.scalars(select(UnitShiftTpsTally))}
+    people = {
+        tuple(getattr(r, c) for c in ("shift_id", "unit_id", *status.PEOPLE_COLUMNS))
+        for r in await session.scalars(select(UnitShiftTally))
+    }
+    shares = {
+        (r.shift_id, r.tps_id, r.present, round(r.share, 9)) for r in await session.scalars(select(TpsShiftTally))
+    }
+    units = {
+        (r.shift_id, r.unit_id, r.kerawanan, r.tps_total, r.covered, r.meets)
+        for r in await session.scalars(select(UnitShiftTpsTally))
+    }
     built = {(r.shift_id, r.pattern) for r in await session.scalars(select(TallyShift))}
-    return {"people": {r for r in people if any(r[2:])}, "shares": {r for r in shares if any(r[2:])},
-            "units": {r for r in units if any(r[3:])}, "built": built}
+    return {
+        "people": {r for r in people if any(r[2:])},
+        "shares": {r for r in shares if any(r[2:])},
+        "units": {r for r in units if any(r[3:])},
+        "built": built,
+    }
 
 
 async def check(sessions: async_sessionmaker[AsyncSession], world: World, staffing: StaffingSettings) -> None:
@@ -127,15 +160,23 @@ async def check(sessions: async_sessionmaker[AsyncSession], world: World, staffi
                 want = await expected(session, unit_code=code, shift_code=shift_code, staffing=staffing)
                 assert tallied[unit].people == want.people, (shift_code, code)
                 # The oracle's `covered` counts every TPS (its defaultdict is probed before `in`): total and meets only.
-                assert {k: (c.total, c.meets_pattern) for k, c in tallied[unit].tps.items()} == \
-                    {k: (c.total, c.meets_pattern) for k, c in want.tps.items()}, (shift_code, code)
+                assert {k: (c.total, c.meets_pattern) for k, c in tallied[unit].tps.items()} == {
+                    k: (c.total, c.meets_pattern) for k, c in want.tps.items()
+                }, (shift_code, code)
 
 
 WHO = st.sampled_from(["budi", "citra", "dedi", "eko", "fajar", "kapolres", "kapolsek_a1", "ani"])
 SHIFT = st.sampled_from(["PAGI", "SORE"])
 STEP = st.one_of(
-    st.tuples(st.just("checkin"), WHO, SHIFT, st.sampled_from(sorted(TPS_PLACES)), st.integers(0, 3), st.booleans(),
-              st.sampled_from([0, 25])),  # minutes the location waited before the bot read it
+    st.tuples(
+        st.just("checkin"),
+        WHO,
+        SHIFT,
+        st.sampled_from(sorted(TPS_PLACES)),
+        st.integers(0, 3),
+        st.booleans(),
+        st.sampled_from([0, 25]),
+    ),  # minutes the location waited before the bot read it
     st.tuples(st.just("checkout"), WHO, SHIFT),
     st.tuples(st.just("register"), WHO),
     st.tuples(st.just("reachable"), WHO, st.booleans()),
@@ -150,15 +191,29 @@ async def apply(sessions: async_sessionmaker[AsyncSession], world: World, step: 
             _, _, shift, place, offset, late, waited = step
             sent = world.starts[shift] + timedelta(minutes=30 if late else 5)
             lat, lon = TPS_PLACES[place]
-            await check_in(session, personnel_id=who, lat=lat + 0.01 * offset, lon=lon, sent_at=sent, forwarded=False,
-                           now=sent + timedelta(minutes=waited), settings=CHECKIN)
+            await check_in(
+                session,
+                personnel_id=who,
+                lat=lat + 0.01 * offset,
+                lon=lon,
+                sent_at=sent,
+                forwarded=False,
+                now=sent + timedelta(minutes=waited),
+                settings=CHECKIN,
+            )
         elif kind == "checkout":
             await check_out(session, personnel_id=who, now=world.starts[step[2]] + timedelta(hours=1), settings=CHECKIN)
         elif kind == "register":
             [invitation] = await issue_codes(session, nrps=[world.nrps[step[1]]], now=NOW, ttl=timedelta(hours=1))
             assert invitation.code
-            await register(session, telegram_user_id=next(telegram_ids), code=invitation.code, nrp=None, now=NOW,
-                           max_failures_per_hour=1_000)
+            await register(
+                session,
+                telegram_user_id=next(telegram_ids),
+                code=invitation.code,
+                nrp=None,
+                now=NOW,
+                max_failures_per_hour=1_000,
+            )
         else:
             await mark_reachable(session, who, step[2])
 
@@ -170,7 +225,9 @@ async def mark_reachable(session: AsyncSession, personnel_id: int, reachable: bo
     await session.commit()
 
 
-SLOW_EXAMPLES = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SLOW_EXAMPLES = settings(
+    deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 """Each example builds a roster in the database: no deadline, and the fixtures are reset by `prepare`."""
 
 
@@ -201,8 +258,10 @@ async def test_check_ins_in_bunches_keep_the_tallies_equal_to_a_recount(
     world = await prepare(engine, sessions, staffing)
     for shift, late, presences in bunches:
         now = world.starts[shift] + timedelta(minutes=30 if late else 5)
-        bunch = [Presence(world.people[who], TPS_PLACES[place][0] + 0.01 * offset, TPS_PLACES[place][1], now, False)
-                 for who, place, offset in presences]
+        bunch = [
+            Presence(world.people[who], TPS_PLACES[place][0] + 0.01 * offset, TPS_PLACES[place][1], now, False)
+            for who, place, offset in presences
+        ]
         async with sessions() as session:
             before = await session.scalar(select(func.count()).select_from(models.Checkin))
             results = await check_in_all(session, bunch, now=now, settings=CHECKIN)
@@ -219,13 +278,26 @@ async def test_lateness_is_counted_by_the_time_a_location_was_sent(
     world = await prepare(engine, sessions, DEFAULT)
     start, lat, lon = world.starts["PAGI"], *TPS_PLACES["TPS-A2-001"]
     async with sessions() as session:
-        for key, sent, read in [("eko", start + timedelta(minutes=5), start + timedelta(minutes=40)),
-                                ("fajar", start + timedelta(minutes=20), start + timedelta(minutes=21))]:
-            result = await check_in(session, personnel_id=world.people[key], lat=lat, lon=lon, sent_at=sent,
-                                    forwarded=False, now=read, settings=CHECKIN)
+        for key, sent, read in [
+            ("eko", start + timedelta(minutes=5), start + timedelta(minutes=40)),
+            ("fajar", start + timedelta(minutes=20), start + timedelta(minutes=21)),
+        ]:
+            result = await check_in(
+                session,
+                personnel_id=world.people[key],
+                lat=lat,
+                lon=lon,
+                sent_at=sent,
+                forwarded=False,
+                now=read,
+                settings=CHECKIN,
+            )
             assert result.outcome is CheckinOutcome.checked_in, key
-        row = await session.scalar(select(UnitShiftTally).where(
-            UnitShiftTally.shift_id == world.shifts["PAGI"], UnitShiftTally.unit_id == world.units["POLSEK-A2"]))
+        row = await session.scalar(
+            select(UnitShiftTally).where(
+                UnitShiftTally.shift_id == world.shifts["PAGI"], UnitShiftTally.unit_id == world.units["POLSEK-A2"]
+            )
+        )
         assert row is not None and (row.checked_in, row.late) == (2, 1)
     await check(sessions, world, DEFAULT)
 
@@ -236,10 +308,15 @@ async def test_status_reads_the_tallies_and_falls_back_when_they_do_not_apply(
     world = await prepare(engine, sessions, DEFAULT)
     pagi, a1 = world.shifts["PAGI"], world.units["POLSEK-A1"]
     async with sessions() as session:
-        await session.execute(update(UnitShiftTally).where(UnitShiftTally.shift_id == pagi, UnitShiftTally.unit_id == a1)
-                              .values(assigned=UnitShiftTally.assigned + 100))  # a planted lie, to see who is read
+        await session.execute(
+            update(UnitShiftTally)
+            .where(UnitShiftTally.shift_id == pagi, UnitShiftTally.unit_id == a1)
+            .values(assigned=UnitShiftTally.assigned + 100)
+        )  # a planted lie, to see who is read
         await session.commit()
-        actor = Actor(world.people["kapolres"], "Kapolres", "AKBP", "komandan", world.units["POLRES-A"], "POLRES-A", "", "id")
+        actor = Actor(
+            world.people["kapolres"], "Kapolres", "AKBP", "komandan", world.units["POLRES-A"], "POLRES-A", "", "id"
+        )
         view = await status.status_for(session, viewer=status.Viewer(actor), now=NOW, staffing=DEFAULT)
         assert isinstance(view, status.UnitStatus) and view.figures.people.assigned == 107
         view = await status.status_for(session, viewer=status.Viewer(actor), now=NOW, staffing=LOOSE)
@@ -265,47 +342,68 @@ async def test_ensure_builds_what_is_missing_or_counted_against_another_pattern(
 
 # --- PostgreSQL: concurrent writers ------------------------------------------------------------------
 
+
 @pytest.fixture
 def postgresql_only(backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL (SQLite has one writer)")
 
 
-STRICT = StaffingSettings(kurang_rawan={"police": 10, "linmas": 10, "tps": 1}, rawan={"police": 3, "linmas": 4, "tps": 1})
+STRICT = StaffingSettings(
+    kurang_rawan={"police": 10, "linmas": 10, "tps": 1}, rawan={"police": 3, "linmas": 4, "tps": 1}
+)
 CROWD = 24
 
 
 async def _unit_tps(session: AsyncSession, world: World, unit: str, kerawanan: str) -> tuple[int, int]:
-    row = (await session.execute(
-        select(UnitShiftTpsTally.covered, UnitShiftTpsTally.meets).where(
-            UnitShiftTpsTally.shift_id == world.shifts["PAGI"], UnitShiftTpsTally.unit_id == world.units[unit],
-            UnitShiftTpsTally.kerawanan == kerawanan)
-    )).one()
+    row = (
+        await session.execute(
+            select(UnitShiftTpsTally.covered, UnitShiftTpsTally.meets).where(
+                UnitShiftTpsTally.shift_id == world.shifts["PAGI"],
+                UnitShiftTpsTally.unit_id == world.units[unit],
+                UnitShiftTpsTally.kerawanan == kerawanan,
+            )
+        )
+    ).one()
     return row.covered, row.meets
 
 
 async def _people_sums(session: AsyncSession, world: World, *columns: str) -> tuple[int, ...]:
     """The crowd's people tallies, summed over their units."""
-    row = (await session.execute(
-        select(*(func.sum(UnitShiftTally.__table__.c[c]) for c in columns)).join(Unit, Unit.id == UnitShiftTally.unit_id)
-        .where(UnitShiftTally.shift_id == world.shifts["PAGI"], Unit.code.like("POS-%"))
-    )).one()
+    row = (
+        await session.execute(
+            select(*(func.sum(UnitShiftTally.__table__.c[c]) for c in columns))
+            .join(Unit, Unit.id == UnitShiftTally.unit_id)
+            .where(UnitShiftTally.shift_id == world.shifts["PAGI"], Unit.code.like("POS-%"))
+        )
+    ).one()
     return tuple(int(value) for value in row)
 
 
-async def _check_in_at_a2(sessions: async_sessionmaker[AsyncSession], world: World, personnel_id: int) -> CheckinOutcome:
+async def _check_in_at_a2(
+    sessions: async_sessionmaker[AsyncSession], world: World, personnel_id: int
+) -> CheckinOutcome:
     now = world.starts["PAGI"] + timedelta(minutes=5)
     lat, lon = TPS_PLACES["TPS-A2-001"]
     async with sessions() as session:
-        result = await check_in(session, personnel_id=personnel_id, lat=lat, lon=lon, sent_at=now, forwarded=False,
-                                now=now, settings=CHECKIN)
+        result = await check_in(
+            session,
+            personnel_id=personnel_id,
+            lat=lat,
+            lon=lon,
+            sent_at=now,
+            forwarded=False,
+            now=now,
+            settings=CHECKIN,
+        )
     return result.outcome
 
 
 async def _check_out(sessions: async_sessionmaker[AsyncSession], world: World, personnel_id: int) -> CheckoutOutcome:
     async with sessions() as session:
-        result = await check_out(session, personnel_id=personnel_id, now=world.starts["PAGI"] + timedelta(hours=1),
-                                 settings=CHECKIN)
+        result = await check_out(
+            session, personnel_id=personnel_id, now=world.starts["PAGI"] + timedelta(hours=1), settings=CHECKIN
+        )
     return result.outcome
 
 
@@ -340,12 +438,16 @@ async def test_concurrent_bunches_check_everyone_in_once_and_flip_a_tps_once(
 
     async def bunch(people: list[int]) -> list[CheckinOutcome]:
         async with sessions() as session:
-            results = await check_in_all(session, [Presence(pid, lat, lon, now, False) for pid in people], now=now,
-                                         settings=CHECKIN)
+            results = await check_in_all(
+                session, [Presence(pid, lat, lon, now, False) for pid in people], now=now, settings=CHECKIN
+            )
         return [result.outcome for result in results]
 
-    outcomes = await asyncio.gather(bunch(world.crowd), bunch(world.crowd[::-1]),
-                                    *(_check_in_at_a2(sessions, world, pid) for pid in world.crowd[::3]))
+    outcomes = await asyncio.gather(
+        bunch(world.crowd),
+        bunch(world.crowd[::-1]),
+        *(_check_in_at_a2(sessions, world, pid) for pid in world.crowd[::3]),
+    )
     flat = [*outcomes[0], *outcomes[1], *outcomes[2:]]
     assert flat.count(CheckinOutcome.checked_in) == CROWD
     assert set(flat) == {CheckinOutcome.checked_in, CheckinOutcome.already}
@@ -362,7 +464,9 @@ async def test_a_rebuild_amid_check_ins_and_reachability_changes_loses_nothing(
     world = await prepare(engine, sessions, STRICT, crowd=CROWD)
     async with sessions() as session:
         for pid in world.crowd:
-            await session.execute(update(Personnel).where(Personnel.id == pid).values(telegram_user_id=next(telegram_ids)))
+            await session.execute(
+                update(Personnel).where(Personnel.id == pid).values(telegram_user_id=next(telegram_ids))
+            )
         await tally.rebuild(session, staffing=STRICT)
         await session.commit()
 
@@ -377,8 +481,10 @@ async def test_a_rebuild_amid_check_ins_and_reachability_changes_loses_nothing(
 
     half = world.crowd[: CROWD // 2]
     await asyncio.gather(
-        *(_check_in_at_a2(sessions, world, pid) for pid in world.crowd), rebuild(),
-        *(unreachable(pid) for pid in half for _ in range(2)), rebuild(),
+        *(_check_in_at_a2(sessions, world, pid) for pid in world.crowd),
+        rebuild(),
+        *(unreachable(pid) for pid in half for _ in range(2)),
+        rebuild(),
     )
     async with sessions() as session:
         crowd = await _people_sums(session, world, "checked_in", "unreachable")

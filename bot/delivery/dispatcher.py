@@ -44,25 +44,36 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 from telegram.error import (
-    BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError,
-)  # fmt: skip
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
-from bot.config import DeliverySettings
-from bot.storage.db import transaction
-from bot.delivery.ratelimit import RateLimiter, Send
 from bot.clock import Clock, system_clock
+from bot.config import DeliverySettings
+from bot.delivery.ratelimit import RateLimiter, Send
 from bot.services import outbox
 from bot.services.outbox import OutboxRow, SendResult
+from bot.storage.db import transaction
 
 log = logging.getLogger("siaga.dispatcher")
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 120.0
 INVALID_TOKEN_PAUSE_SECONDS = 60.0
-TEXT_FIELD = {"sendMessage": "text", "editMessageText": "text", "sendPhoto": "caption",
-              "sendDocument": "caption", "editMessageCaption": "caption"}  # fmt: skip
+TEXT_FIELD = {
+    "sendMessage": "text",
+    "editMessageText": "text",
+    "sendPhoto": "caption",
+    "sendDocument": "caption",
+    "editMessageCaption": "caption",
+}
 
 # do_api_request warns when the endpoint also exists as a Bot method (sendPhoto ...); rows name
 # Bot API methods on purpose, so the advice is noise.
@@ -123,12 +134,23 @@ class Dispatcher:
     """Runs inside the bot process as asyncio tasks: `start()`, `wake()`, `stop()`."""
 
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], bot: Bot, settings: DeliverySettings, worker_id: str,
-        clock: Clock = system_clock, monotonic: Callable[[], float] = time.monotonic, lease_seconds: float = 120.0,
-        max_in_flight: int | None = None, batch_size: int | None = None, hold_seconds: float = 2.0,
-        flush_seconds: float = 0.05, summary_seconds: float = 60.0, rng: random.Random | None = None,
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        settings: DeliverySettings,
+        worker_id: str,
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        lease_seconds: float = 120.0,
+        max_in_flight: int | None = None,
+        batch_size: int | None = None,
+        hold_seconds: float = 2.0,
+        flush_seconds: float = 0.05,
+        summary_seconds: float = 60.0,
+        rng: random.Random | None = None,
         limiter: RateLimiter | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`clock` dates rows (the runtime's, possibly virtual); `monotonic` paces sends in real time.
 
         `limiter` is shared with the replies' rate limiter, so both spend one flood budget; it
@@ -138,9 +160,11 @@ class Dispatcher:
             raise ValueError("give the dispatcher a Bot without PTB's rate limiter: it paces itself")
         self.sessions, self.bot, self.settings, self.worker_id = sessions, bot, settings, worker_id
         self.clock, self.monotonic = clock, monotonic
-        self.limiter = limiter or RateLimiter(global_per_second=settings.global_per_second,
-                                   private_per_second=settings.private_per_second,
-                                   group_per_minute=settings.group_per_minute)  # fmt: skip
+        self.limiter = limiter or RateLimiter(
+            global_per_second=settings.global_per_second,
+            private_per_second=settings.private_per_second,
+            group_per_minute=settings.group_per_minute,
+        )
         self.limiter.set_margin(settings.jitter_margin_seconds)
         rate = settings.global_per_second
         self.lease_seconds, self.hold_seconds = lease_seconds, hold_seconds
@@ -292,7 +316,15 @@ class Dispatcher:
         s = self.stats
         log.info(
             "outbox %s: %.1f sent/s, sent=%d queue %s, 429s=%d failed=%d unreachable=%d retried=%d in_flight=%d",
-            self.worker_id, rate, s.sent, depth, s.rate_limited, s.failed, s.unreachable, s.retried, s.in_flight,
+            self.worker_id,
+            rate,
+            s.sent,
+            depth,
+            s.rate_limited,
+            s.failed,
+            s.unreachable,
+            s.retried,
+            s.in_flight,
         )
 
     # -- sender -----------------------------------------------------------------------------------

@@ -67,9 +67,14 @@ class RetryReplies(BaseRateLimiter[None]):
                 await asyncio.sleep(pause + random.uniform(0, 0.2))
 
     async def _attempt(
-        self, callback: Callable[..., Coroutine[Any, Any, Result]], args: Any, kwargs: dict[str, Any], *,
-        paced: bool, chat_id: int | None,
-    ) -> Result:  # fmt: skip
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Result]],
+        args: Any,
+        kwargs: dict[str, Any],
+        *,
+        paced: bool,
+        chat_id: int | None,
+    ) -> Result:
         """One try; a paced one counts in the bot-wide window until its answer shows when it may have arrived."""
         send = await self._take_turn(chat_id) if paced else None
         answered = False

@@ -24,15 +24,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.demo import demodata
 from bot.app import build_application
 from bot.clock import FastClock
 from bot.config import Settings, load_settings
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.demo import demodata
 from bot.demo.script import Cast, Script, Transcript
 from bot.emulator import Emulator, Limits, running
-from bot.storage.migrate import upgrade
 from bot.services.roster import import_files
+from bot.storage.db import make_engine, make_sessionmaker
+from bot.storage.migrate import upgrade
 from models import Checkin, Contingency, Outbox, Personnel, Sitrep
 
 PROGRESS_EVERY = timedelta(minutes=15)
@@ -60,7 +60,8 @@ class Options:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="siaga demo", description="The real bot plays an election morning against the built-in emulator.",
+        prog="siaga demo",
+        description="The real bot plays an election morning against the built-in emulator.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -84,7 +84,8 @@ ROW_TYPES: dict[str, type[tuple]] = {
     "assignments": Assignment,
 }
 HEADERS: dict[str, tuple[str, ...]] = {
-    name: cls._fields for name, cls in ROW_TYPES.items()  # type: ignore[attr-defined]
+    name: cls._fields
+    for name, cls in ROW_TYPES.items()  # type: ignore[attr-defined]
 }
 
 

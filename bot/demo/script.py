@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.demo import demodata
 from bot.config import Settings
-from bot.storage.db import make_engine, make_sessionmaker
+from bot.demo import demodata
 from bot.emulator import Emulator, SentMessage, SimGroup, SimUser
 from bot.render import local_time
 from bot.services.registration import issue_codes
+from bot.storage.db import make_engine, make_sessionmaker
 
 FAR_OFFSET_DEG = 0.02  # about 2 km: beyond the geofence
 NEAR_OFFSET_DEG = 0.0008  # under 100 m
@@ -194,8 +194,11 @@ class Script:
         arrivals = self.plan_arrivals(exclude=reporter)
         events = sorted(
             [(when, "checkin", nrp) for nrp, when in arrivals.items()]
-            + [(self.minutes(5), "sitrep_aman", ""), (self.minutes(10), "sitrep_logistik", ""),
-               (self.minutes(18), "contingency", reporter)],
+            + [
+                (self.minutes(5), "sitrep_aman", ""),
+                (self.minutes(10), "sitrep_logistik", ""),
+                (self.minutes(18), "contingency", reporter),
+            ],
             key=lambda event: event[0],
         )
         acknowledging: asyncio.Task[None] | None = None
@@ -264,8 +267,10 @@ class Script:
 
     async def open_command_groups(self) -> None:
         """Each commander adds the bot to their unit's group and registers it with /daftargrup."""
-        self.chats.narrate("The commanders add the bot to their command groups; the transcript follows the Polda and"
-                           " Polres groups and the Polsek of a water-access TPS")
+        self.chats.narrate(
+            "The commanders add the bot to their command groups; the transcript follows the Polda and"
+            " Polres groups and the Polsek of a water-access TPS"
+        )
         for unit_code, commander in sorted(self.cast.commanders.items()):
             user = self.users.get(commander.nrp)
             if user is None or self.cast.unit(unit_code).kind not in ("polda", "polres", "polsek"):

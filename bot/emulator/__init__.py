@@ -22,6 +22,18 @@ from bot.emulator.simulate import ButtonNotFound, Press, SimGroup, SimUser
 from bot.emulator.state import CallbackAnswer, SentMessage, StoredFile, Version
 
 __all__ = [
-    "ApiError", "ButtonNotFound", "CallbackAnswer", "Emulator", "EmulatorTimeout", "Faults",
-    "Limits", "Press", "SentMessage", "SimGroup", "SimUser", "StoredFile", "Version", "running",
+    "ApiError",
+    "ButtonNotFound",
+    "CallbackAnswer",
+    "Emulator",
+    "EmulatorTimeout",
+    "Faults",
+    "Limits",
+    "Press",
+    "SentMessage",
+    "SimGroup",
+    "SimUser",
+    "StoredFile",
+    "Version",
+    "running",
 ]

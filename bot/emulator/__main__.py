@@ -23,12 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default="123456:TEST-TOKEN")
     parser.add_argument("--bot-username", default="SiagaTestBot")
     parser.add_argument("--no-limits", action="store_true", help="do not enforce flood limits")
-    parser.add_argument("--arrivals", action="store_true",
-                        help="count the limits in sliding windows over arrival times")
+    parser.add_argument(
+        "--arrivals", action="store_true", help="count the limits in sliding windows over arrival times"
+    )
     args = parser.parse_args(argv)
     limits = Limits(enforce=not args.no_limits, mode="arrivals" if args.arrivals else "bucket")
-    emu = Emulator(token=args.token, bot_username=args.bot_username, host=args.host,
-                   port=args.port, limits=limits)
+    emu = Emulator(token=args.token, bot_username=args.bot_username, host=args.host, port=args.port, limits=limits)
 
     async def serve() -> None:
         await emu.start()

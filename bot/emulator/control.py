@@ -30,11 +30,20 @@ if TYPE_CHECKING:
 
 def sent_json(msg: SentMessage) -> dict[str, Any]:
     """A delivered message as plain JSON for out-of-process drivers."""
-    return {"message_id": msg.message_id, "kind": msg.kind, "text": msg.text,
-            "caption": msg.caption, "parse_mode": msg.parse_mode,
-            "reply_markup": msg.reply_markup, "time": msg.time, "wall": msg.wall,
-            "edits": [{"text": v.text, "caption": v.caption, "reply_markup": v.reply_markup,
-                       "time": v.mono} for v in msg.edits], "deleted": msg.deleted}
+    return {
+        "message_id": msg.message_id,
+        "kind": msg.kind,
+        "text": msg.text,
+        "caption": msg.caption,
+        "parse_mode": msg.parse_mode,
+        "reply_markup": msg.reply_markup,
+        "time": msg.time,
+        "wall": msg.wall,
+        "edits": [
+            {"text": v.text, "caption": v.caption, "reply_markup": v.reply_markup, "time": v.mono} for v in msg.edits
+        ],
+        "deleted": msg.deleted,
+    }
 
 
 def add_control_routes(app: web.Application, emu: Emulator) -> None:
@@ -43,9 +52,12 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
     def user_for(body: dict[str, Any]) -> SimUser:
         uid = int(body["user_id"])
         if uid not in users:
-            users[uid] = emu.user(body.get("first_name") or f"User {uid}", user_id=uid,
-                                  language_code=body.get("language_code", "id"),
-                                  username=body.get("username"))
+            users[uid] = emu.user(
+                body.get("first_name") or f"User {uid}",
+                user_id=uid,
+                language_code=body.get("language_code", "id"),
+                username=body.get("username"),
+            )
         return users[uid]
 
     async def body_of(request: web.Request) -> dict[str, Any]:
@@ -60,9 +72,11 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
     async def create_user(request: web.Request) -> web.Response:
         body = await body_of(request)
         if "user_id" not in body:
-            made = emu.user(body.get("first_name") or "User",
-                            language_code=body.get("language_code", "id"),
-                            username=body.get("username"))
+            made = emu.user(
+                body.get("first_name") or "User",
+                language_code=body.get("language_code", "id"),
+                username=body.get("username"),
+            )
             users[made.id] = made
             return reply({"user_id": made.id})
         return reply({"user_id": user_for(body).id})
@@ -70,8 +84,7 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
     async def create_group(request: web.Request) -> web.Response:
         body = await body_of(request)
         members = [user_for({"user_id": uid}) for uid in body.get("member_ids", [])]
-        group = emu.group(body.get("title") or "Group", members,
-                          bot_admin=bool(body.get("bot_admin")))
+        group = emu.group(body.get("title") or "Group", members, bot_admin=bool(body.get("bot_admin")))
         return reply({"chat_id": group.id})
 
     async def send(request: web.Request) -> web.Response:
@@ -80,14 +93,16 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
 
     async def location(request: web.Request) -> web.Response:
         body = await body_of(request)
-        return reply(await user_for(body).send_location(
-            float(body["latitude"]), float(body["longitude"]), chat=body.get("chat_id")))
+        return reply(
+            await user_for(body).send_location(
+                float(body["latitude"]), float(body["longitude"]), chat=body.get("chat_id")
+            )
+        )
 
     async def press(request: web.Request) -> web.Response:
         body = await body_of(request)
         try:
-            pressed = await user_for(body).press(int(body["message_id"]), str(body["button"]),
-                                                 chat=body.get("chat_id"))
+            pressed = await user_for(body).press(int(body["message_id"]), str(body["button"]), chat=body.get("chat_id"))
         except ButtonNotFound as err:
             return reply({"error": str(err)}, 400)
         return reply({"callback_query_id": pressed.id})
@@ -97,10 +112,15 @@ def add_control_routes(app: web.Application, emu: Emulator) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         state = emu.state
-        return reply({"calls": len(state.calls), "delivered": sum(map(len, state.sent.values())),
-                      "rejections": Counter(r.reason for r in state.rejections),
-                      "pending_updates": len(state.updates),
-                      "callback_answers": len(state.callback_answers)})
+        return reply(
+            {
+                "calls": len(state.calls),
+                "delivered": sum(map(len, state.sent.values())),
+                "rejections": Counter(r.reason for r in state.rejections),
+                "pending_updates": len(state.updates),
+                "callback_answers": len(state.callback_answers),
+            }
+        )
 
     app.router.add_post("/_emulator/users", create_user)
     app.router.add_post("/_emulator/groups", create_group)

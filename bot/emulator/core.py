@@ -31,11 +31,21 @@ class EmulatorTimeout(TimeoutError):
 class Emulator:
     """Local Bot API. Use ``async with Emulator() as emu:`` or start()/stop()."""
 
-    def __init__(self, *, token: str = "123456:TEST-TOKEN", bot_username: str = "SiagaTestBot",
-                 bot_name: str = "Siaga", host: str = "127.0.0.1", port: int = 0,
-                 limits: Limits | None = None, faults: Faults | None = None,
-                 privacy_mode: bool = True, strict_html: bool = False,
-                 record_calls: bool = True, webhook_timeout: float = 10.0):
+    def __init__(
+        self,
+        *,
+        token: str = "123456:TEST-TOKEN",
+        bot_username: str = "SiagaTestBot",
+        bot_name: str = "Siaga",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        faults: Faults | None = None,
+        privacy_mode: bool = True,
+        strict_html: bool = False,
+        record_calls: bool = True,
+        webhook_timeout: float = 10.0,
+    ):
         self.token = token
         self.bot_username = bot_username
         self.host, self.port = host, port
@@ -69,8 +79,7 @@ class Emulator:
     async def start(self) -> Emulator:
         """Bind 127.0.0.1 (random free port unless ``port`` given) and serve."""
         self.closing = False
-        self._runner = web.AppRunner(self.server.app, handler_cancellation=True,
-                                     shutdown_timeout=1.0, access_log=None)
+        self._runner = web.AppRunner(self.server.app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = int(self._runner.addresses[0][1])
@@ -123,15 +132,23 @@ class Emulator:
         return self.state.bot
 
     # -- actors --------------------------------------------------------------------------
-    def user(self, first_name: str = "Budi", *, last_name: str | None = None,
-             username: str | None = None, language_code: str | None = "id",
-             user_id: int | None = None, started: bool = True,
-             phone_number: str | None = None) -> SimUser:
+    def user(
+        self,
+        first_name: str = "Budi",
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "id",
+        user_id: int | None = None,
+        started: bool = True,
+        phone_number: str | None = None,
+    ) -> SimUser:
         """A Telegram user with a private chat; ``started=False`` = never pressed Start
         (the bot then gets 403 "bot can't initiate conversation with a user")."""
         uid = user_id if user_id is not None else next(self._user_ids)
-        user = User(uid, first_name, last_name, username, language_code,
-                    phone_number=phone_number or f"+62812{uid % 10**7:07d}")
+        user = User(
+            uid, first_name, last_name, username, language_code, phone_number=phone_number or f"+62812{uid % 10**7:07d}"
+        )
         self.state.users[uid] = user
         chat = self.state.chats.get(uid)
         if chat is None:  # a user re-created by id keeps their chat history
@@ -140,18 +157,29 @@ class Emulator:
         chat.started = started
         return SimUser(self, user)
 
-    def group(self, title: str = "Posko", members: Iterable[SimUser] = (), *,
-              supergroup: bool = True, bot_admin: bool = False,
-              admins: Iterable[SimUser] = (), username: str | None = None) -> SimGroup:
+    def group(
+        self,
+        title: str = "Posko",
+        members: Iterable[SimUser] = (),
+        *,
+        supergroup: bool = True,
+        bot_admin: bool = False,
+        admins: Iterable[SimUser] = (),
+        username: str | None = None,
+    ) -> SimGroup:
         """A group the bot is a member of (administrator if ``bot_admin``)."""
         n = next(self._group_ids)
         cid = -(1_002_000_000_000 + n) if supergroup else -(4_000_000_000 + n)
-        chat = Chat(cid, "supergroup" if supergroup else "group", title=title,
-                    username=username, bot_status="administrator" if bot_admin else "member")
+        chat = Chat(
+            cid,
+            "supergroup" if supergroup else "group",
+            title=title,
+            username=username,
+            bot_status="administrator" if bot_admin else "member",
+        )
         admin_ids = {a.id for a in admins}
         for i, member in enumerate(members):
-            chat.members[member.id] = "creator" if i == 0 else (
-                "administrator" if member.id in admin_ids else "member")
+            chat.members[member.id] = "creator" if i == 0 else ("administrator" if member.id in admin_ids else "member")
         for admin in admin_ids:
             chat.members.setdefault(admin, "administrator")
         self.state.chats[cid] = chat
@@ -163,17 +191,20 @@ class Emulator:
         old = group.chat
         if old.type != "group":
             raise ValueError("only a basic group can be upgraded to a supergroup")
-        new = Chat(-(1_002_000_000_000 + next(self._group_ids)), "supergroup", title=old.title,
-                   members=dict(old.members), bot_status=old.bot_status)
+        new = Chat(
+            -(1_002_000_000_000 + next(self._group_ids)),
+            "supergroup",
+            title=old.title,
+            members=dict(old.members),
+            bot_status=old.bot_status,
+        )
         self.state.chats[new.id] = new
         creator = next(iter(old.members), None)
         sender = self.state.users[creator].to_json() if creator else self.state.bot.to_json()
         date = int(self.state.now()[1])
-        for chat, field, other in ((old, "migrate_to_chat_id", new.id),
-                                   (new, "migrate_from_chat_id", old.id)):
+        for chat, field, other in ((old, "migrate_to_chat_id", new.id), (new, "migrate_from_chat_id", old.id)):
             mid = self.state.next_message_id(chat)
-            msg = {"message_id": mid, "from": sender, "chat": chat.to_json(), "date": date,
-                   field: other}
+            msg = {"message_id": mid, "from": sender, "chat": chat.to_json(), "date": date, field: other}
             self.state.user_messages[(chat.id, mid)] = msg
             self.enqueue({"message": msg})
         old.migrated_to = new.id
@@ -235,8 +266,7 @@ class Emulator:
     def rejections(self) -> list[Any]:
         return list(self.state.rejections)
 
-    def commands(self, scope: dict[str, Any] | None = None,
-                 language_code: str = "") -> list[dict[str, Any]] | None:
+    def commands(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list[dict[str, Any]] | None:
         """Menu stored by setMyCommands for exactly this scope+language (None if unset)."""
         return self.state.commands.get((scope_key(self, scope), language_code))
 
@@ -256,26 +286,28 @@ class Emulator:
             scopes += [("all_chat_administrators",)] if admin else []
             scopes += [("all_group_chats",)]
         for key in scopes + [("default",)]:
-            for language in ((lang, "") if lang else ("",)):
+            for language in (lang, "") if lang else ("",):
                 found = self.state.commands.get((key, language))
                 if found:
                     return found
         return []
 
-    async def wait_for(self, chat: ChatRef, predicate: Callable[[SentMessage], bool] | None = None,
-                       timeout: float = 5.0) -> SentMessage:
+    async def wait_for(
+        self, chat: ChatRef, predicate: Callable[[SentMessage], bool] | None = None, timeout: float = 5.0
+    ) -> SentMessage:
         """First delivered message in ``chat`` matching ``predicate`` (on its current,
         possibly edited, content), waiting up to ``timeout`` seconds for one."""
         cid = chat_id_of(chat)
         found: SentMessage = await self.until(
-            lambda: next((m for m in self.state.sent.get(cid, [])
-                          if predicate is None or predicate(m)), None),
-            timeout, lambda: f"no matching message in chat {cid}; got "
-                             f"{[m.content for m in self.state.sent.get(cid, [])][-5:]}")
+            lambda: next((m for m in self.state.sent.get(cid, []) if predicate is None or predicate(m)), None),
+            timeout,
+            lambda: f"no matching message in chat {cid}; got {[m.content for m in self.state.sent.get(cid, [])][-5:]}",
+        )
         return found
 
-    async def until(self, probe: Callable[[], Any], timeout: float = 5.0,
-                    describe: Callable[[], str] | None = None) -> Any:
+    async def until(
+        self, probe: Callable[[], Any], timeout: float = 5.0, describe: Callable[[], str] | None = None
+    ) -> Any:
         """Re-evaluate ``probe`` on every state change until it returns non-None."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -288,12 +320,11 @@ class Emulator:
                 raise EmulatorTimeout(describe() if describe else f"nothing after {timeout}s")
             await self.state.changed.wait(remaining)
 
-    async def wait_callback_answer(self, query: CallbackQuery | str,
-                                   timeout: float = 5.0) -> CallbackAnswer:
+    async def wait_callback_answer(self, query: CallbackQuery | str, timeout: float = 5.0) -> CallbackAnswer:
         qid = query if isinstance(query, str) else query.id
         answer: CallbackAnswer = await self.until(
-            lambda: self.state.callbacks[qid].answer, timeout,
-            lambda: f"callback query {qid} was not answered")
+            lambda: self.state.callbacks[qid].answer, timeout, lambda: f"callback query {qid} was not answered"
+        )
         return answer
 
     # -- faults and webhooks -------------------------------------------------------------
@@ -306,8 +337,7 @@ class Emulator:
     def forget_chat(self, chat: ChatRef) -> None:
         self.faults.unknown_chats.add(chat_id_of(chat))
 
-    def set_webhook(self, url: str, secret_token: str | None = None,
-                    max_connections: int = 40) -> None:
+    def set_webhook(self, url: str, secret_token: str | None = None, max_connections: int = 40) -> None:
         """Set the webhook from the test side (as if the bot called setWebhook)."""
         self.webhook.configure(url, secret_token, max_connections)
 

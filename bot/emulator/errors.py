@@ -42,9 +42,7 @@ def forbidden(what: str) -> ApiError:
 def too_many_requests(retry_after: int) -> ApiError:
     """429 flood-control answer; ``retry_after`` is whole seconds and at least 1."""
     retry_after = max(1, int(retry_after))
-    return ApiError(
-        429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
-    )
+    return ApiError(429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after})
 
 
 def conflict(what: str) -> ApiError:

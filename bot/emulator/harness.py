@@ -17,11 +17,15 @@ from telegram.ext import Application
 
 
 @contextlib.asynccontextmanager
-async def running(application: Application[Any, Any, Any, Any, Any, Any], *,
-                  timeout: float = 5.0, poll_interval: float = 0.0,
-                  drop_pending_updates: bool = False,
-                  allowed_updates: Sequence[str] | None = None,
-                  run_post_hooks: bool = True) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
+async def running(
+    application: Application[Any, Any, Any, Any, Any, Any],
+    *,
+    timeout: float = 5.0,
+    poll_interval: float = 0.0,
+    drop_pending_updates: bool = False,
+    allowed_updates: Sequence[str] | None = None,
+    run_post_hooks: bool = True,
+) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
     """Yield ``application`` while it polls; always shut it down cleanly."""
     await application.initialize()
     try:
@@ -30,9 +34,12 @@ async def running(application: Application[Any, Any, Any, Any, Any, Any], *,
         updater = application.updater
         if updater is None:
             raise RuntimeError("the Application has no Updater; build it without updater(None)")
-        await updater.start_polling(poll_interval=poll_interval, timeout=int(timeout),
-                                    drop_pending_updates=drop_pending_updates,
-                                    allowed_updates=allowed_updates)
+        await updater.start_polling(
+            poll_interval=poll_interval,
+            timeout=int(timeout),
+            drop_pending_updates=drop_pending_updates,
+            allowed_updates=allowed_updates,
+        )
         await application.start()
         try:
             yield application

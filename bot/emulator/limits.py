@@ -66,16 +66,34 @@ from typing import Literal, Protocol
 
 MESSAGE_METHODS = frozenset(
     {
-        "sendmessage", "sendphoto", "senddocument", "sendlocation", "sendvenue",
-        "sendcontact", "sendaudio", "sendvideo", "sendvoice", "sendanimation",
-        "sendsticker", "sendpoll", "senddice", "sendmediagroup", "copymessage",
-        "copymessages", "forwardmessage", "forwardmessages",
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendlocation",
+        "sendvenue",
+        "sendcontact",
+        "sendaudio",
+        "sendvideo",
+        "sendvoice",
+        "sendanimation",
+        "sendsticker",
+        "sendpoll",
+        "senddice",
+        "sendmediagroup",
+        "copymessage",
+        "copymessages",
+        "forwardmessage",
+        "forwardmessages",
     }
 )
 EDIT_METHODS = frozenset(
     {
-        "editmessagetext", "editmessagecaption", "editmessagereplymarkup",
-        "editmessagemedia", "editmessagelivelocation", "stopmessagelivelocation",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagereplymarkup",
+        "editmessagemedia",
+        "editmessagelivelocation",
+        "stopmessagelivelocation",
     }
 )
 
@@ -201,9 +219,7 @@ class RateLimiter:
     def _global_bucket(self, now: float) -> FloodCounter:
         lim = self.limits
         if self._global is None:
-            self._global = self._counter(
-                lim.global_per_second, lim.global_window, lim.global_per_second, now
-            )
+            self._global = self._counter(lim.global_per_second, lim.global_window, lim.global_per_second, now)
         return self._global
 
     def _chat_bucket(self, chat_id: int, private: bool, now: float) -> FloodCounter:
@@ -211,13 +227,9 @@ class RateLimiter:
         if bucket is None:
             lim = self.limits
             if private:
-                bucket = self._counter(
-                    lim.private_per_second, lim.private_window, lim.private_burst, now
-                )
+                bucket = self._counter(lim.private_per_second, lim.private_window, lim.private_burst, now)
             else:
-                bucket = self._counter(
-                    lim.group_per_minute, lim.group_window, lim.group_per_minute, now
-                )
+                bucket = self._counter(lim.group_per_minute, lim.group_window, lim.group_per_minute, now)
             self._chats[chat_id] = bucket
         return bucket
 

@@ -22,10 +22,22 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic",
-    "u": "underline", "ins": "underline", "s": "strikethrough", "strike": "strikethrough",
-    "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link",
-    "code": "code", "pre": "pre", "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _MDV2_RESERVED = "_*[]()~`>#+-=|{}.!"
@@ -130,9 +142,7 @@ def _parse_attrs(src: str, i: int, tag: str, begin: int) -> tuple[dict[str, str]
             while i < n and (src[i].isalnum() or src[i] in ".-"):
                 i += 1
             if i < n and not src[i].isspace() and src[i] != ">":
-                raise ParseError(
-                    f"Unexpected end of name token at byte offset {_byte_offset(src, start)}"
-                )
+                raise ParseError(f"Unexpected end of name token at byte offset {_byte_offset(src, start)}")
             attrs[name] = src[start:i].lower()
 
 
@@ -191,14 +201,9 @@ def parse_html(src: str, strict_ampersand: bool = False) -> tuple[str, list[dict
             raise ParseError(f'Unsupported start tag "{tag}" at byte offset {_byte_offset(src, begin)}')
         attrs, i = _parse_attrs(src, j, tag, begin)
         if tag == "span" and attrs.get("class") != "tg-spoiler":
-            raise ParseError(
-                f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(src, begin)}'
-            )
+            raise ParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(src, begin)}')
         if tag == "tg-emoji" and not attrs.get("emoji-id"):
-            raise ParseError(
-                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset '
-                f"{_byte_offset(src, begin)}"
-            )
+            raise ParseError(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {_byte_offset(src, begin)}')
         stack.append(_Open(tag, attrs, pos, len(out)))
     if stack:
         raise ParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].tag}"')
@@ -206,9 +211,7 @@ def parse_html(src: str, strict_ampersand: bool = False) -> tuple[str, list[dict
     return "".join(out), entities
 
 
-def _close_html(
-    top: _Open, stack: list[_Open], pos: int, text: str, entities: list[dict[str, Any]]
-) -> None:
+def _close_html(top: _Open, stack: list[_Open], pos: int, text: str, entities: list[dict[str, Any]]) -> None:
     """Turn a closed HTML element into its entity (if it spans any text)."""
     length = pos - top.start
     kind = _HTML_TAGS[top.tag]
@@ -224,8 +227,11 @@ def _close_html(
         url = top.attrs.get("href") or text[top.pos :]
         match = re.fullmatch(r"tg://user\?id=(\d+)", url)
         if match:
-            ent = {**ent, "type": "text_mention", "user": {"id": int(match.group(1)),
-                                                           "is_bot": False, "first_name": ""}}
+            ent = {
+                **ent,
+                "type": "text_mention",
+                "user": {"id": int(match.group(1)), "is_bot": False, "first_name": ""},
+            }
         else:
             ent["url"] = url
     elif kind == "pre" and top.language:
@@ -238,8 +244,14 @@ def _close_html(
 
 
 _MDV2_NAMES = {
-    "bold": "Bold", "italic": "Italic", "underline": "Underline", "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler", "code": "Code", "pre": "Pre", "text_link": "TextUrl",
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
     "custom_emoji": "CustomEmoji",
 }
 
@@ -281,9 +293,12 @@ def parse_markdown_v2(src: str) -> tuple[str, list[dict[str, Any]]]:
         top = stack[-1][0] if stack else None
         nxt, nxt2 = src[i + 1 : i + 2], src[i + 2 : i + 3]
         closes = (
-            (top == "bold" and c == "*") or (top == "italic" and c == "_" and nxt != "_")
-            or (top == "underline" and c == "_" and nxt == "_") or (top == "strikethrough" and c == "~")
-            or (top == "spoiler" and c == "|" and nxt == "|") or (top == "code" and c == "`")
+            (top == "bold" and c == "*")
+            or (top == "italic" and c == "_" and nxt != "_")
+            or (top == "underline" and c == "_" and nxt == "_")
+            or (top == "strikethrough" and c == "~")
+            or (top == "spoiler" and c == "|" and nxt == "|")
+            or (top == "code" and c == "`")
             or (top == "pre" and c == "`" and nxt == "`" and nxt2 == "`")
             or (top in ("text_link", "custom_emoji") and c == "]")
         )
@@ -373,13 +388,14 @@ def parse_markdown(src: str) -> tuple[str, list[dict[str, Any]]]:
         i += 3 if is_pre else 1
         close = src.find(end, i)
         if close < 0:
-            raise ParseError(
-                f"Can't find end of the entity starting at byte offset {_byte_offset(src, begin)}"
-            )
+            raise ParseError(f"Can't find end of the entity starting at byte offset {_byte_offset(src, begin)}")
         inner = src[i:close]
         i = close + len(end)
-        ent: dict[str, Any] = {"type": {"*": "bold", "_": "italic", "`": "code", "[": "text_link"}[c],
-                               "offset": pos, "length": u16(inner)}
+        ent: dict[str, Any] = {
+            "type": {"*": "bold", "_": "italic", "`": "code", "[": "text_link"}[c],
+            "offset": pos,
+            "length": u16(inner),
+        }
         if is_pre:
             ent["type"] = "pre"
         if c == "[":

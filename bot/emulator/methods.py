@@ -27,15 +27,15 @@ def lookup_chat(emu: Emulator, p: Params, name: str = "chat_id") -> Chat:
     ref = p.chat_id(name)
     state = emu.state
     if isinstance(ref, str):
-        chat = next((c for c in state.chats.values()
-                     if c.username and "@" + c.username.lower() == ref.lower()), None)
+        chat = next((c for c in state.chats.values() if c.username and "@" + c.username.lower() == ref.lower()), None)
     else:
         chat = state.chats.get(ref)
     if chat is None or chat.id in emu.faults.unknown_chats:
         raise bad_request("chat not found")
     if chat.migrated_to is not None:
-        raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                       {"migrate_to_chat_id": chat.migrated_to})
+        raise ApiError(
+            400, "Bad Request: group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": chat.migrated_to}
+        )
     return chat
 
 
@@ -66,8 +66,7 @@ def flood_check(emu: Emulator, method: str, chat: Chat) -> None:
     verdict = emu.limiter.check(chat.id, chat.private)
     if verdict is not None:
         mono, _ = emu.state.now()
-        emu.state.rejections.append(
-            Rejection(method, chat.id, 429, verdict.scope, verdict.retry_after, mono))
+        emu.state.rejections.append(Rejection(method, chat.id, 429, verdict.scope, verdict.retry_after, mono))
         raise too_many_requests(verdict.retry_after)
 
 
@@ -80,31 +79,44 @@ def _reply_to(emu: Emulator, chat: Chat, p: Params) -> dict[str, Any] | None:
         return None
     found = emu.state.message_json(chat.id, int(mid))
     if found is None:
-        lenient = (isinstance(params, dict) and params.get("allow_sending_without_reply")) or \
-            p.flag("allow_sending_without_reply")
+        lenient = (isinstance(params, dict) and params.get("allow_sending_without_reply")) or p.flag(
+            "allow_sending_without_reply"
+        )
         if lenient:
             return None
         raise bad_request("message to be replied not found")
     return {k: v for k, v in found.items() if k != "reply_to_message"}
 
 
-def _deliver(emu: Emulator, chat: Chat, p: Params, method: str, kind: str,
-             fields: dict[str, Any], text: str | None = None, caption: str | None = None,
-             entities: list[dict[str, Any]] | None = None, markup: dict[str, Any] | None = None,
-             file: StoredFile | None = None, reply: dict[str, Any] | None = None) -> SentMessage:
+def _deliver(
+    emu: Emulator,
+    chat: Chat,
+    p: Params,
+    method: str,
+    kind: str,
+    fields: dict[str, Any],
+    text: str | None = None,
+    caption: str | None = None,
+    entities: list[dict[str, Any]] | None = None,
+    markup: dict[str, Any] | None = None,
+    file: StoredFile | None = None,
+    reply: dict[str, Any] | None = None,
+) -> SentMessage:
     """Create the message, record it with timestamps, update chat keyboards."""
     state = emu.state
     mono, wall = state.now()
-    base: dict[str, Any] = {"message_id": state.next_message_id(chat), "from": state.bot.to_json(),
-                            "chat": chat.to_json(), "date": int(wall)}
+    base: dict[str, Any] = {
+        "message_id": state.next_message_id(chat),
+        "from": state.bot.to_json(),
+        "chat": chat.to_json(),
+        "date": int(wall),
+    }
     if reply is not None:
         base["reply_to_message"] = reply
     base.update(fields)
     raw = p.string("caption") if caption is not None else p.string("text")
-    version = Version(text, caption, entities or [], raw, p.string("parse_mode"), markup, mono, wall,
-                      method)
-    sent = SentMessage(chat.id, base["message_id"], kind, method, p.loggable(), int(wall),
-                       [version], base, file)
+    version = Version(text, caption, entities or [], raw, p.string("parse_mode"), markup, mono, wall, method)
+    sent = SentMessage(chat.id, base["message_id"], kind, method, p.loggable(), int(wall), [version], base, file)
     if markup and "keyboard" in markup:
         chat.reply_keyboard = markup
     elif markup and markup.get("remove_keyboard"):
@@ -119,7 +131,7 @@ def _take_file(emu: Emulator, p: Params, name: str, kind: str) -> StoredFile:
     upload = p.uploads.get(name)
     value = p.string(name)
     if upload is None and value and value.startswith("attach://"):
-        upload = p.uploads.get(value[len("attach://"):])
+        upload = p.uploads.get(value[len("attach://") :])
     if upload is not None:
         return state.store_file(upload.data, kind, upload.filename, upload.content_type)
     if not value:
@@ -138,8 +150,7 @@ def _image_size(data: bytes) -> tuple[int, int]:
 
 
 def file_json(stored: StoredFile) -> dict[str, Any]:
-    out: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                           "file_size": stored.size}
+    out: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_size": stored.size}
     if stored.kind == "photo":
         out["width"], out["height"] = _image_size(stored.data)
     else:
@@ -156,25 +167,30 @@ def _markup(p: Params) -> dict[str, Any] | None:
 
 async def send_message(emu: Emulator, p: Params) -> Any:
     chat = resolve_chat(emu, p)
-    text, ents = format_text(p.string("text"), p.string("parse_mode"), p.json("entities"),
-                             strict_html=emu.strict_html)
+    text, ents = format_text(p.string("text"), p.string("parse_mode"), p.json("entities"), strict_html=emu.strict_html)
     markup, reply = _markup(p), _reply_to(emu, chat, p)
     flood_check(emu, "sendMessage", chat)
-    return _deliver(emu, chat, p, "sendMessage", "text", {}, text=text, entities=ents,
-                    markup=markup, reply=reply).to_json()
+    return _deliver(
+        emu, chat, p, "sendMessage", "text", {}, text=text, entities=ents, markup=markup, reply=reply
+    ).to_json()
 
 
 async def _send_media(emu: Emulator, p: Params, method: str, kind: str) -> Any:
     chat = resolve_chat(emu, p)
-    caption, ents = format_text(p.string("caption"), p.string("parse_mode"),
-                                p.json("caption_entities"), caption=True,
-                                strict_html=emu.strict_html)
+    caption, ents = format_text(
+        p.string("caption"),
+        p.string("parse_mode"),
+        p.json("caption_entities"),
+        caption=True,
+        strict_html=emu.strict_html,
+    )
     markup, reply = _markup(p), _reply_to(emu, chat, p)
     stored = _take_file(emu, p, kind, kind)
     flood_check(emu, method, chat)
     fields = {kind: [file_json(stored)] if kind == "photo" else file_json(stored)}
-    return _deliver(emu, chat, p, method, kind, fields, caption=caption, entities=ents,
-                    markup=markup, file=stored, reply=reply).to_json()
+    return _deliver(
+        emu, chat, p, method, kind, fields, caption=caption, entities=ents, markup=markup, file=stored, reply=reply
+    ).to_json()
 
 
 async def send_photo(emu: Emulator, p: Params) -> Any:
@@ -188,8 +204,11 @@ async def send_document(emu: Emulator, p: Params) -> Any:
 def _location(p: Params) -> dict[str, Any]:
     lat, lon = p.number("latitude"), p.number("longitude")
     if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise bad_request("wrong latitude/longitude specified" if lat is not None and lon is not None
-                          else "latitude and longitude must be specified")
+        raise bad_request(
+            "wrong latitude/longitude specified"
+            if lat is not None and lon is not None
+            else "latitude and longitude must be specified"
+        )
     loc: dict[str, Any] = {"latitude": lat, "longitude": lon}
     for key in ("live_period", "heading", "proximity_alert_radius"):
         if p.integer(key) is not None:
@@ -203,8 +222,7 @@ async def send_location(emu: Emulator, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     loc, markup, reply = _location(p), _markup(p), _reply_to(emu, chat, p)
     flood_check(emu, "sendLocation", chat)
-    return _deliver(emu, chat, p, "sendLocation", "location", {"location": loc}, markup=markup,
-                    reply=reply).to_json()
+    return _deliver(emu, chat, p, "sendLocation", "location", {"location": loc}, markup=markup, reply=reply).to_json()
 
 
 async def send_venue(emu: Emulator, p: Params) -> Any:
@@ -212,8 +230,9 @@ async def send_venue(emu: Emulator, p: Params) -> Any:
     loc, markup, reply = _location(p), _markup(p), _reply_to(emu, chat, p)
     venue = {"location": loc, "title": p.string("title", ""), "address": p.string("address", "")}
     flood_check(emu, "sendVenue", chat)
-    return _deliver(emu, chat, p, "sendVenue", "venue", {"location": loc, "venue": venue},
-                    markup=markup, reply=reply).to_json()
+    return _deliver(
+        emu, chat, p, "sendVenue", "venue", {"location": loc, "venue": venue}, markup=markup, reply=reply
+    ).to_json()
 
 
 async def send_contact(emu: Emulator, p: Params) -> Any:
@@ -221,12 +240,10 @@ async def send_contact(emu: Emulator, p: Params) -> Any:
     contact = {"phone_number": p.string("phone_number") or "", "first_name": p.string("first_name") or ""}
     markup, reply = _markup(p), _reply_to(emu, chat, p)
     flood_check(emu, "sendContact", chat)
-    return _deliver(emu, chat, p, "sendContact", "contact", {"contact": contact}, markup=markup,
-                    reply=reply).to_json()
+    return _deliver(emu, chat, p, "sendContact", "contact", {"contact": contact}, markup=markup, reply=reply).to_json()
 
 
-_CONTENT_KEYS = ("photo", "document", "location", "venue", "contact", "sticker", "video", "audio",
-                 "voice", "animation")
+_CONTENT_KEYS = ("photo", "document", "location", "venue", "contact", "sticker", "video", "audio", "voice", "animation")
 
 
 async def _copy(emu: Emulator, p: Params, method: str) -> tuple[SentMessage, dict[str, Any]]:
@@ -245,11 +262,9 @@ async def _copy(emu: Emulator, p: Params, method: str) -> tuple[SentMessage, dic
     markup = _markup(p) if method == "copyMessage" else None
     if method == "forwardMessage":
         origin_user = source.get("from") or emu.state.bot.to_json()
-        fields["forward_origin"] = {"type": "user", "sender_user": origin_user,
-                                    "date": source.get("date", 0)}
+        fields["forward_origin"] = {"type": "user", "sender_user": origin_user, "date": source.get("date", 0)}
     flood_check(emu, method, chat)
-    sent = _deliver(emu, chat, p, method, kind, fields, text=text, caption=caption,
-                    entities=ents, markup=markup)
+    sent = _deliver(emu, chat, p, method, kind, fields, text=text, caption=caption, entities=ents, markup=markup)
     return sent, source
 
 
@@ -283,24 +298,36 @@ def _inline(markup: dict[str, Any] | None) -> dict[str, Any] | None:
     return markup if markup and "inline_keyboard" in markup else None
 
 
-_NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are "
-                 "exactly the same as a current content and reply markup of the message")
+_NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 
 
-def _edit(emu: Emulator, p: Params, method: str, sent: SentMessage, chat: Chat, *,
-          text: str | None, caption: str | None, entities: list[dict[str, Any]],
-          markup: dict[str, Any] | None) -> Any:
+def _edit(
+    emu: Emulator,
+    p: Params,
+    method: str,
+    sent: SentMessage,
+    chat: Chat,
+    *,
+    text: str | None,
+    caption: str | None,
+    entities: list[dict[str, Any]],
+    markup: dict[str, Any] | None,
+) -> Any:
     cur = sent.current
-    if (text, caption, entities, markup) == (cur.text, cur.caption, cur.entities,
-                                             _inline(cur.reply_markup)):
+    if (text, caption, entities, markup) == (cur.text, cur.caption, cur.entities, _inline(cur.reply_markup)):
         raise bad_request(_NOT_MODIFIED)
     flood_check(emu, method, chat)
     mono, wall = emu.state.now()
-    raw = p.string("text") if method == "editMessageText" else (
-        p.string("caption") if method == "editMessageCaption" else cur.raw)
+    raw = (
+        p.string("text")
+        if method == "editMessageText"
+        else (p.string("caption") if method == "editMessageCaption" else cur.raw)
+    )
     parse_mode = p.string("parse_mode") if method != "editMessageReplyMarkup" else cur.parse_mode
-    sent.versions.append(Version(text, caption, entities, raw, parse_mode, markup, mono, wall,
-                                 method))
+    sent.versions.append(Version(text, caption, entities, raw, parse_mode, markup, mono, wall, method))
     emu.state.changed.fire()
     return sent.to_json()
 
@@ -309,31 +336,41 @@ async def edit_message_text(emu: Emulator, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     if sent.current.text is None:
         raise bad_request("there is no text in the message to edit")
-    text, ents = format_text(p.string("text"), p.string("parse_mode"), p.json("entities"),
-                             strict_html=emu.strict_html)
+    text, ents = format_text(p.string("text"), p.string("parse_mode"), p.json("entities"), strict_html=emu.strict_html)
     markup = check_reply_markup(p.json("reply_markup"), inline_only=True)
-    return _edit(emu, p, "editMessageText", sent, chat, text=text, caption=None, entities=ents,
-                 markup=markup)
+    return _edit(emu, p, "editMessageText", sent, chat, text=text, caption=None, entities=ents, markup=markup)
 
 
 async def edit_message_caption(emu: Emulator, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     if sent.kind not in ("photo", "document", "video", "audio", "animation", "voice"):
         raise bad_request("there is no caption in the message to edit")
-    caption, ents = format_text(p.string("caption"), p.string("parse_mode"),
-                                p.json("caption_entities"), caption=True,
-                                strict_html=emu.strict_html)
+    caption, ents = format_text(
+        p.string("caption"),
+        p.string("parse_mode"),
+        p.json("caption_entities"),
+        caption=True,
+        strict_html=emu.strict_html,
+    )
     markup = check_reply_markup(p.json("reply_markup"), inline_only=True)
-    return _edit(emu, p, "editMessageCaption", sent, chat, text=None, caption=caption,
-                 entities=ents, markup=markup)
+    return _edit(emu, p, "editMessageCaption", sent, chat, text=None, caption=caption, entities=ents, markup=markup)
 
 
 async def edit_message_reply_markup(emu: Emulator, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     cur = sent.current
     markup = check_reply_markup(p.json("reply_markup"), inline_only=True)
-    return _edit(emu, p, "editMessageReplyMarkup", sent, chat, text=cur.text,
-                 caption=cur.caption, entities=cur.entities, markup=markup)
+    return _edit(
+        emu,
+        p,
+        "editMessageReplyMarkup",
+        sent,
+        chat,
+        text=cur.text,
+        caption=cur.caption,
+        entities=cur.entities,
+        markup=markup,
+    )
 
 
 async def delete_message(emu: Emulator, p: Params) -> Any:
@@ -356,8 +393,9 @@ async def answer_callback_query(emu: Emulator, p: Params) -> Any:
     if query is None or query.answer is not None:
         raise bad_request("query is too old and response timeout expired or query ID is invalid")
     mono, wall = state.now()
-    query.answer = CallbackAnswer(query.id, p.string("text"), p.flag("show_alert"), p.string("url"),
-                                  p.integer("cache_time", 0) or 0, mono, wall)
+    query.answer = CallbackAnswer(
+        query.id, p.string("text"), p.flag("show_alert"), p.string("url"), p.integer("cache_time", 0) or 0, mono, wall
+    )
     state.callback_answers.append(query.answer)
     state.changed.fire()
     return True
@@ -372,16 +410,28 @@ async def get_file(emu: Emulator, p: Params) -> Any:
     stored = emu.state.files.get(p.string("file_id") or "")
     if stored is None:
         raise bad_request("invalid file_id")
-    return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-            "file_size": stored.size, "file_path": stored.file_path}
+    return {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "file_size": stored.size,
+        "file_path": stored.file_path,
+    }
 
 
 MESSAGE_HANDLERS: dict[str, Handler] = {
-    "sendmessage": send_message, "sendphoto": send_photo, "senddocument": send_document,
-    "sendlocation": send_location, "sendvenue": send_venue, "sendcontact": send_contact,
-    "copymessage": copy_message, "forwardmessage": forward_message,
-    "editmessagetext": edit_message_text, "editmessagecaption": edit_message_caption,
-    "editmessagereplymarkup": edit_message_reply_markup, "deletemessage": delete_message,
-    "answercallbackquery": answer_callback_query, "sendchataction": send_chat_action,
+    "sendmessage": send_message,
+    "sendphoto": send_photo,
+    "senddocument": send_document,
+    "sendlocation": send_location,
+    "sendvenue": send_venue,
+    "sendcontact": send_contact,
+    "copymessage": copy_message,
+    "forwardmessage": forward_message,
+    "editmessagetext": edit_message_text,
+    "editmessagecaption": edit_message_caption,
+    "editmessagereplymarkup": edit_message_reply_markup,
+    "deletemessage": delete_message,
+    "answercallbackquery": answer_callback_query,
+    "sendchataction": send_chat_action,
     "getfile": get_file,
 }

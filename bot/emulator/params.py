@@ -137,8 +137,7 @@ async def read_params(request: web.Request) -> Params:
                 name = part.name or ""
                 data = await part.read(decode=False)
                 if part.filename is not None:
-                    uploads[name] = Upload(name, part.filename,
-                                           part.headers.get("Content-Type"), bytes(data))
+                    uploads[name] = Upload(name, part.filename, part.headers.get("Content-Type"), bytes(data))
                 else:
                     values[name] = bytes(data).decode("utf-8")
         else:

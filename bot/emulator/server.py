@@ -69,35 +69,33 @@ class ApiServer:
             status, body = err.code, err.body()
         except Exception:  # a bug in the emulator must not look like a Telegram answer
             log.exception("emulator failed on %s", method)
-            status, body = 500, {"ok": False, "error_code": 500,
-                                 "description": "Internal Server Error"}
+            status, body = 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
         if emu.record_calls:
             mono, _ = emu.state.now()
             emu.state.calls.append(CallRecord(method, params.loggable(), status, mono))
         return _reply(status, body)
 
-    async def _call(self, method: str, handler: Handler,
-                    params: Params) -> tuple[int, dict[str, Any]]:
+    async def _call(self, method: str, handler: Handler, params: Params) -> tuple[int, dict[str, Any]]:
         emu = self.emu
         fault = emu.faults.roll(method)
         chat_ref = params.values.get("chat_id")
-        chat_id = int(chat_ref) if isinstance(chat_ref, (int, str)) and \
-            str(chat_ref).lstrip("-").isdigit() else None
+        chat_id = int(chat_ref) if isinstance(chat_ref, (int, str)) and str(chat_ref).lstrip("-").isdigit() else None
         mono, _ = emu.state.now()
         if fault == "429":
-            emu.state.rejections.append(
-                Rejection(method, chat_id, 429, "fault", emu.faults.retry_after, mono))
+            emu.state.rejections.append(Rejection(method, chat_id, 429, "fault", emu.faults.retry_after, mono))
             raise too_many_requests(emu.faults.retry_after)
         code = emu.faults.status_5xx
-        failure = {"ok": False, "error_code": code, "description": "Bad Gateway"
-                   if code == 502 else "Internal Server Error"}
+        failure = {
+            "ok": False,
+            "error_code": code,
+            "description": "Bad Gateway" if code == 502 else "Internal Server Error",
+        }
         if fault == "5xx" and not emu.faults.deliver_on_5xx:
             emu.state.rejections.append(Rejection(method, chat_id, code, "fault", None, mono))
             return code, failure
         result = await handler(emu, params)
         if fault == "5xx":
-            emu.state.rejections.append(Rejection(method, chat_id, code, "fault-delivered",
-                                                  None, mono))
+            emu.state.rejections.append(Rejection(method, chat_id, code, "fault-delivered", None, mono))
             return code, failure
         if isinstance(result, Described):
             return 200, {"ok": True, "result": result.result, "description": result.description}
@@ -110,15 +108,18 @@ class ApiServer:
         stored = next((f for f in self.emu.state.files.values() if f.file_path == path), None)
         if stored is None:
             return _reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
-        return web.Response(body=stored.data,
-                            content_type=stored.mime_type or "application/octet-stream")
+        return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
 
 
 async def get_me(emu: Emulator, p: Params) -> Any:
-    return {**emu.state.bot.to_json(), "can_join_groups": True,
-            "can_read_all_group_messages": not emu.privacy_mode,
-            "supports_inline_queries": False, "can_connect_to_business": False,
-            "has_main_web_app": False}
+    return {
+        **emu.state.bot.to_json(),
+        "can_join_groups": True,
+        "can_read_all_group_messages": not emu.privacy_mode,
+        "supports_inline_queries": False,
+        "can_connect_to_business": False,
+        "has_main_web_app": False,
+    }
 
 
 async def get_updates(emu: Emulator, p: Params) -> Any:
@@ -128,8 +129,9 @@ async def get_updates(emu: Emulator, p: Params) -> Any:
     updates stay queued until confirmed by a later ``offset``.
     """
     server, queue, webhook = emu.server, emu.state.updates, emu.webhook
-    busy = conflict("can't use getUpdates method while webhook is active; "
-                    "use deleteWebhook to delete the webhook first")
+    busy = conflict(
+        "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+    )
     if webhook.active:
         raise busy
     me = object()
@@ -147,8 +149,9 @@ async def get_updates(emu: Emulator, p: Params) -> Any:
     try:
         while True:
             if server.poller is not me:
-                raise conflict("terminated by other getUpdates request; "
-                               "make sure that only one bot instance is running")
+                raise conflict(
+                    "terminated by other getUpdates request; make sure that only one bot instance is running"
+                )
             if webhook.active:
                 raise busy
             entries = queue.entries(limit)
@@ -173,8 +176,9 @@ async def set_webhook(emu: Emulator, p: Params) -> Any:
         emu.state.updates.allowed = frozenset(allowed) or DEFAULT_ALLOWED
     if p.flag("drop_pending_updates"):
         emu.state.updates.clear()
-    emu.webhook.configure(url, secret, p.integer("max_connections", 40) or 40,
-                          allowed if isinstance(allowed, list) else None)
+    emu.webhook.configure(
+        url, secret, p.integer("max_connections", 40) or 40, allowed if isinstance(allowed, list) else None
+    )
     return Described(True, "Webhook was set")
 
 
@@ -236,10 +240,18 @@ async def delete_my_commands(emu: Emulator, p: Params) -> Any:
 
 
 _ADMIN_RIGHTS = {
-    "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
-    "can_delete_messages": True, "can_manage_video_chats": True, "can_restrict_members": True,
-    "can_promote_members": False, "can_change_info": True, "can_invite_users": True,
-    "can_post_stories": False, "can_edit_stories": False, "can_delete_stories": False,
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
     "can_pin_messages": True,
 }
 
@@ -299,15 +311,34 @@ async def get_chat_menu_button(emu: Emulator, p: Params) -> Any:
 
 
 META_HANDLERS: dict[str, Handler] = {
-    "getme": get_me, "getupdates": get_updates, "setwebhook": set_webhook,
-    "deletewebhook": delete_webhook, "getwebhookinfo": get_webhook_info,
-    "setmycommands": set_my_commands, "getmycommands": get_my_commands,
-    "deletemycommands": delete_my_commands, "getchat": get_chat,
-    "getchatmember": get_chat_member, "getchatadministrators": get_chat_administrators,
-    "getchatmembercount": get_chat_member_count, "leavechat": leave_chat,
+    "getme": get_me,
+    "getupdates": get_updates,
+    "setwebhook": set_webhook,
+    "deletewebhook": delete_webhook,
+    "getwebhookinfo": get_webhook_info,
+    "setmycommands": set_my_commands,
+    "getmycommands": get_my_commands,
+    "deletemycommands": delete_my_commands,
+    "getchat": get_chat,
+    "getchatmember": get_chat_member,
+    "getchatadministrators": get_chat_administrators,
+    "getchatmembercount": get_chat_member_count,
+    "leavechat": leave_chat,
     "getchatmenubutton": get_chat_menu_button,
-    **{name: accept for name in (
-        "setmydescription", "setmyshortdescription", "setmyname", "setchatmenubutton",
-        "setmydefaultadministratorrights", "pinchatmessage", "unpinchatmessage",
-        "unpinallchatmessages", "logout", "close", "setmessagereaction")},
+    **{
+        name: accept
+        for name in (
+            "setmydescription",
+            "setmyshortdescription",
+            "setmyname",
+            "setchatmenubutton",
+            "setmydefaultadministratorrights",
+            "pinchatmessage",
+            "unpinchatmessage",
+            "unpinallchatmessages",
+            "logout",
+            "close",
+            "setmessagereaction",
+        )
+    },
 }

@@ -48,23 +48,30 @@ def detect_entities(text: str) -> list[dict[str, Any]]:
     """Entities a Telegram client attaches: bot commands and @mentions (UTF-16)."""
     found = [("bot_command", m) for m in _COMMAND.finditer(text)]
     found += [("mention", m) for m in _MENTION.finditer(text)]
-    return sorted(({"type": kind, "offset": u16(text[: m.start()]), "length": u16(m.group())}
-                   for kind, m in found), key=lambda e: e["offset"])
+    return sorted(
+        ({"type": kind, "offset": u16(text[: m.start()]), "length": u16(m.group())} for kind, m in found),
+        key=lambda e: e["offset"],
+    )
 
 
 def _png(width: int = 4, height: int = 3) -> bytes:
     """A tiny valid PNG, so photo downloads are real image bytes."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + b"\x80\x80\x80" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _unix(date: int | float | dtm.datetime | None) -> int:
     if date is None:
-        return int(dtm.datetime.now(dtm.timezone.utc).timestamp())
+        return int(dtm.datetime.now(dtm.UTC).timestamp())
     if isinstance(date, dtm.datetime):
         return int(date.timestamp())
     return int(date)
@@ -102,8 +109,9 @@ class _Actor:
         index, sent = self._cursor, self.emu.state.sent
         msg: SentMessage = await self.emu.until(
             lambda: sent[self.chat_id][index] if len(sent.get(self.chat_id, [])) > index else None,
-            timeout, lambda: f"no new message in chat {self.chat_id} after {timeout}s "
-                             f"(had {len(sent.get(self.chat_id, []))})")
+            timeout,
+            lambda: f"no new message in chat {self.chat_id} after {timeout}s (had {len(sent.get(self.chat_id, []))})",
+        )
         self._cursor = index + 1
         return msg
 
@@ -139,12 +147,17 @@ class SimUser(_Actor):
             raise ValueError(f"{self!r} is not a member of {target.title!r}")
         return target
 
-    def _message(self, chat: Chat, fields: dict[str, Any], *, date: Any = None,
-                 reply_to: SentMessage | int | None = None) -> dict[str, Any]:
+    def _message(
+        self, chat: Chat, fields: dict[str, Any], *, date: Any = None, reply_to: SentMessage | int | None = None
+    ) -> dict[str, Any]:
         state = self.emu.state
-        msg: dict[str, Any] = {"message_id": state.next_message_id(chat),
-                               "from": self.user.to_json(), "chat": chat.to_json(),
-                               "date": _unix(date), **fields}
+        msg: dict[str, Any] = {
+            "message_id": state.next_message_id(chat),
+            "from": self.user.to_json(),
+            "chat": chat.to_json(),
+            "date": _unix(date),
+            **fields,
+        }
         if reply_to is not None:
             mid = reply_to if isinstance(reply_to, int) else reply_to.message_id
             replied = state.message_json(chat.id, mid)
@@ -189,8 +202,9 @@ class SimUser(_Actor):
         return {"message": self._message(target, fields)}
 
     # -- acting --------------------------------------------------------------------------
-    async def send(self, text: str, *, reply_to: SentMessage | int | None = None,
-                   date: Any = None, chat: ChatRef | None = None) -> dict[str, Any]:
+    async def send(
+        self, text: str, *, reply_to: SentMessage | int | None = None, date: Any = None, chat: ChatRef | None = None
+    ) -> dict[str, Any]:
         """Type ``text`` in the private chat (or ``chat``); returns the Message JSON."""
         target = self._chat(chat)
         fields: dict[str, Any] = {"text": text}
@@ -199,19 +213,27 @@ class SimUser(_Actor):
             fields["entities"] = entities
         return self._post(target, self._message(target, fields, date=date, reply_to=reply_to))
 
-    async def send_in(self, group: ChatRef, text: str, *, mention_bot: bool = False,
-                      reply_to: SentMessage | int | None = None) -> dict[str, Any]:
+    async def send_in(
+        self, group: ChatRef, text: str, *, mention_bot: bool = False, reply_to: SentMessage | int | None = None
+    ) -> dict[str, Any]:
         """Write in a group; ``mention_bot`` turns ``/cmd`` into ``/cmd@BotName``."""
         if mention_bot and text.startswith("/"):
             head, sep, rest = text.partition(" ")
             text = f"{head.split('@')[0]}@{self.emu.bot_username}{sep}{rest}"
         return await self.send(text, reply_to=reply_to, chat=group)
 
-    async def send_location(self, latitude: float, longitude: float, *,
-                            live_period: int | None = None, forwarded: bool = False,
-                            date: Any = None, chat: ChatRef | None = None,
-                            horizontal_accuracy: float | None = None,
-                            reply_to: SentMessage | int | None = None) -> dict[str, Any]:
+    async def send_location(
+        self,
+        latitude: float,
+        longitude: float,
+        *,
+        live_period: int | None = None,
+        forwarded: bool = False,
+        date: Any = None,
+        chat: ChatRef | None = None,
+        horizontal_accuracy: float | None = None,
+        reply_to: SentMessage | int | None = None,
+    ) -> dict[str, Any]:
         """Share a location; ``forwarded`` adds ``forward_origin`` (a forwarded pin),
         ``date`` back-dates it (e.g. a stale location)."""
         target = self._chat(chat)
@@ -222,22 +244,28 @@ class SimUser(_Actor):
             loc["horizontal_accuracy"] = horizontal_accuracy
         fields: dict[str, Any] = {"location": loc}
         if forwarded:
-            fields["forward_origin"] = {"type": "hidden_user", "sender_user_name": "Teman",
-                                        "date": _unix(date) - 60}
+            fields["forward_origin"] = {"type": "hidden_user", "sender_user_name": "Teman", "date": _unix(date) - 60}
         return self._post(target, self._message(target, fields, date=date, reply_to=reply_to))
 
-    async def move_live_location(self, message: dict[str, Any], latitude: float,
-                                 longitude: float) -> dict[str, Any]:
+    async def move_live_location(self, message: dict[str, Any], latitude: float, longitude: float) -> dict[str, Any]:
         """A live-location update: an ``edited_message`` of the original location."""
         chat = self.emu.state.chats[message["chat"]["id"]]
-        edited = {**message, "location": {**message["location"], "latitude": latitude,
-                                          "longitude": longitude}, "edit_date": _unix(None)}
+        edited = {
+            **message,
+            "location": {**message["location"], "latitude": latitude, "longitude": longitude},
+            "edit_date": _unix(None),
+        }
         self.emu.state.user_messages[(chat.id, message["message_id"])] = edited
         return self._post(chat, edited, "edited_message")
 
-    async def send_photo(self, *, caption: str | None = None, data: bytes | None = None,
-                         chat: ChatRef | None = None, reply_to: SentMessage | int | None = None
-                         ) -> dict[str, Any]:
+    async def send_photo(
+        self,
+        *,
+        caption: str | None = None,
+        data: bytes | None = None,
+        chat: ChatRef | None = None,
+        reply_to: SentMessage | int | None = None,
+    ) -> dict[str, Any]:
         """Send a photo; the bot can getFile + download ``data`` (default: a tiny PNG)."""
         target = self._chat(chat)
         state = self.emu.state
@@ -245,35 +273,53 @@ class SimUser(_Actor):
         sizes = []
         for width, height in ((90, 68), (1280, 960)):
             stored = state.store_file(blob, "photo", mime_type="image/jpeg")
-            sizes.append({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                          "file_size": stored.size, "width": width, "height": height})
+            sizes.append(
+                {
+                    "file_id": stored.file_id,
+                    "file_unique_id": stored.file_unique_id,
+                    "file_size": stored.size,
+                    "width": width,
+                    "height": height,
+                }
+            )
         fields: dict[str, Any] = {"photo": sizes}
         if caption:
             fields["caption"] = caption
         return self._post(target, self._message(target, fields, reply_to=reply_to))
 
-    async def send_document(self, filename: str, data: bytes, *, mime_type: str | None = None,
-                            caption: str | None = None, chat: ChatRef | None = None
-                            ) -> dict[str, Any]:
+    async def send_document(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        chat: ChatRef | None = None,
+    ) -> dict[str, Any]:
         target = self._chat(chat)
         stored = self.emu.state.store_file(data, "document", filename, mime_type)
-        doc = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-               "file_name": filename, "file_size": stored.size}
+        doc = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_name": filename,
+            "file_size": stored.size,
+        }
         if mime_type:
             doc["mime_type"] = mime_type
         fields: dict[str, Any] = {"document": doc, **({"caption": caption} if caption else {})}
         return self._post(target, self._message(target, fields))
 
-    async def send_contact(self, phone_number: str | None = None, *,
-                           chat: ChatRef | None = None) -> dict[str, Any]:
+    async def send_contact(self, phone_number: str | None = None, *, chat: ChatRef | None = None) -> dict[str, Any]:
         """Share own contact (what a request_contact button sends)."""
         target = self._chat(chat)
-        contact = {"phone_number": phone_number or self.user.phone_number or "",
-                   "first_name": self.user.first_name, "user_id": self.id}
+        contact = {
+            "phone_number": phone_number or self.user.phone_number or "",
+            "first_name": self.user.first_name,
+            "user_id": self.id,
+        }
         return self._post(target, self._message(target, {"contact": contact}))
 
-    async def press(self, message: SentMessage | int, button_text: str, *,
-                    chat: ChatRef | None = None) -> Press:
+    async def press(self, message: SentMessage | int, button_text: str, *, chat: ChatRef | None = None) -> Press:
         """Press an inline button the bot sent; raises :class:`ButtonNotFound` otherwise."""
         state = self.emu.state
         if isinstance(message, int):
@@ -288,27 +334,41 @@ class SimUser(_Actor):
         buttons = [b for row in inline for b in row]
         match = next((b for b in buttons if b.get("text") == button_text), None)
         if match is None or "callback_data" not in match:
-            raise ButtonNotFound(f"no callback button {button_text!r} on message {sent.message_id}; "
-                                 f"inline buttons now: {[b.get('text') for b in buttons]}")
+            raise ButtonNotFound(
+                f"no callback button {button_text!r} on message {sent.message_id}; "
+                f"inline buttons now: {[b.get('text') for b in buttons]}"
+            )
         mono, _ = state.now()
-        query = CallbackQuery(str(10**15 + state.new_id()), self.id, target.id,
-                              sent.message_id, match["callback_data"], mono)
+        query = CallbackQuery(
+            str(10**15 + state.new_id()), self.id, target.id, sent.message_id, match["callback_data"], mono
+        )
         state.callbacks[query.id] = query
-        self.emu.enqueue({"callback_query": {
-            "id": query.id, "from": self.user.to_json(), "message": sent.to_json(),
-            "chat_instance": str(abs(target.id) * 31 + 7), "data": query.data}})
+        self.emu.enqueue(
+            {
+                "callback_query": {
+                    "id": query.id,
+                    "from": self.user.to_json(),
+                    "message": sent.to_json(),
+                    "chat_instance": str(abs(target.id) * 31 + 7),
+                    "data": query.data,
+                }
+            }
+        )
         return Press(self.emu, query)
 
-    async def tap(self, button_text: str, *, chat: ChatRef | None = None,
-                  location: tuple[float, float] | None = None) -> dict[str, Any]:
+    async def tap(
+        self, button_text: str, *, chat: ChatRef | None = None, location: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
         """Tap a button of the reply keyboard the bot currently shows in the chat."""
         target = self._chat(chat)
         keyboard = target.reply_keyboard
         buttons = [b for row in (keyboard or {}).get("keyboard", []) for b in row]
         button = next((b for b in buttons if b.get("text") == button_text), None)
         if keyboard is None or button is None:
-            raise ButtonNotFound(f"no reply-keyboard button {button_text!r} in chat {target.id}; "
-                                 f"shown: {[b.get('text') for b in buttons]}")
+            raise ButtonNotFound(
+                f"no reply-keyboard button {button_text!r} in chat {target.id}; "
+                f"shown: {[b.get('text') for b in buttons]}"
+            )
         if keyboard.get("one_time_keyboard"):
             target.reply_keyboard = None
         if button.get("request_location"):

@@ -66,10 +66,11 @@ class Chat:
 
     def full_json(self) -> dict[str, Any]:
         """ChatFullInfo as getChat returns it (with the fields PTB requires)."""
-        gifts = {k: False for k in ("unlimited_gifts", "limited_gifts", "unique_gifts",
-                                    "premium_subscription", "gifts_from_channels")}
-        return {**self.to_json(), "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": gifts}
+        gifts = {
+            k: False
+            for k in ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription", "gifts_from_channels")
+        }
+        return {**self.to_json(), "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
 
 
 @dataclass
@@ -283,16 +284,30 @@ class State:
         self.sent_index[(sent.chat_id, sent.message_id)] = sent
         self.changed.fire()
 
-    def store_file(self, data: bytes, kind: str, filename: str | None = None,
-                   mime_type: str | None = None, source: str | None = None) -> StoredFile:
+    def store_file(
+        self,
+        data: bytes,
+        kind: str,
+        filename: str | None = None,
+        mime_type: str | None = None,
+        source: str | None = None,
+    ) -> StoredFile:
         n = self.new_id()
-        ext = (filename or "").rpartition(".")[2] if filename and "." in filename else (
-            "jpg" if kind == "photo" else "bin")
+        ext = (
+            (filename or "").rpartition(".")[2]
+            if filename and "." in filename
+            else ("jpg" if kind == "photo" else "bin")
+        )
         folder = {"photo": "photos", "document": "documents"}.get(kind, kind + "s")
         stored = StoredFile(
-            file_id=f"EMU{kind[:3].upper()}{n:08d}", file_unique_id=f"U{n:08d}", data=data,
-            kind=kind, file_path=f"{folder}/file_{n}.{ext}", filename=filename,
-            mime_type=mime_type, source=source,
+            file_id=f"EMU{kind[:3].upper()}{n:08d}",
+            file_unique_id=f"U{n:08d}",
+            data=data,
+            kind=kind,
+            file_path=f"{folder}/file_{n}.{ext}",
+            filename=filename,
+            mime_type=mime_type,
+            source=source,
         )
         self.files[stored.file_id] = stored
         return stored

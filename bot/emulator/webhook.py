@@ -63,8 +63,13 @@ class WebhookDispatcher:
     def active(self) -> bool:
         return self.url is not None
 
-    def configure(self, url: str, secret_token: str | None = None, max_connections: int = 40,
-                  allowed_updates: list[str] | None = None) -> None:
+    def configure(
+        self,
+        url: str,
+        secret_token: str | None = None,
+        max_connections: int = 40,
+        allowed_updates: list[str] | None = None,
+    ) -> None:
         self.url, self.secret_token = url, secret_token
         self.max_connections = max(1, min(100, max_connections))
         self.allowed_updates = allowed_updates
@@ -80,8 +85,11 @@ class WebhookDispatcher:
 
     def info(self) -> dict[str, Any]:
         """WebhookInfo object for getWebhookInfo."""
-        out: dict[str, Any] = {"url": self.url or "", "has_custom_certificate": False,
-                               "pending_update_count": len(self.queue)}
+        out: dict[str, Any] = {
+            "url": self.url or "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self.queue),
+        }
         if self.active:
             out["max_connections"] = self.max_connections
             out["ip_address"] = "127.0.0.1"
@@ -131,8 +139,7 @@ class WebhookDispatcher:
             while self.active:
                 target = self._next_target()
                 status, error = await self._post(target, update)
-                self.deliveries.append(
-                    Delivery(target, update["update_id"], status, error, time.monotonic()))
+                self.deliveries.append(Delivery(target, update["update_id"], status, error, time.monotonic()))
                 if status is not None and 200 <= status < 300:
                     self.queue.remove(seq)
                     return
@@ -153,5 +160,5 @@ class WebhookDispatcher:
             async with self._session.post(target, data=json.dumps(update), headers=headers) as resp:
                 await resp.read()
                 return resp.status, None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
             return None, f"Connection failed: {type(err).__name__}"

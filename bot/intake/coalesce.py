@@ -25,12 +25,12 @@ from typing import Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import CheckinSettings
-from bot.storage.db import quick
 from bot.intake.handling import HANDLING, Mark
 from bot.services.chatstate import Waiting, waiting_for_each
 from bot.services.checkin import CheckinResult, Presence, check_in_all
 from bot.services.people import Actor, actors_for
 from bot.services.updates import claim_updates
+from bot.storage.db import quick
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

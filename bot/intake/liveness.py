@@ -25,18 +25,22 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import system_clock
-from bot.storage.db import transaction
 from bot.services import updates, workers
 from bot.services.updates import Incoming
+from bot.storage.db import transaction
 
 log = logging.getLogger("siaga.liveness")
 
 
 class Liveness:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], worker: str, *, take_back: Callable[[list[Incoming]], None],
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        worker: str,
+        *,
+        take_back: Callable[[list[Incoming]], None],
         on_released: Callable[[], None] = lambda: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.sessions, self.worker = sessions, worker
         self.take_back, self.on_released = take_back, on_released
         self._task: asyncio.Task[None] | None = None
@@ -62,8 +66,9 @@ class Liveness:
             async with transaction(self.sessions) as session:
                 await workers.leave(session, worker=self.worker)
         except Exception as error:
-            log.warning("could not leave the workers table (%s); others take over after the beat expires",
-                        type(error).__name__)  # fmt: skip
+            log.warning(
+                "could not leave the workers table (%s); others take over after the beat expires", type(error).__name__
+            )
 
     async def _loop(self) -> None:
         while True:

@@ -43,12 +43,12 @@ from telegram.ext import Updater
 
 from bot.clock import system_clock
 from bot.intake.coalesce import Coalescer
-from bot.storage.db import transaction
 from bot.intake.handling import HANDLING, Mark
 from bot.intake.liveness import Liveness
 from bot.ops.metrics import UPDATE_CONCURRENCY, ReceiptQueue, TimedUpdateProcessor
 from bot.services import updates
 from bot.services.updates import Incoming
+from bot.storage.db import transaction
 
 log = logging.getLogger("siaga.intake")
 
@@ -77,9 +77,14 @@ class DurableUpdater(Updater):
     """python-telegram-bot's Updater, storing every update before it is confirmed to Telegram."""
 
     def __init__(
-        self, bot: Bot, update_queue: asyncio.Queue[object], *, sessions: async_sessionmaker[AsyncSession],
-        worker: str, durable: bool = True,
-    ) -> None:  # fmt: skip
+        self,
+        bot: Bot,
+        update_queue: asyncio.Queue[object],
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        worker: str,
+        durable: bool = True,
+    ) -> None:
         super().__init__(bot=bot, update_queue=update_queue)
         self.sessions, self.worker, self.durable = sessions, worker, durable
         self.settled = asyncio.Event()
@@ -99,9 +104,14 @@ class DurableUpdater(Updater):
     # -- life cycle -----------------------------------------------------------------------------
 
     async def start_polling(  # type: ignore[override]
-        self, poll_interval: float = 0.0, timeout: float = 10, bootstrap_retries: int = 0,
-        allowed_updates: Any = None, drop_pending_updates: bool | None = None, **_: Any,
-    ) -> asyncio.Queue[object]:  # fmt: skip
+        self,
+        poll_interval: float = 0.0,
+        timeout: float = 10,
+        bootstrap_retries: int = 0,
+        allowed_updates: Any = None,
+        drop_pending_updates: bool | None = None,
+        **_: Any,
+    ) -> asyncio.Queue[object]:
         """Poll getUpdates; each batch is stored before the next call confirms it."""
         await self._begin()
         self._spawn(self._poll(float(timeout), allowed_updates))
@@ -109,9 +119,15 @@ class DurableUpdater(Updater):
         return self.update_queue
 
     async def start_webhook(  # type: ignore[override]
-        self, listen: str = "127.0.0.1", port: int = 80, url_path: str = "", webhook_url: str | None = None,
-        secret_token: str | None = None, max_connections: int = 40, **_: Any,
-    ) -> asyncio.Queue[object]:  # fmt: skip
+        self,
+        listen: str = "127.0.0.1",
+        port: int = 80,
+        url_path: str = "",
+        webhook_url: str | None = None,
+        secret_token: str | None = None,
+        max_connections: int = 40,
+        **_: Any,
+    ) -> asyncio.Queue[object]:
         """Serve the webhook (setWebhook is the caller's, bot/ops/serving.py): 200 only for what is stored."""
         await self._begin()
         server = web.Application(client_max_size=2**20)
@@ -211,8 +227,9 @@ class DurableUpdater(Updater):
             fresh = await self._accept(item)
         except Exception as error:
             self._counts.refused += 1
-            log.warning("update %d not accepted, the database is unreachable (%s)", item.update_id,
-                        type(error).__name__)  # fmt: skip
+            log.warning(
+                "update %d not accepted, the database is unreachable (%s)", item.update_id, type(error).__name__
+            )
             return web.Response(status=503, text="try again")
         if fresh:
             self.feed(Update.de_json(payload, self.bot))
@@ -226,10 +243,14 @@ class DurableUpdater(Updater):
         pause = POLL_ERROR_PAUSE[0]
         while self._running:
             try:
-                batch = held or list(await self.bot.get_updates(
-                    offset=offset, timeout=int(timeout) if self._drained else 0, limit=BATCH,
-                    allowed_updates=allowed_updates,
-                ))  # fmt: skip
+                batch = held or list(
+                    await self.bot.get_updates(
+                        offset=offset,
+                        timeout=int(timeout) if self._drained else 0,
+                        limit=BATCH,
+                        allowed_updates=allowed_updates,
+                    )
+                )
                 if not batch:
                     self._drained = True
                     continue
@@ -241,8 +262,11 @@ class DurableUpdater(Updater):
                 log.warning("getUpdates failed (%s); retrying in %.1f s", type(error).__name__, pause)
             except Exception as error:
                 held = held or batch
-                log.warning("%d update(s) not stored, the database is unreachable (%s); Telegram keeps them",
-                            len(held), type(error).__name__)  # fmt: skip
+                log.warning(
+                    "%d update(s) not stored, the database is unreachable (%s); Telegram keeps them",
+                    len(held),
+                    type(error).__name__,
+                )
             else:
                 held, pause = [], POLL_ERROR_PAUSE[0]
                 offset = batch[-1].update_id + 1

@@ -31,8 +31,8 @@ from bot.clock import Clock, system_clock
 from bot.delivery.dispatcher import DispatcherStats
 from bot.intake.updater import IntakeStats
 from bot.ops.metrics import CONTENT_TYPE, Exposition, RateMeter, UpdateMetrics, update_metrics
-from bot.runtime import runtime_of
 from bot.ops.scheduler import SWEEPS, overruns
+from bot.runtime import runtime_of
 from models import Outbox
 from models.enums import OutboxState, Priority
 
@@ -65,7 +65,9 @@ async def outbox_depth(session: AsyncSession, *, now: datetime) -> OutboxDepth:
     due_rows = due.all()
     oldest = min((row[2] for row in due_rows if row[2] is not None), default=None)
     return OutboxDepth(
-        queued={int(p): int(n) for p, n in queued.all()}, due={int(p): int(n) for p, n, _ in due_rows}, oldest_due=oldest
+        queued={int(p): int(n) for p, n in queued.all()},
+        due={int(p): int(n) for p, n, _ in due_rows},
+        oldest_due=oldest,
     )
 
 
@@ -80,12 +82,19 @@ class HealthServer:
     """What one worker tells its supervisor and Prometheus; `start()` and `stop()` around the bot's run."""
 
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], listen: str, port: int,
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        listen: str,
+        port: int,
         dispatcher_stats: Callable[[], DispatcherStats | None] = lambda: None,
         updates: Callable[[], UpdateMetrics | None] = lambda: None,
-        update_queue: Callable[[], int] = lambda: 0, intake: Callable[[], IntakeStats | None] = lambda: None,
-        alive: Callable[[], bool] = lambda: True, clock: Clock = system_clock, worker: str = "",
-    ) -> None:  # fmt: skip
+        update_queue: Callable[[], int] = lambda: 0,
+        intake: Callable[[], IntakeStats | None] = lambda: None,
+        alive: Callable[[], bool] = lambda: True,
+        clock: Clock = system_clock,
+        worker: str = "",
+    ) -> None:
         self.sessions, self.listen, self.port = sessions, listen, port
         self.dispatcher_stats, self.updates, self.update_queue = dispatcher_stats, updates, update_queue
         self.intake = intake
@@ -108,11 +117,17 @@ class HealthServer:
             return rt.dispatcher.stats if rt.dispatcher is not None else None
 
         return cls(
-            sessions=rt.sessions, listen=listen, port=port, dispatcher_stats=stats,
-            updates=lambda: update_metrics(application), update_queue=application.update_queue.qsize,  # type: ignore[attr-defined]
-            alive=lambda: bool(application.running), clock=rt.clock, worker=worker,  # type: ignore[attr-defined]
+            sessions=rt.sessions,
+            listen=listen,
+            port=port,
+            dispatcher_stats=stats,
+            updates=lambda: update_metrics(application),
+            update_queue=application.update_queue.qsize,  # type: ignore[attr-defined]
+            alive=lambda: bool(application.running),
+            clock=rt.clock,
+            worker=worker,  # type: ignore[attr-defined]
             intake=lambda: getattr(application.updater, "stats", None),  # type: ignore[attr-defined]
-        )  # fmt: skip
+        )
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
@@ -170,8 +185,12 @@ class HealthServer:
         intake = self.intake()
         if intake is not None:
             self._intake(out, intake)
-        out.family("sweep_overruns_total", "counter", "Sweep ticks skipped because the sweep's previous pass still ran.",
-                   [({"sweep": sweep.name}, overruns().get(sweep.name, 0)) for sweep in SWEEPS])  # fmt: skip
+        out.family(
+            "sweep_overruns_total",
+            "counter",
+            "Sweep ticks skipped because the sweep's previous pass still ran.",
+            [({"sweep": sweep.name}, overruns().get(sweep.name, 0)) for sweep in SWEEPS],
+        )
         return web.Response(body=out.text().encode(), headers={"Content-Type": CONTENT_TYPE})
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -183,7 +202,7 @@ class HealthServer:
 
         try:
             await asyncio.wait_for(ping(), DB_TIMEOUT)
-        except Exception:  # noqa: BLE001 - any failure to answer is "not ready"; the bot's own logs say why
+        except Exception:
             return False
         return True
 
@@ -194,15 +213,23 @@ class HealthServer:
 
         try:
             return await asyncio.wait_for(read(), DB_TIMEOUT)
-        except Exception:  # noqa: BLE001 - shown as siaga_database_up 0, not as a failed scrape
+        except Exception:
             return None
 
     def _outbox_depth(self, out: Exposition, depth: OutboxDepth) -> None:
         priorities = sorted({int(p) for p in Priority} | set(depth.queued))
-        out.family("outbox_queued", "gauge", "Outbox rows not yet answered by Telegram (pending or sending).",
-                   [({"priority": priority_name(p)}, depth.queued.get(p, 0)) for p in priorities])  # fmt: skip
-        out.family("outbox_due", "gauge", "Outbox rows due now and not yet answered by Telegram.",
-                   [({"priority": priority_name(p)}, depth.due.get(p, 0)) for p in priorities])  # fmt: skip
+        out.family(
+            "outbox_queued",
+            "gauge",
+            "Outbox rows not yet answered by Telegram (pending or sending).",
+            [({"priority": priority_name(p)}, depth.queued.get(p, 0)) for p in priorities],
+        )
+        out.family(
+            "outbox_due",
+            "gauge",
+            "Outbox rows due now and not yet answered by Telegram.",
+            [({"priority": priority_name(p)}, depth.due.get(p, 0)) for p in priorities],
+        )
         age = (self.clock() - depth.oldest_due).total_seconds() if depth.oldest_due is not None else 0.0
         out.gauge("outbox_oldest_due_age_seconds", "How long the oldest due row has waited.", max(0.0, age))
 
@@ -214,36 +241,52 @@ class HealthServer:
             ("outbox_retried_total", "Sends that failed and were scheduled again.", stats.retried),
             ("telegram_429_total", "Flood-control answers (429 retry_after) to outbox sends.", stats.rate_limited),
             ("outbox_claimed_total", "Rows this worker claimed from the outbox.", stats.claimed),
-            ("outbox_handed_back_total", "Claimed rows given back unsent (a chat not ready, a flood wait).",
-             stats.handed_back),
+            (
+                "outbox_handed_back_total",
+                "Claimed rows given back unsent (a chat not ready, a flood wait).",
+                stats.handed_back,
+            ),
             ("outbox_db_errors_total", "Database errors met by the dispatcher (it retries).", stats.db_errors),
-        )  # fmt: skip
+        )
         for name, help_text, value in counters:
             out.counter(name, help_text, value)
         out.gauge("outbox_in_flight", "Sends waiting for Telegram's answer.", stats.in_flight)
         out.gauge("outbox_buffered", "Claimed rows waiting in this worker's buffer.", stats.buffered)
         self.rate.sample(time.monotonic(), stats.sent)
-        out.gauge("outbox_send_rate", "Messages per second sent by this worker over the last minute.",
-                  round(self.rate.rate(), 3))  # fmt: skip
+        out.gauge(
+            "outbox_send_rate",
+            "Messages per second sent by this worker over the last minute.",
+            round(self.rate.rate(), 3),
+        )
 
     def _updates(self, out: Exposition, updates: UpdateMetrics) -> None:
-        out.family("updates_total", "counter", "Telegram updates this worker handled, by kind.",
-                   [({"kind": kind}, n) for kind, n in sorted(updates.handled.items())] or [({"kind": "message"}, 0)])  # fmt: skip
-        out.counter("update_errors_total", "Updates whose handler raised (the person was told nothing was saved).",
-                    updates.errors)  # fmt: skip
+        out.family(
+            "updates_total",
+            "counter",
+            "Telegram updates this worker handled, by kind.",
+            [({"kind": kind}, n) for kind, n in sorted(updates.handled.items())] or [({"kind": "message"}, 0)],
+        )
+        out.counter(
+            "update_errors_total",
+            "Updates whose handler raised (the person was told nothing was saved).",
+            updates.errors,
+        )
         out.gauge("updates_in_progress", "Updates being handled now.", updates.in_progress)
-        out.histogram("update_duration_seconds", "Time from receipt of an update to the end of its handlers.",
-                      updates.latency)  # fmt: skip
-
+        out.histogram(
+            "update_duration_seconds", "Time from receipt of an update to the end of its handlers.", updates.latency
+        )
 
     def _intake(self, out: Exposition, intake: IntakeStats) -> None:
-        out.counter("inbox_stored_total", "Updates this worker stored in the inbox before accepting them.",
-                    intake.stored)  # fmt: skip
-        out.counter("inbox_refused_total", "Webhook deliveries answered 503: the database could not store them.",
-                    intake.refused)  # fmt: skip
+        out.counter(
+            "inbox_stored_total", "Updates this worker stored in the inbox before accepting them.", intake.stored
+        )
+        out.counter(
+            "inbox_refused_total", "Webhook deliveries answered 503: the database could not store them.", intake.refused
+        )
         out.counter("inbox_taken_back_total", "Updates a stopped worker had accepted, handled here.", intake.taken_back)
-        out.counter("inbox_retried_total", "Updates handled again after their handler met a database outage.",
-                    intake.retried)  # fmt: skip
+        out.counter(
+            "inbox_retried_total", "Updates handled again after their handler met a database outage.", intake.retried
+        )
         out.gauge("inbox_open", "Updates this worker holds that are not done.", intake.open)
 
 

@@ -117,7 +117,8 @@ class TimedUpdateProcessor(SimpleUpdateProcessor):
 
 
 def instrument(
-    builder: ApplicationBuilder, processor: type[TimedUpdateProcessor] = TimedUpdateProcessor,  # type: ignore[type-arg]
+    builder: ApplicationBuilder,
+    processor: type[TimedUpdateProcessor] = TimedUpdateProcessor,  # type: ignore[type-arg]
 ) -> ApplicationBuilder:  # type: ignore[type-arg]
     """Build with the timed queue and processor (this replaces `.concurrent_updates(True)`)."""
     queue = ReceiptQueue()
@@ -172,8 +173,7 @@ class Exposition:
         self.prefix = prefix
         self.families: list[Metric] = []
 
-    def family(self, name: str, kind: str, help_text: str,
-               samples: Iterable[tuple[dict[str, str], float]]) -> None:  # fmt: skip
+    def family(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
         rows = list(samples)
         keys = list(rows[0][0]) if rows else []
         full = self.prefix + (name.removesuffix("_total") if kind == "counter" else name)
@@ -223,6 +223,15 @@ def parse(text: str) -> dict[str, float]:
 
 
 __all__ = [
-    "CONTENT_TYPE", "Exposition", "Histogram", "RateMeter", "ReceiptQueue", "TimedUpdateProcessor", "UpdateMetrics",
-    "count_error", "instrument", "parse", "update_metrics",
+    "CONTENT_TYPE",
+    "Exposition",
+    "Histogram",
+    "RateMeter",
+    "ReceiptQueue",
+    "TimedUpdateProcessor",
+    "UpdateMetrics",
+    "count_error",
+    "instrument",
+    "parse",
+    "update_metrics",
 ]

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import Application, ContextTypes
 
 from bot.clock import system_clock
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.runtime import Runtime, runtime_of
 from bot.services.broadcast import sweep_broadcast_reports
 from bot.services.escalation import sweep as sweep_escalations
@@ -33,6 +32,7 @@ from bot.services.missed import sweep_missed_checkins
 from bot.services.reminders import plan_reminders
 from bot.services.updates import RETENTION, forget_old
 from bot.services.workers import forget_dead
+from bot.storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("siaga.scheduler")
 
@@ -228,7 +228,10 @@ def schedule(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             await run_sweep(sweep, rt)
 
         queue.run_repeating(
-            job, interval=sweep.interval(rt), first=1 + 0.2 * index, name=sweep.name,
+            job,
+            interval=sweep.interval(rt),
+            first=1 + 0.2 * index,
+            name=sweep.name,
             job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
     count_overruns(queue.scheduler, (sweep.name for sweep in SWEEPS))

@@ -82,9 +82,13 @@ def run(application: Application, settings: Settings, *, webhook: bool, worker: 
 
 
 async def serve(
-    application: Application, settings: Settings, *, webhook: WebhookOptions | None,  # type: ignore[type-arg]
-    worker: str = "", stop: asyncio.Event | None = None,
-) -> int:  # fmt: skip
+    application: Application,
+    settings: Settings,
+    *,
+    webhook: WebhookOptions | None,  # type: ignore[type-arg]
+    worker: str = "",
+    stop: asyncio.Event | None = None,
+) -> int:
     """Start the bot, its health endpoint and the update source; wait for `stop` (default: a signal)."""
     if stop is None:
         stop = asyncio.Event()
@@ -92,10 +96,12 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
     health = (
-        HealthServer.for_application(application, listen=settings.health.listen, port=settings.health.port,
-                                     worker=worker)
-        if settings.health.enabled else None
-    )  # fmt: skip
+        HealthServer.for_application(
+            application, listen=settings.health.listen, port=settings.health.port, worker=worker
+        )
+        if settings.health.enabled
+        else None
+    )
     await application.initialize()
     try:
         if application.post_init is not None:
@@ -135,10 +141,15 @@ async def _start_updates(application: Application, webhook: WebhookOptions | Non
         return
     try:
         await updater.start_webhook(
-            listen=webhook.listen, port=webhook.port, url_path=webhook.path, webhook_url=webhook.url,
-            secret_token=webhook.secret, drop_pending_updates=False, max_connections=webhook.max_connections,
+            listen=webhook.listen,
+            port=webhook.port,
+            url_path=webhook.path,
+            webhook_url=webhook.url,
+            secret_token=webhook.secret,
+            drop_pending_updates=False,
+            max_connections=webhook.max_connections,
             bootstrap_retries=3,
-        )  # fmt: skip
+        )
     except OSError as error:
         raise ConfigError(
             f"webhook: cannot listen on {webhook.listen}:{webhook.port} ({error.strerror}); "
@@ -152,9 +163,11 @@ async def register_webhook(application: Application, webhook: WebhookOptions, st
     while not stop.is_set():
         try:
             await application.bot.set_webhook(
-                url=webhook.url, secret_token=webhook.secret, drop_pending_updates=False,
+                url=webhook.url,
+                secret_token=webhook.secret,
+                drop_pending_updates=False,
                 max_connections=webhook.max_connections,
-            )  # fmt: skip
+            )
             return
         except (BadRequest, InvalidToken) as error:
             raise ConfigError(f"Telegram refused the webhook {webhook.url}: {error}") from None

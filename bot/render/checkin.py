@@ -60,7 +60,9 @@ NEXT_SHIFT = Msg(
     id="Shift berikutnya: <b>{shift}</b> mulai {at}. Hadir dapat dicatat mulai {opens}.",
     en="Next shift: <b>{shift}</b> starting {at}. Check-in opens {opens}.",
 )
-CHECKED_OUT = Msg(id="👋 Selesai tugas tercatat {at} ({shift}). Terima kasih.", en="👋 Check-out recorded {at} ({shift}). Thank you.")
+CHECKED_OUT = Msg(
+    id="👋 Selesai tugas tercatat {at} ({shift}). Terima kasih.", en="👋 Check-out recorded {at} ({shift}). Thank you."
+)
 ALREADY_OUT = Msg(id="Anda sudah selesai tugas {at}.", en="You already checked out at {at}.")
 NOT_CHECKED_IN = Msg(
     id="Anda belum tercatat hadir pada shift yang sedang berjalan.",
@@ -89,8 +91,12 @@ def _next_shift(result: CheckinResult, lang: str, zone: ZoneInfo, opens_before_m
     if upcoming is None:
         return None
     opens = upcoming.starts_at - timedelta(minutes=opens_before_minutes)
-    return NEXT_SHIFT(lang, shift=upcoming.shift_name, at=local_time(upcoming.starts_at, zone, lang),
-                      opens=local_time(opens, zone, lang))
+    return NEXT_SHIFT(
+        lang,
+        shift=upcoming.shift_name,
+        at=local_time(upcoming.starts_at, zone, lang),
+        opens=local_time(opens, zone, lang),
+    )
 
 
 def _stale(result: CheckinResult, lang: str, zone: ZoneInfo, opens_before_minutes: float) -> Html:
@@ -103,13 +109,16 @@ def _stale(result: CheckinResult, lang: str, zone: ZoneInfo, opens_before_minute
         return local_time(moment, zone, lang, with_date=False)
 
     opens = shift.starts_at - timedelta(minutes=opens_before_minutes)
-    text = STALE[reason](lang, sent=at(result.sent_at), shift=shift.shift_name, opens=at(opens),
-                         ended=at(shift.ends_at))
+    text = STALE[reason](
+        lang, sent=at(result.sent_at), shift=shift.shift_name, opens=at(opens), ended=at(shift.ends_at)
+    )
     later = _next_shift(result, lang, zone, opens_before_minutes)
     return Html(text + "\n" + later) if later else text
 
 
-def checkin_text(result: CheckinResult, lang: str, zone: ZoneInfo, *, geofence_m: float, opens_before_minutes: float) -> Html:
+def checkin_text(
+    result: CheckinResult, lang: str, zone: ZoneInfo, *, geofence_m: float, opens_before_minutes: float
+) -> Html:
     if result.outcome is CheckinOutcome.forwarded:
         return FORWARDED(lang)
     if result.outcome is CheckinOutcome.stale:
@@ -121,8 +130,11 @@ def checkin_text(result: CheckinResult, lang: str, zone: ZoneInfo, *, geofence_m
     msg = {CheckinOutcome.checked_in: CHECKED_IN, CheckinOutcome.already: ALREADY}.get(result.outcome, MOVED_CLOSER)
     lines = [
         msg(
-            lang, at=local_time(result.checked_in_at, zone, lang, with_date=False), tps=result.post.tps_code,
-            shift=result.shift.shift_name, distance=distance_text(result.distance_m),
+            lang,
+            at=local_time(result.checked_in_at, zone, lang, with_date=False),
+            tps=result.post.tps_code,
+            shift=result.shift.shift_name,
+            distance=distance_text(result.distance_m),
         )
     ]
     if result.far:

@@ -26,7 +26,10 @@ REPLACED = Msg(
     id="Grup sebelumnya ({title}) tidak lagi menerima peringatan satuan ini.",
     en="The previous group ({title}) no longer receives this unit's alerts.",
 )
-CURRENT = Msg(id="Grup ini adalah grup komando <b>{unit}</b> ({code}).", en="This group is the command group of <b>{unit}</b> ({code}).")
+CURRENT = Msg(
+    id="Grup ini adalah grup komando <b>{unit}</b> ({code}).",
+    en="This group is the command group of <b>{unit}</b> ({code}).",
+)
 REMOVED = Msg(
     id="Grup ini bukan lagi grup komando {unit}. Peringatannya kini ke grup satuan di atasnya.",
     en="This group is no longer the command group of {unit}. Its alerts now go to the group of the unit above.",

@@ -124,13 +124,16 @@ LIST_ITEM = Msg(
     id="<b>#{id}</b> · {severity} · {state} · {age}\n{tps} · {unit} · tingkat {level}\n{text}",
     en="<b>#{id}</b> · {severity} · {state} · {age}\n{tps} · {unit} · level {level}\n{text}",
 )
-LIST_FORBIDDEN = Msg(
-    id="⛔ Anda tidak berwenang atas satuan grup ini.", en="⛔ You do not command this group's unit."
-)
+LIST_FORBIDDEN = Msg(id="⛔ Anda tidak berwenang atas satuan grup ini.", en="⛔ You do not command this group's unit.")
 # keyed by IncidentOutcome values (a StrEnum), so this module needs no import of the service
 TOASTS = {"acknowledged": ACKNOWLEDGED_TOAST, "resolved": RESOLVED_TOAST, "escalated": ESCALATED_TOAST}
-REFUSALS = {"forbidden": FORBIDDEN, "not_yours": NOT_YOURS, "busy": BUSY, "at_top": AT_TOP,
-            "already_raised": ALREADY_RAISED}  # fmt: skip
+REFUSALS = {
+    "forbidden": FORBIDDEN,
+    "not_yours": NOT_YOURS,
+    "busy": BUSY,
+    "at_top": AT_TOP,
+    "already_raised": ALREADY_RAISED,
+}
 AGE_MINUTES = Msg(id="{m} mnt", en="{m} min")
 AGE_HOURS = Msg(id="{h} j {m} mnt", en="{h} h {m} min")
 DELAY_MINUTES = Msg(id="{m} menit", en="{m} min")
@@ -169,8 +172,14 @@ def _button(text: str, data: str) -> dict[str, str]:
 
 
 def severity_markup(contingency_id: int, lang: str) -> Markup:
-    return {"inline_keyboard": [[_button(label(lang), PRESS_SEVERITY.data(contingency_id, severity.value))
-                                 for severity, label in SEVERITIES.items()]]}  # fmt: skip
+    return {
+        "inline_keyboard": [
+            [
+                _button(label(lang), PRESS_SEVERITY.data(contingency_id, severity.value))
+                for severity, label in SEVERITIES.items()
+            ]
+        ]
+    }
 
 
 def alert_markup(view: ContingencyView, lang: str) -> Markup | None:
@@ -253,10 +262,18 @@ def auto_raised(view: ContingencyView, targets: list[GroupTarget], lang: str) ->
 def reporter_update(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
     """What the reporter hears when a commander acknowledges or resolves."""
     if view.state == ContingencyState.resolved:
-        return RESOLVED_NOTE(lang, id=view.id, who=view.resolved_by,
-                             at=local_time(view.resolved_at or view.created_at, zone, lang, with_date=False))  # fmt: skip
-    return ACKNOWLEDGED_NOTE(lang, id=view.id, who=view.acknowledged_by,
-                             at=local_time(view.acknowledged_at or view.created_at, zone, lang, with_date=False))  # fmt: skip
+        return RESOLVED_NOTE(
+            lang,
+            id=view.id,
+            who=view.resolved_by,
+            at=local_time(view.resolved_at or view.created_at, zone, lang, with_date=False),
+        )
+    return ACKNOWLEDGED_NOTE(
+        lang,
+        id=view.id,
+        who=view.acknowledged_by,
+        at=local_time(view.acknowledged_at or view.created_at, zone, lang, with_date=False),
+    )
 
 
 def resolve_reminder(view: ContingencyView, lang: str) -> Html:
@@ -294,11 +311,19 @@ def list_page(page: IncidentPage, lang: str, now: datetime) -> tuple[Html, Marku
     blocks = [LIST_HEADER(lang, total=page.total, page=page.page + 1, pages=page.pages)]
     rows: list[list[dict[str, str]]] = []
     for view in page.items:
-        blocks.append(LIST_ITEM(
-            lang, id=view.id, severity=_severity(view, lang), state=STATES[ContingencyState(view.state)](lang),
-            age=_age(view, now, lang), tps=view.tps_code or "-", unit=view.unit_name, level=view.level_name,
-            text=view.text[:200],
-        ))  # fmt: skip
+        blocks.append(
+            LIST_ITEM(
+                lang,
+                id=view.id,
+                severity=_severity(view, lang),
+                state=STATES[ContingencyState(view.state)](lang),
+                age=_age(view, now, lang),
+                tps=view.tps_code or "-",
+                unit=view.unit_name,
+                level=view.level_name,
+                text=view.text[:200],
+            )
+        )
         row = [_button(f"{RESOLVE(lang)} #{view.id}", PRESS_RESOLVE_ON_PAGE.data(view.id, page.page))]
         if view.state == ContingencyState.open:
             row.insert(0, _button(f"{ACKNOWLEDGE(lang)} #{view.id}", PRESS_ACK_ON_PAGE.data(view.id, page.page)))

@@ -31,20 +31,51 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("start", "start", Audience.anyone, Msg(id="Mulai / pendaftaran lewat tautan", en="Start / register from a link")),
+    Command(
+        "start", "start", Audience.anyone, Msg(id="Mulai / pendaftaran lewat tautan", en="Start / register from a link")
+    ),
     Command("daftar", "register", Audience.anyone, Msg(id="Daftar: NRP KODE", en="Register: NRP CODE")),
     Command("bantuan", "help", Audience.anyone, Msg(id="Daftar perintah", en="List of commands")),
     Command("bahasa", "language", Audience.personnel, Msg(id="Bahasa: id atau en", en="Language: id or en")),
     Command("jadwal", "schedule", Audience.personnel, Msg(id="Jadwal dan TPS tugas saya", en="My shifts and TPS")),
-    Command("hadir", "checkin", Audience.personnel, Msg(id="Lapor hadir dengan lokasi", en="Check in with your location")),
-    Command("selesai", "checkout", Audience.personnel, Msg(id="Selesai tugas (akhiri shift)", en="Check out (end the shift)")),
-    Command("lapor", "report", Audience.personnel, Msg(id="Laporan situasi: /lapor TEKS", en="Situation report: /report TEXT")),
+    Command(
+        "hadir", "checkin", Audience.personnel, Msg(id="Lapor hadir dengan lokasi", en="Check in with your location")
+    ),
+    Command(
+        "selesai",
+        "checkout",
+        Audience.personnel,
+        Msg(id="Selesai tugas (akhiri shift)", en="Check out (end the shift)"),
+    ),
+    Command(
+        "lapor",
+        "report",
+        Audience.personnel,
+        Msg(id="Laporan situasi: /lapor TEKS", en="Situation report: /report TEXT"),
+    ),
     Command("darurat", "sos", Audience.personnel, Msg(id="Kontinjensi: /darurat TEKS", en="Contingency: /sos TEXT")),
     Command("status", "status", Audience.commander, Msg(id="Status satuan [KODE]", en="Unit status [CODE]")),
-    Command("insiden", "incidents", Audience.commander, Msg(id="Kontinjensi yang masih terbuka", en="Open contingencies")),
-    Command("siaran", "broadcast", Audience.commander, Msg(id="Siaran ke semua anggota: /siaran TEKS", en="Broadcast to all personnel: /broadcast TEXT")),
-    Command("rekap", "recap", Audience.commander, Msg(id="Rekap shift (grafik dan tabel)", en="Shift recap (chart and workbook)")),
-    Command("daftargrup", "registergroup", Audience.group, Msg(id="Jadikan grup ini grup komando: KODE_SATUAN", en="Make this group a command group: UNIT_CODE")),
+    Command(
+        "insiden", "incidents", Audience.commander, Msg(id="Kontinjensi yang masih terbuka", en="Open contingencies")
+    ),
+    Command(
+        "siaran",
+        "broadcast",
+        Audience.commander,
+        Msg(id="Siaran ke semua anggota: /siaran TEKS", en="Broadcast to all personnel: /broadcast TEXT"),
+    ),
+    Command(
+        "rekap",
+        "recap",
+        Audience.commander,
+        Msg(id="Rekap shift (grafik dan tabel)", en="Shift recap (chart and workbook)"),
+    ),
+    Command(
+        "daftargrup",
+        "registergroup",
+        Audience.group,
+        Msg(id="Jadikan grup ini grup komando: KODE_SATUAN", en="Make this group a command group: UNIT_CODE"),
+    ),
 )
 
 AUDIENCES_OF = {
@@ -78,5 +109,8 @@ def help_text(who: str, lang: Lang) -> Html:
     return Html("\n".join(lines))
 
 
-LANGUAGE_USAGE = Msg(id="Format: <code>/bahasa id</code> atau <code>/bahasa en</code>.", en="Usage: <code>/language id</code> or <code>/language en</code>.")
+LANGUAGE_USAGE = Msg(
+    id="Format: <code>/bahasa id</code> atau <code>/bahasa en</code>.",
+    en="Usage: <code>/language id</code> or <code>/language en</code>.",
+)
 LANGUAGE_SET = Msg(id="Bahasa diganti ke Bahasa Indonesia.", en="Language set to English.")

@@ -18,10 +18,10 @@ PAGE_MARK_ROOM = 16
 
 FIRST = Msg(
     id="🚨 <b>Belum hadir</b> — {shift} (mulai {start})\n{unit}: <b>{n}</b> personel di {tps} TPS belum check-in "
-       "{grace} menit setelah shift dimulai.",
+    "{grace} menit setelah shift dimulai.",
     en="🚨 <b>Not checked in</b> — {shift} (started {start})\n{unit}: <b>{n}</b> personnel at {tps} TPS not checked in "
-       "{grace} minutes after the shift started.",
-)  # fmt: skip
+    "{grace} minutes after the shift started.",
+)
 UPDATE = Msg(
     id="🔄 <b>Pembaruan belum hadir</b> — {shift}\n{unit}: <b>{n}</b> masih belum hadir (sebelumnya {was}).",
     en="🔄 <b>Not checked in: update</b> — {shift}\n{unit}: <b>{n}</b> still missing (was {was}).",
@@ -72,8 +72,15 @@ def _tps_blocks(post: MissingPost, people: list[MissingPerson], lang: str, *, ap
 def _header(digest: Digest, lang: str, zone: ZoneInfo, grace_minutes: float) -> str:
     tps_count = len(digest.posts)
     if digest.revision == 0:
-        return FIRST(lang, shift=digest.shift_name, start=local_time(digest.starts_at, zone, lang),
-                     unit=digest.unit_name, n=digest.missing, tps=tps_count, grace=f"{grace_minutes:g}")  # fmt: skip
+        return FIRST(
+            lang,
+            shift=digest.shift_name,
+            start=local_time(digest.starts_at, zone, lang),
+            unit=digest.unit_name,
+            n=digest.missing,
+            tps=tps_count,
+            grace=f"{grace_minutes:g}",
+        )
     if digest.missing == 0:
         return ALL_PRESENT(lang, shift=digest.shift_name, unit=digest.unit_name, was=digest.previous_missing)
     return UPDATE(lang, shift=digest.shift_name, unit=digest.unit_name, n=digest.missing, was=digest.previous_missing)

@@ -56,8 +56,15 @@ def reminder_text(
 
 
 def correction_text(
-    *, shift_name: str, starts_at: datetime, old_starts_at: datetime | None, posts: Sequence[Post],
-    moved_tps_ids: set[int], places_changed: bool, lang: str, zone: ZoneInfo,
+    *,
+    shift_name: str,
+    starts_at: datetime,
+    old_starts_at: datetime | None,
+    posts: Sequence[Post],
+    moved_tps_ids: set[int],
+    places_changed: bool,
+    lang: str,
+    zone: ZoneInfo,
 ) -> Html:
     """What changed since the last reminder: the new start, the TPS that moved, the posts now."""
     lines = [CORRECTION(lang, shift=shift_name)]

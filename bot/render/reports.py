@@ -8,7 +8,9 @@ from bot.render import Html, Msg
 from bot.render.status import clock
 from bot.services.reports import ExportFiles
 
-NO_SHIFT = Msg(id="Belum ada shift yang direncanakan: tidak ada yang direkap.", en="No shift is planned: nothing to recap.")
+NO_SHIFT = Msg(
+    id="Belum ada shift yang direncanakan: tidak ada yang direkap.", en="No shift is planned: nothing to recap."
+)
 CHART = Msg(
     id="📈 Rekap <b>{unit}</b>, shift {shift}, per {time}: hadir kumulatif per 15 menit dan cakupan per satuan.",
     en="📈 Recap of <b>{unit}</b>, shift {shift}, as of {time}: cumulative check-ins per 15 minutes and coverage by unit.",

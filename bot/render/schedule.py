@@ -16,9 +16,7 @@ KERAWANAN = {
 ACCESS = {
     "darat": Msg(id="darat", en="by road"),
     "air": Msg(id="🚤 lewat air — perhitungkan waktu perahu", en="🚤 by water — allow time for the boat"),
-    "darat_air": Msg(
-        id="🚤 darat lalu air — berangkat lebih awal", en="🚤 road then boat — leave early"
-    ),
+    "darat_air": Msg(id="🚤 darat lalu air — berangkat lebih awal", en="🚤 road then boat — leave early"),
 }
 PHASES = {
     "logistik": Msg(id="logistik", en="logistics"),
@@ -35,7 +33,9 @@ POST = Msg(
     id="📍 <b>{code}</b> (TPS {number}) — {address}\n   Kerawanan: {kerawanan}; akses: {access}\n   Satuan: {unit}",
     en="📍 <b>{code}</b> (TPS {number}) — {address}\n   Vulnerability: {kerawanan}; access: {access}\n   Unit: {unit}",
 )
-RELOCATED = Msg(id="   ⚠️ TPS dipindahkan {at} — lokasi baru di peta", en="   ⚠️ TPS relocated {at} — new place on the map")
+RELOCATED = Msg(
+    id="   ⚠️ TPS dipindahkan {at} — lokasi baru di peta", en="   ⚠️ TPS relocated {at} — new place on the map"
+)
 MAP = Msg(
     id='   <a href="https://maps.google.com/?q={lat},{lon}">Buka peta</a>',
     en='   <a href="https://maps.google.com/?q={lat},{lon}">Open map</a>',
@@ -45,8 +45,13 @@ MAP = Msg(
 def post_lines(post: Post, lang: str, zone: ZoneInfo) -> list[str]:
     lines = [
         POST(
-            lang, code=post.tps_code, number=post.tps_number, address=post.address or "-",
-            kerawanan=KERAWANAN[post.kerawanan](lang), access=ACCESS[post.access](lang), unit=post.unit_name,
+            lang,
+            code=post.tps_code,
+            number=post.tps_number,
+            address=post.address or "-",
+            kerawanan=KERAWANAN[post.kerawanan](lang),
+            access=ACCESS[post.access](lang),
+            unit=post.unit_name,
         ),
         MAP(lang, lat=f"{post.lat:.6f}", lon=f"{post.lon:.6f}"),
     ]
@@ -59,8 +64,11 @@ def shift_lines(plan: ShiftPlan, lang: str, zone: ZoneInfo, now: datetime) -> li
     lines = [CURRENT(lang)] if plan.is_current(now) else []
     lines.append(
         SHIFT(
-            lang, name=plan.shift_name, phase=PHASES[plan.phase](lang),
-            start=local_time(plan.starts_at, zone, lang), end=local_time(plan.ends_at, zone, lang),
+            lang,
+            name=plan.shift_name,
+            phase=PHASES[plan.phase](lang),
+            start=local_time(plan.starts_at, zone, lang),
+            end=local_time(plan.ends_at, zone, lang),
         )
     )
     for post in plan.posts:

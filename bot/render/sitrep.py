@@ -84,10 +84,15 @@ def review_pages(items: list[SitrepView], lang: str, zone: ZoneInfo) -> list[tup
         return [(REVIEW_EMPTY(lang), None)]
     blocks = [
         REVIEW_ITEM(
-            lang, id=item.id, at=local_time(item.sent_at, zone, lang, with_date=False), delay=_delay(item, lang),
+            lang,
+            id=item.id,
+            at=local_time(item.sent_at, zone, lang, with_date=False),
+            delay=_delay(item, lang),
             category=CATEGORIES[SitrepCategory(item.category)](lang) if item.category else "-",
-            phase=PHASES[item.phase](lang) if item.phase else "-", reporter=item.reporter,
-            tps=item.tps_code or "-", text=item.text[:500],
+            phase=PHASES[item.phase](lang) if item.phase else "-",
+            reporter=item.reporter,
+            tps=item.tps_code or "-",
+            text=item.text[:500],
         )
         for item in items
     ]

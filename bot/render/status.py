@@ -47,37 +47,60 @@ TPS_SHOWN = 3
 HEADER = Msg(id="📊 <b>Status {code}</b> — {name}", en="📊 <b>Status {code}</b> — {name}")
 AS_OF = Msg(id="<i>per {time}</i>", en="<i>as of {time}</i>")
 NO_SHIFT = Msg(id="Belum ada shift yang direncanakan.", en="No shift is planned.")
-SHIFT_RUNNING = Msg(id="🕒 Shift <b>{shift}</b> {start}–{end}, sedang berjalan", en="🕒 Shift <b>{shift}</b> {start}–{end}, running")
-SHIFT_NEXT = Msg(id="🕒 Shift <b>{shift}</b> mulai {start}, belum dimulai", en="🕒 Shift <b>{shift}</b> starts {start}, not started yet")
+SHIFT_RUNNING = Msg(
+    id="🕒 Shift <b>{shift}</b> {start}–{end}, sedang berjalan", en="🕒 Shift <b>{shift}</b> {start}–{end}, running"
+)
+SHIFT_NEXT = Msg(
+    id="🕒 Shift <b>{shift}</b> mulai {start}, belum dimulai",
+    en="🕒 Shift <b>{shift}</b> starts {start}, not started yet",
+)
 SHIFT_ENDED = Msg(id="🕒 Shift <b>{shift}</b> selesai {end}", en="🕒 Shift <b>{shift}</b> ended {end}")
 READINESS = Msg(
     id="🟢 Kesiapan: <b>{registered}/{assigned}</b> personel terdaftar di bot ({pct})",
     en="🟢 Readiness: <b>{registered}/{assigned}</b> personnel registered with the bot ({pct})",
 )
-ASSIGNED = Msg(id="👮 Bertugas <b>{assigned}</b> · terdaftar {registered} ({pct})", en="👮 On duty <b>{assigned}</b> · registered {registered} ({pct})")
+ASSIGNED = Msg(
+    id="👮 Bertugas <b>{assigned}</b> · terdaftar {registered} ({pct})",
+    en="👮 On duty <b>{assigned}</b> · registered {registered} ({pct})",
+)
 CHECKED_IN = Msg(
     id="✅ Hadir <b>{checked_in}/{assigned}</b> ({pct}) · ⏰ terlambat {late} · 📍 jauh dari TPS {far}",
     en="✅ Checked in <b>{checked_in}/{assigned}</b> ({pct}) · ⏰ late {late} · 📍 far from TPS {far}",
 )
-MISSING = Msg(id="❌ Belum hadir <b>{missing}</b> · 📵 tak terjangkau {unreachable}", en="❌ Not checked in <b>{missing}</b> · 📵 unreachable {unreachable}")
+MISSING = Msg(
+    id="❌ Belum hadir <b>{missing}</b> · 📵 tak terjangkau {unreachable}",
+    en="❌ Not checked in <b>{missing}</b> · 📵 unreachable {unreachable}",
+)
 CHECKED_OUT = Msg(id=" · 👋 selesai {n}", en=" · 👋 checked out {n}")
 TPS_LINE = Msg(
     id="🗳 TPS terjaga <b>{covered}/{total}</b> ({pct}) · belum terjaga {uncovered} · sesuai pola {meets}",
     en="🗳 TPS covered <b>{covered}/{total}</b> ({pct}) · uncovered {uncovered} · meeting the pattern {meets}",
 )
-LEVEL_LINE = Msg(id="   {level}: {covered}/{total} terjaga, {meets} sesuai pola", en="   {level}: {covered}/{total} covered, {meets} meet the pattern")
+LEVEL_LINE = Msg(
+    id="   {level}: {covered}/{total} terjaga, {meets} sesuai pola",
+    en="   {level}: {covered}/{total} covered, {meets} meet the pattern",
+)
 LEVELS = {
     "sangat_rawan": Msg(id="sangat rawan", en="highly vulnerable"),
     "rawan": Msg(id="rawan", en="vulnerable"),
     "kurang_rawan": Msg(id="kurang rawan", en="less vulnerable"),
 }
-SEVERITIES = {"tinggi": Msg(id="tinggi", en="high"), "sedang": Msg(id="sedang", en="medium"), "rendah": Msg(id="rendah", en="low")}
+SEVERITIES = {
+    "tinggi": Msg(id="tinggi", en="high"),
+    "sedang": Msg(id="sedang", en="medium"),
+    "rendah": Msg(id="rendah", en="low"),
+}
 OPEN = Msg(id="🚨 Kontinjensi terbuka <b>{n}</b>: {levels}", en="🚨 Open contingencies <b>{n}</b>: {levels}")
 NO_OPEN = Msg(id="🚨 Kontinjensi terbuka: tidak ada", en="🚨 Open contingencies: none")
 SITREPS = Msg(id="📝 <b>Laporan terakhir</b>", en="📝 <b>Latest reports</b>")
-SITREP_LINE = Msg(id="{at} · {where} · {category} — {reporter}: {text}", en="{at} · {where} · {category} — {reporter}: {text}")
+SITREP_LINE = Msg(
+    id="{at} · {where} · {category} — {reporter}: {text}", en="{at} · {where} · {category} — {reporter}: {text}"
+)
 CHILDREN = Msg(id="<b>Satuan bawahan</b>{page}", en="<b>Subordinate units</b>{page}")
-CHILD_LINE = Msg(id="{code}: hadir {checked_in}/{assigned} · TPS {covered}/{total}{alert}", en="{code}: in {checked_in}/{assigned} · TPS {covered}/{total}{alert}")
+CHILD_LINE = Msg(
+    id="{code}: hadir {checked_in}/{assigned} · TPS {covered}/{total}{alert}",
+    en="{code}: in {checked_in}/{assigned} · TPS {covered}/{total}{alert}",
+)
 PAGE = Msg(id=" (hal. {page}/{pages})", en=" (page {page}/{pages})")
 
 MISSING_BUTTON = Msg(id="❌ Belum hadir ({n})", en="❌ Not checked in ({n})")
@@ -89,7 +112,9 @@ MISSING_HEADER = Msg(
     en="❌ <b>Not checked in — {code}</b>\nShift {shift} · {total} people · page {page}/{pages}",
 )
 MISSING_NONE = Msg(id="Semua personel yang bertugas sudah hadir.", en="Everyone on duty has checked in.")
-MISSING_LINE = Msg(id="{n}. {title} ({force}) · {unit} · {tps}{marks}", en="{n}. {title} ({force}) · {unit} · {tps}{marks}")
+MISSING_LINE = Msg(
+    id="{n}. {title} ({force}) · {unit} · {tps}{marks}", en="{n}. {title} ({force}) · {unit} · {tps}{marks}"
+)
 UNREACHABLE = Msg(id=" · 📵 tak terjangkau", en=" · 📵 unreachable")
 UNREGISTERED = Msg(id=" · ✉️ belum daftar", en=" · ✉️ not registered")
 FORCES = {"polri": "Polri", "tni": "TNI", "linmas": "Linmas"}
@@ -165,7 +190,8 @@ def _figure_lines(figures: Figures, *, started: bool, lang: str) -> list[str]:
     people, tps = figures.people, figures.coverage
     registered_pct = percent(people.registered, people.assigned)
     head = (
-        READINESS(lang, registered=people.registered, assigned=people.assigned, pct=registered_pct) if not started
+        READINESS(lang, registered=people.registered, assigned=people.assigned, pct=registered_pct)
+        if not started
         else ASSIGNED(lang, assigned=people.assigned, registered=people.registered, pct=registered_pct)
     )
     missing = MISSING(lang, missing=people.missing, unreachable=people.unreachable)
@@ -173,11 +199,23 @@ def _figure_lines(figures: Figures, *, started: bool, lang: str) -> list[str]:
         missing = Html(missing + CHECKED_OUT(lang, n=people.checked_out))
     lines = [
         head,
-        CHECKED_IN(lang, checked_in=people.checked_in, assigned=people.assigned,
-                   pct=percent(people.checked_in, people.assigned), late=people.late, far=people.far),
+        CHECKED_IN(
+            lang,
+            checked_in=people.checked_in,
+            assigned=people.assigned,
+            pct=percent(people.checked_in, people.assigned),
+            late=people.late,
+            far=people.far,
+        ),
         missing,
-        TPS_LINE(lang, covered=tps.covered, total=tps.total, pct=percent(tps.covered, tps.total),
-                 uncovered=tps.uncovered, meets=tps.meets_pattern),
+        TPS_LINE(
+            lang,
+            covered=tps.covered,
+            total=tps.total,
+            pct=percent(tps.covered, tps.total),
+            uncovered=tps.uncovered,
+            meets=tps.meets_pattern,
+        ),
     ]
     lines += [_level_line(level, coverage, lang) for level, coverage in figures.tps.items() if coverage.total]
     lines.append(_open_line(figures, lang))
@@ -185,7 +223,9 @@ def _figure_lines(figures: Figures, *, started: bool, lang: str) -> list[str]:
 
 
 def _level_line(level: str, coverage: Coverage, lang: str) -> Html:
-    return LEVEL_LINE(lang, level=LEVELS[level](lang), covered=coverage.covered, total=coverage.total, meets=coverage.meets_pattern)
+    return LEVEL_LINE(
+        lang, level=LEVELS[level](lang), covered=coverage.covered, total=coverage.total, meets=coverage.meets_pattern
+    )
 
 
 def _open_line(figures: Figures, lang: str) -> Html:
@@ -199,22 +239,33 @@ def _sitrep_line(item: SitrepLine, lang: str, zone: ZoneInfo) -> Html:
     category = CATEGORIES[SitrepCategory(item.category)](lang) if item.category else "-"
     text = item.text if len(item.text) <= 80 else item.text[:79] + "…"
     return SITREP_LINE(
-        lang, at=local_time(item.filed_at, zone, lang, with_date=False), where=item.tps_code or item.unit_code,
-        category=category, reporter=item.reporter, text=text,
+        lang,
+        at=local_time(item.filed_at, zone, lang, with_date=False),
+        where=item.tps_code or item.unit_code,
+        category=category,
+        reporter=item.reporter,
+        text=text,
     )
 
 
 def _child_line(child: ChildStatus, lang: str) -> Html:
     people, tps = child.figures.people, child.figures.coverage
     alert = f" · 🚨{child.figures.open_contingencies}" if child.figures.open_contingencies else ""
-    return CHILD_LINE(lang, code=child.unit.code, checked_in=people.checked_in, assigned=people.assigned,
-                      covered=tps.covered, total=tps.total, alert=alert)
+    return CHILD_LINE(
+        lang,
+        code=child.unit.code,
+        checked_in=people.checked_in,
+        assigned=people.assigned,
+        covered=tps.covered,
+        total=tps.total,
+        alert=alert,
+    )
 
 
 def _page(children: list[ChildStatus], page: int) -> tuple[list[ChildStatus], int, int]:
     pages = max(1, -(-len(children) // CHILDREN_PER_PAGE))
     page = min(max(page, 0), pages - 1)
-    return children[page * CHILDREN_PER_PAGE:(page + 1) * CHILDREN_PER_PAGE], page, pages
+    return children[page * CHILDREN_PER_PAGE : (page + 1) * CHILDREN_PER_PAGE], page, pages
 
 
 def status_keyboard(view: UnitStatus, lang: str, *, page: int = 0) -> InlineKeyboardMarkup:
@@ -222,22 +273,33 @@ def status_keyboard(view: UnitStatus, lang: str, *, page: int = 0) -> InlineKeyb
     unit = view.unit.id
     shown, page, pages = _page(view.children, page)
     buttons = [
-        InlineKeyboardButton(f"{child.unit.code} {percent(child.figures.people.checked_in, child.figures.people.assigned)}",
-                             callback_data=PRESS_UNIT.data(child.unit.id))
+        InlineKeyboardButton(
+            f"{child.unit.code} {percent(child.figures.people.checked_in, child.figures.people.assigned)}",
+            callback_data=PRESS_UNIT.data(child.unit.id),
+        )
         for child in shown
     ]
-    rows = [buttons[i:i + 2] for i in range(0, len(buttons), 2)]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     if pages > 1:
-        rows.append([
-            InlineKeyboardButton("◀️", callback_data=PRESS_REDRAW.data(unit, (page - 1) % pages)),
-            InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=PRESS_REDRAW.data(unit, page)),
-            InlineKeyboardButton("▶️", callback_data=PRESS_REDRAW.data(unit, (page + 1) % pages)),
-        ])
+        rows.append(
+            [
+                InlineKeyboardButton("◀️", callback_data=PRESS_REDRAW.data(unit, (page - 1) % pages)),
+                InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=PRESS_REDRAW.data(unit, page)),
+                InlineKeyboardButton("▶️", callback_data=PRESS_REDRAW.data(unit, (page + 1) % pages)),
+            ]
+        )
     last = [InlineKeyboardButton(REFRESH(lang), callback_data=PRESS_REDRAW.data(unit, page))]
     if view.shift is not None and view.figures.people.missing:
-        last.insert(0, InlineKeyboardButton(MISSING_BUTTON(lang, n=view.figures.people.missing), callback_data=PRESS_MISSING.data(unit)))
+        last.insert(
+            0,
+            InlineKeyboardButton(
+                MISSING_BUTTON(lang, n=view.figures.people.missing), callback_data=PRESS_MISSING.data(unit)
+            ),
+        )
     if view.parent is not None:
-        last.append(InlineKeyboardButton(UP(lang, code=view.parent.code), callback_data=PRESS_UNIT.data(view.parent.id)))
+        last.append(
+            InlineKeyboardButton(UP(lang, code=view.parent.code), callback_data=PRESS_UNIT.data(view.parent.id))
+        )
     rows.append(last)
     return InlineKeyboardMarkup(rows)
 
@@ -246,8 +308,11 @@ def missing_text(view: MissingPage, lang: str, zone: ZoneInfo) -> Html:
     if view.shift is None:
         return NO_SHIFT(lang)
     lines = [
-        MISSING_HEADER(lang, code=view.unit.code, shift=view.shift.name, total=view.total, page=view.page + 1, pages=view.pages),
-        AS_OF(lang, time=clock(view.as_of, zone)), "",
+        MISSING_HEADER(
+            lang, code=view.unit.code, shift=view.shift.name, total=view.total, page=view.page + 1, pages=view.pages
+        ),
+        AS_OF(lang, time=clock(view.as_of, zone)),
+        "",
     ]
     if not view.people:
         lines.append(MISSING_NONE(lang))
@@ -260,8 +325,15 @@ def _missing_line(number: int, person: MissingPerson, lang: str) -> Html:
     if len(person.tps_codes) > TPS_SHOWN:
         tps += f" +{len(person.tps_codes) - TPS_SHOWN}"
     marks = UNREGISTERED(lang) if not person.registered else UNREACHABLE(lang) if not person.reachable else ""
-    return MISSING_LINE(lang, n=number, title=person.title, force=FORCES.get(person.force, person.force),
-                        unit=person.unit_code, tps=tps or "-", marks=marks)
+    return MISSING_LINE(
+        lang,
+        n=number,
+        title=person.title,
+        force=FORCES.get(person.force, person.force),
+        unit=person.unit_code,
+        tps=tps or "-",
+        marks=marks,
+    )
 
 
 def missing_keyboard(view: MissingPage, lang: str) -> InlineKeyboardMarkup:
@@ -273,4 +345,6 @@ def missing_keyboard(view: MissingPage, lang: str) -> InlineKeyboardMarkup:
             *row,
             InlineKeyboardButton("▶️", callback_data=PRESS_MISSING_PAGE.data(unit, (page + 1) % pages)),
         ]
-    return InlineKeyboardMarkup([row, [InlineKeyboardButton(UP(lang, code=view.unit.code), callback_data=PRESS_UNIT.data(unit))]])
+    return InlineKeyboardMarkup(
+        [row, [InlineKeyboardButton(UP(lang, code=view.unit.code), callback_data=PRESS_UNIT.data(unit))]]
+    )

@@ -82,16 +82,29 @@ async def send_broadcast(session: AsyncSession, *, actor: Actor, text: str, now:
     unregistered = sum(p.chat_id is None for p in people)
     unreachable = sum(p.chat_id is not None and not p.reachable for p in people)
     if not recipients:
-        return BroadcastResult(BroadcastOutcome.no_recipients, unit_name=unit.name, unregistered=unregistered,
-                               unreachable=unreachable)  # fmt: skip
-    row = Broadcast(sender_id=actor.personnel_id, unit_id=unit.id, text=body, recipients=len(recipients),
-                    created_at=now)  # fmt: skip
+        return BroadcastResult(
+            BroadcastOutcome.no_recipients, unit_name=unit.name, unregistered=unregistered, unreachable=unreachable
+        )
+    row = Broadcast(
+        sender_id=actor.personnel_id, unit_id=unit.id, text=body, recipients=len(recipients), created_at=now
+    )
     session.add(row)
     await session.flush()
     await enqueue_many(session, (_message(row, actor, unit, person, now) for person in recipients), now=now)
-    audit.record(session, action=SENT, entity="broadcast", entity_id=row.id, actor_id=actor.personnel_id,
-                 detail={"unit": unit.code, "recipients": len(recipients), "unregistered": unregistered,
-                         "unreachable": unreachable, "length": len(body)})  # fmt: skip
+    audit.record(
+        session,
+        action=SENT,
+        entity="broadcast",
+        entity_id=row.id,
+        actor_id=actor.personnel_id,
+        detail={
+            "unit": unit.code,
+            "recipients": len(recipients),
+            "unregistered": unregistered,
+            "unreachable": unreachable,
+            "length": len(body),
+        },
+    )
     await session.commit()
     return BroadcastResult(BroadcastOutcome.queued, row.id, unit.name, len(recipients), unregistered, unreachable)
 
@@ -110,8 +123,10 @@ async def _target(session: AsyncSession, *, actor: Actor, text: str) -> tuple[Un
 
 def _rendered_too_long(actor: Actor, unit: Unit, body: str) -> bool:
     """Escaping can lengthen a text (`<` becomes `&lt;`): what is sent must fit in one message."""
-    return any(len(broadcast_text(sender=actor.title, unit=unit.name, text=body, lang=lang)) > TELEGRAM_MAX
-               for lang in ("id", "en"))  # fmt: skip
+    return any(
+        len(broadcast_text(sender=actor.title, unit=unit.name, text=body, lang=lang)) > TELEGRAM_MAX
+        for lang in ("id", "en")
+    )
 
 
 async def _people(session: AsyncSession, *, unit_id: int, sender_id: int) -> list[_Person]:
@@ -127,9 +142,14 @@ async def _people(session: AsyncSession, *, unit_id: int, sender_id: int) -> lis
 def _message(row: Broadcast, actor: Actor, unit: Unit, person: _Person, now: datetime) -> NewMessage:
     assert person.chat_id is not None
     return NewMessage(
-        chat_id=person.chat_id, personnel_id=person.personnel_id, priority=Priority.broadcast, due_at=now,
+        chat_id=person.chat_id,
+        personnel_id=person.personnel_id,
+        priority=Priority.broadcast,
+        due_at=now,
         text=broadcast_text(sender=actor.title, unit=unit.name, text=row.text, lang=person.language),
-        dedup_key=f"{ref_of(row.id)}:{person.personnel_id}", ref=ref_of(row.id), payload=html_payload(),
+        dedup_key=f"{ref_of(row.id)}:{person.personnel_id}",
+        ref=ref_of(row.id),
+        payload=html_payload(),
     )
 
 
@@ -142,7 +162,9 @@ async def sweep_broadcast_reports(session: AsyncSession, *, now: datetime) -> in
         if counts["pending"]:
             continue
         claimed = await session.execute(
-            update(Broadcast).where(Broadcast.id == row.id, Broadcast.reported_at.is_(None)).values(reported_at=now)
+            update(Broadcast)
+            .where(Broadcast.id == row.id, Broadcast.reported_at.is_(None))
+            .values(reported_at=now)
             .execution_options(synchronize_session=False)
         )
         if not claimed.rowcount:
@@ -156,16 +178,27 @@ async def _report(session: AsyncSession, *, row: Broadcast, counts: dict[str, in
     skipped = await _skipped(session, row.id)
     sender = await session.get(Personnel, row.sender_id)
     unit = await session.get(Unit, row.unit_id)
-    numbers = {"recipients": row.recipients, "delivered": counts["delivered"], "pending": counts["pending"],
-               "unreachable": counts["unreachable"] + skipped.get("unreachable", 0),
-               "unregistered": skipped.get("unregistered", 0)}  # fmt: skip
+    numbers = {
+        "recipients": row.recipients,
+        "delivered": counts["delivered"],
+        "pending": counts["pending"],
+        "unreachable": counts["unreachable"] + skipped.get("unreachable", 0),
+        "unregistered": skipped.get("unregistered", 0),
+    }
     audit.record(session, action=REPORTED, entity="broadcast", entity_id=row.id, actor="scheduler", detail=numbers)
     if sender is None or sender.telegram_user_id is None or unit is None:
         return 0
     text = report_text(broadcast_id=row.id, unit=unit.name, text=row.text, lang=sender.language, **numbers)
     queued = await enqueue(
-        session, chat_id=sender.telegram_user_id, personnel_id=sender.id, text=text, priority=Priority.reminder,
-        dedup_key=f"broadcast-report:{row.id}", ref=f"broadcast-report:{row.id}", payload=html_payload(), now=now,
+        session,
+        chat_id=sender.telegram_user_id,
+        personnel_id=sender.id,
+        text=text,
+        priority=Priority.reminder,
+        dedup_key=f"broadcast-report:{row.id}",
+        ref=f"broadcast-report:{row.id}",
+        payload=html_payload(),
+        now=now,
     )
     return int(queued)
 

@@ -37,15 +37,18 @@ async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: date
     return (await waiting_for_each(session, telegram_user_ids=[telegram_user_id], now=now)).get(telegram_user_id)
 
 
-async def waiting_for_each(session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime) -> dict[int, Waiting]:
+async def waiting_for_each(
+    session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime
+) -> dict[int, Waiting]:
     """What is awaited from each of these people, by Telegram id; nothing (or expired) is missing.
 
     Every location and every `/hadir` asks (for a bunch of updates at once,
     see bot/intake/coalesce.py), so columns only.
     """
     rows = await session.execute(
-        select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id)
-        .where(ChatState.telegram_user_id.in_(set(telegram_user_ids)), ChatState.expires_at > now)
+        select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id).where(
+            ChatState.telegram_user_id.in_(set(telegram_user_ids)), ChatState.expires_at > now
+        )
     )
     return {user_id: Waiting(kind, ref_id) for user_id, kind, ref_id in rows}
 

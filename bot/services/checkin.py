@@ -24,10 +24,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings
-from bot.storage.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.geo import distance_m
 from bot.services.schedule import Post, ShiftPlan, open_shift, shift_plans_of
+from bot.storage.db import dialect_insert
 from models import Checkin
 
 TELEGRAM_KEEPS = timedelta(hours=24)  # an update not fetched within this is dropped by Telegram
@@ -249,7 +249,9 @@ async def _plans_around(
     """In one query, every shift of these people open for check-in at any of `times` (`_open_at` picks each's)."""
     earliest, latest = min(times), max(times)
     return await shift_plans_of(
-        session, personnel_ids=personnel_ids, now=earliest,
+        session,
+        personnel_ids=personnel_ids,
+        now=earliest,
         starting_within=latest - earliest + timedelta(minutes=settings.opens_before_minutes),
     )
 
@@ -259,7 +261,12 @@ async def _rows(session: AsyncSession, plans: Mapping[int, Sequence[ShiftPlan]])
     if not plans:
         return {}
     query = select(
-        Checkin.personnel_id, Checkin.shift_id, Checkin.tps_id, Checkin.distance_m, Checkin.far, Checkin.late,
+        Checkin.personnel_id,
+        Checkin.shift_id,
+        Checkin.tps_id,
+        Checkin.distance_m,
+        Checkin.far,
+        Checkin.late,
         Checkin.checked_in_at,
     ).where(
         Checkin.personnel_id.in_(list(plans)),
@@ -313,14 +320,20 @@ def decide(
 
 
 def _against(
-    row: CheckinRow | None, presence: Presence, at: datetime, shift: ShiftPlan, *, now: datetime,
+    row: CheckinRow | None,
+    presence: Presence,
+    at: datetime,
+    shift: ShiftPlan,
+    *,
+    now: datetime,
     settings: CheckinSettings,
 ) -> tuple[CheckinResult, FirstCheckin | MoveCloser | None]:
     """A location for `shift` against the shift's check-in so far: the first, no nearer, or nearer."""
     post, distance, far, late = _where(shift, presence.lat, presence.lon, at, settings)
     if row is None:
-        result = CheckinResult(CheckinOutcome.checked_in, shift, post, distance, far, late, at, sent_at=at,
-                               received_at=now)
+        result = CheckinResult(
+            CheckinOutcome.checked_in, shift, post, distance, far, late, at, sent_at=at, received_at=now
+        )
         return result, FirstCheckin(presence, at, shift, post, distance, far, late)
     if distance >= row.distance_m - 1:
         nearest = next(p for p in shift.posts if p.tps_id == row.tps_id)
@@ -373,19 +386,27 @@ def _out_of_hours(
     coming = next((plan for plan in plans if plan.starts_at - opens > at), None)
     upcoming = next((plan for plan in plans if plan.starts_at > now), None)
     if ended is not None and (coming is None or at - ended.ends_at < coming.starts_at - opens - at):
-        return CheckinResult(CheckinOutcome.stale, shift=ended, next_shift=upcoming, sent_at=at, received_at=now,
-                             stale_reason=StaleReason.after_end)
+        return CheckinResult(
+            CheckinOutcome.stale,
+            shift=ended,
+            next_shift=upcoming,
+            sent_at=at,
+            received_at=now,
+            stale_reason=StaleReason.after_end,
+        )
     if coming is not None and coming.starts_at - opens <= now:
-        return CheckinResult(CheckinOutcome.stale, shift=coming, sent_at=at, received_at=now,
-                             stale_reason=StaleReason.before_open)
+        return CheckinResult(
+            CheckinOutcome.stale, shift=coming, sent_at=at, received_at=now, stale_reason=StaleReason.before_open
+        )
     return CheckinResult(CheckinOutcome.no_shift, next_shift=upcoming, sent_at=at, received_at=now)
 
 
 def _result(
     outcome: CheckinOutcome, row: CheckinRow, shift: ShiftPlan, post: Post, at: datetime, now: datetime
 ) -> CheckinResult:
-    return CheckinResult(outcome, shift, post, row.distance_m, row.far, row.late, row.checked_in_at,
-                         sent_at=at, received_at=now)
+    return CheckinResult(
+        outcome, shift, post, row.distance_m, row.far, row.late, row.checked_in_at, sent_at=at, received_at=now
+    )
 
 
 def _choose(plans: Sequence[ShiftPlan], done: Container[int], at: datetime) -> ShiftPlan:
@@ -421,10 +442,18 @@ async def _insert_firsts(session: AsyncSession, firsts: Sequence[FirstCheckin], 
             continue
         personnel_id, shift_id = first.key
         audit.record(
-            session, action="checkin.created", entity="checkin", entity_id=f"{personnel_id}:{shift_id}",
+            session,
+            action="checkin.created",
+            entity="checkin",
+            entity_id=f"{personnel_id}:{shift_id}",
             actor_id=personnel_id,
-            detail={"tps": first.post.tps_code, "distance_m": round(first.distance), "far": first.far,
-                    "late": first.late, "delay_s": round((now - first.at).total_seconds())},
+            detail={
+                "tps": first.post.tps_code,
+                "distance_m": round(first.distance),
+                "far": first.far,
+                "late": first.late,
+                "delay_s": round((now - first.at).total_seconds()),
+            },
         )
         counted.append(tally.NewCheckin(personnel_id, shift_id, first.late, first.far))
     await tally.on_checkins(session, counted)
@@ -435,9 +464,17 @@ async def _insert_firsts(session: AsyncSession, firsts: Sequence[FirstCheckin], 
 async def _insert_new(session: AsyncSession, firsts: Iterable[FirstCheckin]) -> set[Key]:
     """Insert the rows nobody wrote first; returns the rows that were this insert's."""
     rows = [
-        {"personnel_id": first.presence.personnel_id, "shift_id": first.shift.shift_id, "tps_id": first.post.tps_id,
-         "checked_in_at": first.at, "lat": first.presence.lat, "lon": first.presence.lon,
-         "distance_m": first.distance, "far": first.far, "late": first.late}
+        {
+            "personnel_id": first.presence.personnel_id,
+            "shift_id": first.shift.shift_id,
+            "tps_id": first.post.tps_id,
+            "checked_in_at": first.at,
+            "lat": first.presence.lat,
+            "lon": first.presence.lon,
+            "distance_m": first.distance,
+            "far": first.far,
+            "late": first.late,
+        }
         for first in firsts
     ]
     made = await session.execute(_insert_or_skip(dialect_insert(session)), rows)
@@ -448,15 +485,21 @@ async def _insert_new(session: AsyncSession, firsts: Iterable[FirstCheckin]) -> 
 def _insert_or_skip(insert: Callable[..., Any]) -> Any:
     """Built once per backend, so SQLAlchemy compiles it once."""
     table = Checkin.__table__
-    return insert(table).on_conflict_do_nothing(index_elements=["personnel_id", "shift_id"]).returning(
-        table.c.personnel_id, table.c.shift_id)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["personnel_id", "shift_id"])
+        .returning(table.c.personnel_id, table.c.shift_id)
+    )
 
 
 async def _move_closer(session: AsyncSession, move: MoveCloser) -> None:
     """One check-in moved to the nearer TPS, in its own transaction."""
     personnel_id, shift_id = move.key
     audit.record(
-        session, action="checkin.moved_closer", entity="checkin", entity_id=f"{personnel_id}:{shift_id}",
+        session,
+        action="checkin.moved_closer",
+        entity="checkin",
+        entity_id=f"{personnel_id}:{shift_id}",
         actor_id=personnel_id,
         detail={"from_m": round(move.from_m), "to_m": round(move.distance), "tps": move.post.tps_code},
     )
@@ -464,14 +507,24 @@ async def _move_closer(session: AsyncSession, move: MoveCloser) -> None:
     await session.execute(
         update(Checkin)
         .where(Checkin.personnel_id == personnel_id, Checkin.shift_id == shift_id)
-        .values(tps_id=move.post.tps_id, lat=move.presence.lat, lon=move.presence.lon, distance_m=move.distance,
-                far=move.far)
+        .values(
+            tps_id=move.post.tps_id,
+            lat=move.presence.lat,
+            lon=move.presence.lon,
+            distance_m=move.distance,
+            far=move.far,
+        )
     )
     await session.commit()
 
 
 async def _decide_again(
-    session: AsyncSession, presences: Sequence[Presence], decisions: Decisions, lost: set[Key], *, now: datetime,
+    session: AsyncSession,
+    presences: Sequence[Presence],
+    decisions: Decisions,
+    lost: set[Key],
+    *,
+    now: datetime,
     settings: CheckinSettings,
 ) -> list[CheckinResult]:
     """The answers that rested on a row another transaction wrote first, decided again now that it can be read."""
@@ -510,7 +563,11 @@ class CheckoutResult:
 
 
 async def check_out(
-    session: AsyncSession, *, personnel_id: int, now: datetime, settings: CheckinSettings,
+    session: AsyncSession,
+    *,
+    personnel_id: int,
+    now: datetime,
+    settings: CheckinSettings,
     sent_at: datetime | None = None,
 ) -> CheckoutResult:
     """Close the check-in of the shift open when `/selesai` was sent (`sent_at`; None: as it is read).
@@ -530,7 +587,10 @@ async def check_out(
     await tally.on_checkout(session, personnel_id=personnel_id, shift_id=row.shift_id)
     row.checked_out_at = at
     audit.record(
-        session, action="checkin.checked_out", entity="checkin", entity_id=f"{personnel_id}:{row.shift_id}",
+        session,
+        action="checkin.checked_out",
+        entity="checkin",
+        entity_id=f"{personnel_id}:{row.shift_id}",
         actor_id=personnel_id,
     )
     await session.commit()

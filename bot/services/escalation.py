@@ -132,25 +132,50 @@ async def load(session: AsyncSession, contingency_id: int) -> ContingencyView | 
         return None
     c, tps, unit_name, level_name, rep, ack, res_rank, res_name = row
     secondaries = (
-        await session.execute(
-            select(Unit.id, Unit.name).join(TpsSecondaryUnit, TpsSecondaryUnit.unit_id == Unit.id)
-            .where(TpsSecondaryUnit.tps_id == c.tps_id).order_by(Unit.code)
-        )
-    ).all() if c.tps_id is not None else []  # fmt: skip
+        (
+            await session.execute(
+                select(Unit.id, Unit.name)
+                .join(TpsSecondaryUnit, TpsSecondaryUnit.unit_id == Unit.id)
+                .where(TpsSecondaryUnit.tps_id == c.tps_id)
+                .order_by(Unit.code)
+            )
+        ).all()
+        if c.tps_id is not None
+        else []
+    )
     return ContingencyView(
-        id=c.id, version=c.version, state=c.state, severity=c.severity, text=c.text,
-        tps_id=c.tps_id, tps_code=tps.code if tps else None, tps_address=tps.address if tps else "",
-        unit_id=c.unit_id, unit_name=unit_name,
-        secondary_unit_ids=tuple(s.id for s in secondaries), secondary_names=tuple(s.name for s in secondaries),
-        level_unit_id=c.level_unit_id, level_name=level_name,
-        reporter_id=rep.id, reporter=_title(rep.rank, rep.name), reporter_chat=rep.telegram_user_id,
-        reporter_language=rep.language, lat=c.lat, lon=c.lon, sent_at=c.sent_at or c.created_at,
-        created_at=c.created_at, raised_at=c.raised_at,
-        deadline_at=c.deadline_at, acknowledged_by_id=c.acknowledged_by_id,
-        acknowledged_by=_title(ack.rank, ack.name) if ack else "", acknowledged_at=c.acknowledged_at,
-        acknowledger_chat=ack.telegram_user_id if ack else None, acknowledger_language=ack.language if ack else "id",
-        resolved_by=_title(res_rank, res_name), resolved_at=c.resolved_at,
-    )  # fmt: skip
+        id=c.id,
+        version=c.version,
+        state=c.state,
+        severity=c.severity,
+        text=c.text,
+        tps_id=c.tps_id,
+        tps_code=tps.code if tps else None,
+        tps_address=tps.address if tps else "",
+        unit_id=c.unit_id,
+        unit_name=unit_name,
+        secondary_unit_ids=tuple(s.id for s in secondaries),
+        secondary_names=tuple(s.name for s in secondaries),
+        level_unit_id=c.level_unit_id,
+        level_name=level_name,
+        reporter_id=rep.id,
+        reporter=_title(rep.rank, rep.name),
+        reporter_chat=rep.telegram_user_id,
+        reporter_language=rep.language,
+        lat=c.lat,
+        lon=c.lon,
+        sent_at=c.sent_at or c.created_at,
+        created_at=c.created_at,
+        raised_at=c.raised_at,
+        deadline_at=c.deadline_at,
+        acknowledged_by_id=c.acknowledged_by_id,
+        acknowledged_by=_title(ack.rank, ack.name) if ack else "",
+        acknowledged_at=c.acknowledged_at,
+        acknowledger_chat=ack.telegram_user_id if ack else None,
+        acknowledger_language=ack.language if ack else "id",
+        resolved_by=_title(res_rank, res_name),
+        resolved_at=c.resolved_at,
+    )
 
 
 def ack_timeout(settings: Settings, severity: str | None) -> timedelta:
@@ -182,10 +207,20 @@ async def transition(
     )
     if result.rowcount != 1:
         return False
-    session.add(ContingencyStep(contingency_id=view.id, version=view.version + 1, kind=kind, unit_id=unit_id,
-                                actor_id=actor_id, at=now))  # fmt: skip
-    audit.record(session, action=f"contingency.{kind}", entity="contingency", entity_id=view.id, actor_id=actor_id,
-                 actor="" if actor_id else "escalation", detail={"version": view.version + 1, **(detail or {})})  # fmt: skip
+    session.add(
+        ContingencyStep(
+            contingency_id=view.id, version=view.version + 1, kind=kind, unit_id=unit_id, actor_id=actor_id, at=now
+        )
+    )
+    audit.record(
+        session,
+        action=f"contingency.{kind}",
+        entity="contingency",
+        entity_id=view.id,
+        actor_id=actor_id,
+        actor="" if actor_id else "escalation",
+        detail={"version": view.version + 1, **(detail or {})},
+    )
     return True
 
 
@@ -247,7 +282,12 @@ async def reached_chats(session: AsyncSession, contingency_id: int) -> set[int]:
 
 
 async def raise_now(
-    session: AsyncSession, view: ContingencyView, *, severity: str, now: datetime, settings: Settings,
+    session: AsyncSession,
+    view: ContingencyView,
+    *,
+    severity: str,
+    now: datetime,
+    settings: Settings,
     actor_id: int | None,
 ) -> list[GroupTarget] | None:
     """Raise a draft: reach the level-0 groups and start the timer; None if someone raised it first."""
@@ -257,8 +297,9 @@ async def raise_now(
     deadline = now + ack_timeout(settings, severity) if climbs else None
     values = {"severity": severity, "raised_at": now, "deadline_at": deadline, "level_unit_id": lad.unit_at(0)}
     detail = {"severity": severity, "chats": [t.chat_id for t in targets], "auto": actor_id is None}
-    if not await transition(session, view, kind="raised", now=now, values=values, unit_id=view.unit_id,
-                            actor_id=actor_id, detail=detail):  # fmt: skip
+    if not await transition(
+        session, view, kind="raised", now=now, values=values, unit_id=view.unit_id, actor_id=actor_id, detail=detail
+    ):
         return None
     fresh = await load(session, view.id)
     assert fresh is not None
@@ -288,10 +329,15 @@ async def climb(
         climbs = lad.next_step(level, reached | {target.chat_id for target in fresh})[1]
         values["deadline_at"] = now + ack_timeout(settings, view.severity) if climbs else None
     kind = "escalated" if fresh else "top"
-    detail = {"from": view.level_unit_id, "to": lad.unit_at(level), "chats": [t.chat_id for t in fresh],
-              "manual": actor_id is not None}  # fmt: skip
-    if not await transition(session, view, kind=kind, now=now, values=values, unit_id=lad.unit_at(level),
-                            actor_id=actor_id, detail=detail):  # fmt: skip
+    detail = {
+        "from": view.level_unit_id,
+        "to": lad.unit_at(level),
+        "chats": [t.chat_id for t in fresh],
+        "manual": actor_id is not None,
+    }
+    if not await transition(
+        session, view, kind=kind, now=now, values=values, unit_id=lad.unit_at(level), actor_id=actor_id, detail=detail
+    ):
         return None
     after = await load(session, view.id)
     assert after is not None
@@ -302,13 +348,20 @@ async def climb(
 
 async def remind(session: AsyncSession, view: ContingencyView, *, now: datetime) -> bool:
     """Remind the acknowledger once per acknowledgement that the contingency is still unresolved."""
-    if not await transition(session, view, kind="reminded", now=now, values={"deadline_at": None},
-                            unit_id=view.level_unit_id):  # fmt: skip
+    if not await transition(
+        session, view, kind="reminded", now=now, values={"deadline_at": None}, unit_id=view.level_unit_id
+    ):
         return False
     assert view.acknowledged_by_id is not None
     text = texts.resolve_reminder(view, view.acknowledger_language)
-    await notify_person(session, chat_id=view.acknowledger_chat, personnel_id=view.acknowledged_by_id, text=text,
-                        dedup_key=f"cont:{view.id}:m{view.version + 1}", now=now)  # fmt: skip
+    await notify_person(
+        session,
+        chat_id=view.acknowledger_chat,
+        personnel_id=view.acknowledged_by_id,
+        text=text,
+        dedup_key=f"cont:{view.id}:m{view.version + 1}",
+        now=now,
+    )
     return True
 
 
@@ -328,12 +381,14 @@ async def sweep(session: AsyncSession, *, now: datetime, settings: Settings) -> 
     `reconcile` catches up copies that were on the wire when their
     contingency changed.
     """
-    due = list(await session.scalars(
-        select(Contingency.id)
-        .where(Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.deadline_at <= now)
-        .order_by(Contingency.deadline_at, Contingency.id)
-        .limit(SWEEP_LIMIT)
-    ))  # fmt: skip
+    due = list(
+        await session.scalars(
+            select(Contingency.id)
+            .where(Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.deadline_at <= now)
+            .order_by(Contingency.deadline_at, Contingency.id)
+            .limit(SWEEP_LIMIT)
+        )
+    )
     await session.rollback()
     made = 0
     failure: Exception | None = None
@@ -356,12 +411,18 @@ async def _fire(session: AsyncSession, contingency_id: int, *, now: datetime, se
     if view is None or view.deadline_at is None or view.deadline_at > now or view.state == RESOLVED:
         return 0
     if view.raised_at is None:
-        targets = await raise_now(session, view, severity=Severity.tinggi.value, now=now, settings=settings,
-                                  actor_id=None)  # fmt: skip
+        targets = await raise_now(
+            session, view, severity=Severity.tinggi.value, now=now, settings=settings, actor_id=None
+        )
         if targets is not None:
-            await notify_person(session, chat_id=view.reporter_chat, personnel_id=view.reporter_id,
-                                text=texts.auto_raised(view, targets, view.reporter_language),
-                                dedup_key=f"cont:{view.id}:r{view.version + 1}", now=now)  # fmt: skip
+            await notify_person(
+                session,
+                chat_id=view.reporter_chat,
+                personnel_id=view.reporter_id,
+                text=texts.auto_raised(view, targets, view.reporter_language),
+                dedup_key=f"cont:{view.id}:r{view.version + 1}",
+                now=now,
+            )
         changed = targets is not None
     elif view.state == OPEN:
         changed = await climb(session, view, now=now, settings=settings) is not None
@@ -374,10 +435,14 @@ async def _fire(session: AsyncSession, contingency_id: int, *, now: datetime, se
 
 async def reconcile(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
     """Copies whose send was on the wire when the contingency changed: record their id, edit if stale."""
-    waiting = list(await session.scalars(
-        select(ContingencyMessage.contingency_id).where(ContingencyMessage.message_id.is_(None))
-        .distinct().limit(RECONCILE_LIMIT)
-    ))  # fmt: skip
+    waiting = list(
+        await session.scalars(
+            select(ContingencyMessage.contingency_id)
+            .where(ContingencyMessage.message_id.is_(None))
+            .distinct()
+            .limit(RECONCILE_LIMIT)
+        )
+    )
     edits = 0
     for contingency_id in waiting:
         view = await load(session, contingency_id)

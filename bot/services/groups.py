@@ -78,16 +78,23 @@ async def register_group(
     if mine is not None:
         previous = await session.get(Unit, mine.unit_id)
         if not await commands_unit(session, actor=actor, unit_id=mine.unit_id):
-            return GroupResult(GroupOutcome.forbidden, unit.code, unit.name,
-                               previous_unit_code=previous.code if previous else "")  # fmt: skip
+            return GroupResult(
+                GroupOutcome.forbidden, unit.code, unit.name, previous_unit_code=previous.code if previous else ""
+            )
     replaced = await session.scalar(select(CommandGroup).where(CommandGroup.unit_id == unit.id))
     replaced_title = ""
     if replaced is not None:
         replaced_id, replaced_chat, replaced_title = replaced.id, replaced.chat_id, replaced.title
         await session.delete(replaced)
         await session.flush()
-        audit.record(session, action="command_group.replaced", entity="command_group", entity_id=replaced_id,
-                     actor_id=actor.personnel_id, detail={"unit": unit.code, "chat_id": replaced_chat})  # fmt: skip
+        audit.record(
+            session,
+            action="command_group.replaced",
+            entity="command_group",
+            entity_id=replaced_id,
+            actor_id=actor.personnel_id,
+            detail={"unit": unit.code, "chat_id": replaced_chat},
+        )
     if mine is None:
         mine = CommandGroup(unit_id=unit.id, chat_id=chat_id)
         session.add(mine)
@@ -95,8 +102,14 @@ async def register_group(
     mine.registered_by_id, mine.registered_at = actor.personnel_id, now
     await session.flush()
     action = "command_group.moved" if previous is not None else "command_group.registered"
-    audit.record(session, action=action, entity="command_group", entity_id=mine.id, actor_id=actor.personnel_id,
-                 detail={"unit": unit.code, "chat_id": chat_id, "from_unit": previous.code if previous else None})  # fmt: skip
+    audit.record(
+        session,
+        action=action,
+        entity="command_group",
+        entity_id=mine.id,
+        actor_id=actor.personnel_id,
+        detail={"unit": unit.code, "chat_id": chat_id, "from_unit": previous.code if previous else None},
+    )
     await session.commit()
     outcome = GroupOutcome.moved if previous is not None else GroupOutcome.registered
     return GroupResult(outcome, unit.code, unit.name, previous.code if previous else "", replaced_title)
@@ -112,8 +125,14 @@ async def remove_group(session: AsyncSession, *, actor: Actor, chat_id: int) -> 
     if not await commands_unit(session, actor=actor, unit_id=unit.id):
         return GroupResult(GroupOutcome.forbidden, unit.code, unit.name)
     await session.execute(delete(CommandGroup).where(CommandGroup.id == row.id))
-    audit.record(session, action="command_group.removed", entity="command_group", entity_id=row.id,
-                 actor_id=actor.personnel_id, detail={"unit": unit.code, "chat_id": chat_id})  # fmt: skip
+    audit.record(
+        session,
+        action="command_group.removed",
+        entity="command_group",
+        entity_id=row.id,
+        actor_id=actor.personnel_id,
+        detail={"unit": unit.code, "chat_id": chat_id},
+    )
     await session.commit()
     return GroupResult(GroupOutcome.removed, unit.code, unit.name)
 
@@ -152,12 +171,18 @@ async def nearest_groups(session: AsyncSession, *, unit_ids: Iterable[int]) -> d
     if not wanted:
         return {}
     rows = await session.execute(
-        select(UnitClosure.unit_id, UnitClosure.distance, CommandGroup.unit_id, Unit.name, CommandGroup.chat_id,
-               CommandGroup.title)
+        select(
+            UnitClosure.unit_id,
+            UnitClosure.distance,
+            CommandGroup.unit_id,
+            Unit.name,
+            CommandGroup.chat_id,
+            CommandGroup.title,
+        )
         .join(CommandGroup, CommandGroup.unit_id == UnitClosure.ancestor_id)
         .join(Unit, Unit.id == CommandGroup.unit_id)
         .where(UnitClosure.unit_id.in_(wanted), CommandGroup.reachable.is_(True))
-    )  # fmt: skip
+    )
     best: dict[int, tuple[int, GroupTarget]] = {}
     for unit_id, distance, group_unit_id, name, chat_id, title in rows:
         if unit_id not in best or distance < best[unit_id][0]:

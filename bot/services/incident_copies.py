@@ -62,9 +62,16 @@ async def reach(
     text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
     for target in targets:
         session.add(ContingencyMessage(contingency_id=view.id, chat_id=target.chat_id))
-        await enqueue(session, chat_id=target.chat_id, text=text, priority=Priority.escalation,
-                      dedup_key=send_key(view.id, target.chat_id), payload=_payload(markup),
-                      ref=_ref(view.id, target.chat_id), now=now)  # fmt: skip
+        await enqueue(
+            session,
+            chat_id=target.chat_id,
+            text=text,
+            priority=Priority.escalation,
+            dedup_key=send_key(view.id, target.chat_id),
+            payload=_payload(markup),
+            ref=_ref(view.id, target.chat_id),
+            now=now,
+        )
     await session.flush()
 
 
@@ -79,10 +86,14 @@ async def sync_copies(
     `reconcile`. With `only_stale`, only copies just found sent with an older
     text are edited (what `reconcile` needs).
     """
-    copies = list(await session.scalars(
-        select(ContingencyMessage).where(ContingencyMessage.contingency_id == view.id)
-        .order_by(ContingencyMessage.id).execution_options(populate_existing=True)
-    ))  # fmt: skip
+    copies = list(
+        await session.scalars(
+            select(ContingencyMessage)
+            .where(ContingencyMessage.contingency_id == view.id)
+            .order_by(ContingencyMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
     lang = settings.operation.language
     text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
     sent_as = await _fill_message_ids(session, view.id, [copy for copy in copies if copy.message_id is None])
@@ -106,8 +117,9 @@ async def _fill_message_ids(
         return {}
     keys = {send_key(contingency_id, copy.chat_id): copy for copy in copies}
     rows = await session.execute(
-        select(Outbox.dedup_key, Outbox.state, Outbox.telegram_message_id, Outbox.text, Outbox.payload)
-        .where(Outbox.dedup_key.in_(list(keys)))
+        select(Outbox.dedup_key, Outbox.state, Outbox.telegram_message_id, Outbox.text, Outbox.payload).where(
+            Outbox.dedup_key.in_(list(keys))
+        )
     )
     shown: dict[int, tuple[str, dict[str, Any] | None]] = {}
     for key, state, message_id, text, payload in rows:
@@ -147,14 +159,26 @@ async def _enqueue_edit(
     key = f"cont:{view.id}:e{view.version}:{copy.chat_id}"
     await session.execute(
         update(Outbox)
-        .where(Outbox.ref == _ref(view.id, copy.chat_id), Outbox.method == "editMessageText",
-               Outbox.state == OutboxState.pending.value, Outbox.dedup_key != key)
+        .where(
+            Outbox.ref == _ref(view.id, copy.chat_id),
+            Outbox.method == "editMessageText",
+            Outbox.state == OutboxState.pending.value,
+            Outbox.dedup_key != key,
+        )
         .values(state=OutboxState.cancelled.value)
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    queued = await enqueue(session, chat_id=copy.chat_id, text=text, priority=Priority.escalation, dedup_key=key,
-                           method="editMessageText", payload=_payload(markup, copy.message_id),
-                           ref=_ref(view.id, copy.chat_id), now=now)  # fmt: skip
+    )
+    queued = await enqueue(
+        session,
+        chat_id=copy.chat_id,
+        text=text,
+        priority=Priority.escalation,
+        dedup_key=key,
+        method="editMessageText",
+        payload=_payload(markup, copy.message_id),
+        ref=_ref(view.id, copy.chat_id),
+        now=now,
+    )
     return int(queued)
 
 
@@ -164,5 +188,13 @@ async def notify_person(
     """A private note about a contingency (to its reporter or acknowledger), ahead of bulk reminders."""
     if chat_id is None:
         return
-    await enqueue(session, chat_id=chat_id, personnel_id=personnel_id, text=text, priority=Priority.group_alert,
-                  dedup_key=dedup_key, payload={"parse_mode": "HTML"}, now=now)  # fmt: skip
+    await enqueue(
+        session,
+        chat_id=chat_id,
+        personnel_id=personnel_id,
+        text=text,
+        priority=Priority.group_alert,
+        dedup_key=dedup_key,
+        payload={"parse_mode": "HTML"},
+        now=now,
+    )

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.render import incidents as texts
 from bot.services import audit, escalation, incident_copies
-from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
 from bot.services.checkin import sent_time
+from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
 from bot.services.groups import GroupTarget
 from bot.services.people import Actor, commands_unit, group_unit
 from bot.services.schedule import on_duty
@@ -78,7 +78,12 @@ class IncidentPage:
 
 
 async def draft(
-    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta,
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    text: str,
+    now: datetime,
+    opens_before: timedelta,
     sent_at: datetime | None = None,
 ) -> int:
     """Record the contingency from its text; it is raised when the severity is chosen.
@@ -92,14 +97,27 @@ async def draft(
     duty = await on_duty(session, personnel_id=actor.personnel_id, now=sent, opens_before=opens_before)
     unit_id = duty.unit_id if duty else actor.unit_id
     row = Contingency(
-        reporter_id=actor.personnel_id, tps_id=duty.post.tps_id if duty else None,
-        shift_id=duty.shift.shift_id if duty else None, unit_id=unit_id, level_unit_id=unit_id,
-        text=text[:MAX_TEXT], sent_at=sent, created_at=now, deadline_at=now + escalation.DRAFT_TIMEOUT, version=0,
-    )  # fmt: skip
+        reporter_id=actor.personnel_id,
+        tps_id=duty.post.tps_id if duty else None,
+        shift_id=duty.shift.shift_id if duty else None,
+        unit_id=unit_id,
+        level_unit_id=unit_id,
+        text=text[:MAX_TEXT],
+        sent_at=sent,
+        created_at=now,
+        deadline_at=now + escalation.DRAFT_TIMEOUT,
+        version=0,
+    )
     session.add(row)
     await session.flush()
-    audit.record(session, action="contingency.drafted", entity="contingency", entity_id=row.id,
-                 actor_id=actor.personnel_id, detail={"tps_id": row.tps_id, "shift_id": row.shift_id})  # fmt: skip
+    audit.record(
+        session,
+        action="contingency.drafted",
+        entity="contingency",
+        entity_id=row.id,
+        actor_id=actor.personnel_id,
+        detail={"tps_id": row.tps_id, "shift_id": row.shift_id},
+    )
     await session.commit()
     return row.id
 
@@ -143,8 +161,9 @@ async def choose_severity(
             return IncidentResult(IncidentOutcome.not_yours)
         if view.raised_at is not None:
             return IncidentResult(IncidentOutcome.already_raised, view)
-        targets = await escalation.raise_now(session, view, severity=severity, now=now, settings=settings,
-                                             actor_id=actor.personnel_id)  # fmt: skip
+        targets = await escalation.raise_now(
+            session, view, severity=severity, now=now, settings=settings, actor_id=actor.personnel_id
+        )
         if targets is None:
             return None
         return IncidentResult(IncidentOutcome.raised, await escalation.load(session, view.id), tuple(targets))
@@ -157,14 +176,26 @@ async def acknowledge(
 ) -> IncidentResult:
     """Stop the climb: this commander has it. A second press only says who had it first."""
     reminder = now + timedelta(minutes=settings.escalation.resolve_reminder_minutes)
-    values = {"state": ACKNOWLEDGED, "acknowledged_by_id": actor.personnel_id, "acknowledged_at": now,
-              "deadline_at": reminder}  # fmt: skip
+    values = {
+        "state": ACKNOWLEDGED,
+        "acknowledged_by_id": actor.personnel_id,
+        "acknowledged_at": now,
+        "deadline_at": reminder,
+    }
 
     async def act(view: ContingencyView) -> IncidentResult | None:
         if view.state != OPEN:
             return IncidentResult(IncidentOutcome.already_acknowledged, view)
-        return await _apply(session, view, actor, kind="acknowledged", values=values, now=now, settings=settings,
-                            outcome=IncidentOutcome.acknowledged)  # fmt: skip
+        return await _apply(
+            session,
+            view,
+            actor,
+            kind="acknowledged",
+            values=values,
+            now=now,
+            settings=settings,
+            outcome=IncidentOutcome.acknowledged,
+        )
 
     return await _as_commander(session, contingency_id, actor, act)
 
@@ -176,8 +207,16 @@ async def resolve(
     values = {"state": RESOLVED, "resolved_by_id": actor.personnel_id, "resolved_at": now, "deadline_at": None}
 
     async def act(view: ContingencyView) -> IncidentResult | None:
-        return await _apply(session, view, actor, kind="resolved", values=values, now=now, settings=settings,
-                            outcome=IncidentOutcome.resolved)  # fmt: skip
+        return await _apply(
+            session,
+            view,
+            actor,
+            kind="resolved",
+            values=values,
+            now=now,
+            settings=settings,
+            outcome=IncidentOutcome.resolved,
+        )
 
     return await _as_commander(session, contingency_id, actor, act)
 
@@ -198,7 +237,13 @@ async def escalate_now(
 
 
 async def attach_location(
-    session: AsyncSession, *, contingency_id: int, actor: Actor, lat: float, lon: float, now: datetime,
+    session: AsyncSession,
+    *,
+    contingency_id: int,
+    actor: Actor,
+    lat: float,
+    lon: float,
+    now: datetime,
     settings: Settings,
 ) -> IncidentResult:
     """The reporter's shared location; every copy already posted is edited to show it."""
@@ -208,8 +253,15 @@ async def attach_location(
             return IncidentResult(IncidentOutcome.not_yours)
         if view.state == RESOLVED:
             return IncidentResult(IncidentOutcome.already_resolved, view)
-        if not await escalation.transition(session, view, kind="located", now=now, values={"lat": lat, "lon": lon},
-                                           unit_id=view.level_unit_id, actor_id=actor.personnel_id):  # fmt: skip
+        if not await escalation.transition(
+            session,
+            view,
+            kind="located",
+            now=now,
+            values={"lat": lat, "lon": lon},
+            unit_id=view.level_unit_id,
+            actor_id=actor.personnel_id,
+        ):
             return None
         after = await escalation.load(session, view.id)
         assert after is not None
@@ -240,20 +292,31 @@ async def _refusal(session: AsyncSession, actor: Actor, view: ContingencyView) -
 
 
 async def _apply(
-    session: AsyncSession, view: ContingencyView, actor: Actor, *, kind: str, values: dict[str, object],
-    now: datetime, settings: Settings, outcome: IncidentOutcome,
+    session: AsyncSession,
+    view: ContingencyView,
+    actor: Actor,
+    *,
+    kind: str,
+    values: dict[str, object],
+    now: datetime,
+    settings: Settings,
+    outcome: IncidentOutcome,
 ) -> IncidentResult | None:
     """Compare-and-set, then edit every copy and tell the reporter who acted."""
-    if not await escalation.transition(session, view, kind=kind, now=now, values=values, unit_id=actor.unit_id,
-                                       actor_id=actor.personnel_id):  # fmt: skip
+    if not await escalation.transition(
+        session, view, kind=kind, now=now, values=values, unit_id=actor.unit_id, actor_id=actor.personnel_id
+    ):
         return None
     after = await escalation.load(session, view.id)
     assert after is not None
     await incident_copies.sync_copies(session, after, now=now, settings=settings)
     await incident_copies.notify_person(
-        session, chat_id=after.reporter_chat, personnel_id=after.reporter_id,
+        session,
+        chat_id=after.reporter_chat,
+        personnel_id=after.reporter_id,
         text=texts.reporter_update(after, after.reporter_language, settings.operation.zone),
-        dedup_key=f"cont:{after.id}:r{after.version}", now=now,
+        dedup_key=f"cont:{after.id}:r{after.version}",
+        now=now,
     )
     return IncidentResult(outcome, after)
 
@@ -280,14 +343,20 @@ async def open_incidents(
     if chat_id is not None or not actor.is_admin:
         subtree = select(UnitClosure.unit_id).where(UnitClosure.ancestor_id == scope)
         border = select(TpsSecondaryUnit.tps_id).where(TpsSecondaryUnit.unit_id.in_(subtree))
-        where.append(or_(Contingency.unit_id.in_(subtree), Contingency.level_unit_id.in_(subtree),
-                         Contingency.tps_id.in_(border)))  # fmt: skip
+        where.append(
+            or_(
+                Contingency.unit_id.in_(subtree), Contingency.level_unit_id.in_(subtree), Contingency.tps_id.in_(border)
+            )
+        )
     total = int(await session.scalar(select(func.count()).select_from(Contingency).where(*where)) or 0)
     pages = max(1, math.ceil(total / page_size))
     page = min(max(page, 0), pages - 1)
     ids = await session.scalars(
-        select(Contingency.id).where(*where).order_by(Contingency.raised_at, Contingency.id)
-        .offset(page * page_size).limit(page_size)
-    )  # fmt: skip
+        select(Contingency.id)
+        .where(*where)
+        .order_by(Contingency.raised_at, Contingency.id)
+        .offset(page * page_size)
+        .limit(page_size)
+    )
     items = [view for contingency_id in ids.all() if (view := await escalation.load(session, contingency_id))]
     return IncidentPage(ListOutcome.listed, tuple(items), page, pages, total)

@@ -101,7 +101,8 @@ class Digest:
         """Who is missing where, and whether the bot can reach them: what a change is."""
         items = sorted(
             f"{post.tps_id}:{p.personnel_id}:{int(p.registered)}{int(p.reachable)}"
-            for post in self.posts for p in post.people
+            for post in self.posts
+            for p in post.people
         )
         return hashlib.sha256("|".join(items).encode()).hexdigest()
 
@@ -141,19 +142,35 @@ async def _sweep_shift(session: AsyncSession, *, shift: Shift, now: datetime, se
             continue
         posts_here = tuple(sorted(by_group[unit_id], key=lambda post: post.tps_code))
         digest = Digest(names[unit_id], shift.name, shift.starts_at, posts_here)
-        queued += await _report(session, shift=shift, unit_id=unit_id, chat_id=groups[unit_id], digest=digest,
-                                alert=alerts.get(unit_id), now=now, settings=settings)  # fmt: skip
+        queued += await _report(
+            session,
+            shift=shift,
+            unit_id=unit_id,
+            chat_id=groups[unit_id],
+            digest=digest,
+            alert=alerts.get(unit_id),
+            now=now,
+            settings=settings,
+        )
     return queued
 
 
 async def _report(
-    session: AsyncSession, *, shift: Shift, unit_id: int, chat_id: int, digest: Digest,
-    alert: CheckinAlert | None, now: datetime, settings: Settings,
+    session: AsyncSession,
+    *,
+    shift: Shift,
+    unit_id: int,
+    chat_id: int,
+    digest: Digest,
+    alert: CheckinAlert | None,
+    now: datetime,
+    settings: Settings,
 ) -> int:
     """The first digest, an update, or nothing; the revision decides which, once."""
     if alert is None:
-        if digest.missing == 0 or not await _claim_first(session, shift_id=shift.id, unit_id=unit_id,
-                                                         digest=digest, now=now):  # fmt: skip
+        if digest.missing == 0 or not await _claim_first(
+            session, shift_id=shift.id, unit_id=unit_id, digest=digest, now=now
+        ):
             return 0
         revision = 0
     else:
@@ -171,17 +188,35 @@ async def _report(
         if not claimed.rowcount:
             return 0
         arrived = await arrivals(session, shift_id=shift.id, since=alert.updated_at, unit_id=unit_id)
-        digest = Digest(digest.unit_name, digest.shift_name, digest.starts_at, digest.posts, revision,
-                        alert.missing, tuple(arrived))  # fmt: skip
-    audit.record(session, action="checkin.missed_alert", entity="checkin_alert", entity_id=f"{unit_id}:{shift.id}",
-                 actor=ACTOR, detail={"revision": revision, "missing": digest.missing})  # fmt: skip
-    texts = digest_pages(digest, lang=settings.operation.language, zone=settings.operation.zone,
-                         grace_minutes=settings.checkin.grace_minutes)  # fmt: skip
+        digest = Digest(
+            digest.unit_name, digest.shift_name, digest.starts_at, digest.posts, revision, alert.missing, tuple(arrived)
+        )
+    audit.record(
+        session,
+        action="checkin.missed_alert",
+        entity="checkin_alert",
+        entity_id=f"{unit_id}:{shift.id}",
+        actor=ACTOR,
+        detail={"revision": revision, "missing": digest.missing},
+    )
+    texts = digest_pages(
+        digest,
+        lang=settings.operation.language,
+        zone=settings.operation.zone,
+        grace_minutes=settings.checkin.grace_minutes,
+    )
     messages = [
-        NewMessage(chat_id=chat_id, text=text, priority=Priority.group_alert, due_at=now, payload=html_payload(),
-                   dedup_key=f"missed:{shift.id}:{unit_id}:{revision}:{page}", ref=f"missed:{shift.id}:{unit_id}")
+        NewMessage(
+            chat_id=chat_id,
+            text=text,
+            priority=Priority.group_alert,
+            due_at=now,
+            payload=html_payload(),
+            dedup_key=f"missed:{shift.id}:{unit_id}:{revision}:{page}",
+            ref=f"missed:{shift.id}:{unit_id}",
+        )
         for page, text in enumerate(texts)
-    ]  # fmt: skip
+    ]
     return await enqueue_many(session, messages, now=now)
 
 
@@ -189,8 +224,16 @@ async def _claim_first(session: AsyncSession, *, shift_id: int, unit_id: int, di
     """Insert the (unit, shift) row; another sweeper that got there first wins."""
     try:
         async with session.begin_nested():
-            session.add(CheckinAlert(unit_id=unit_id, shift_id=shift_id, digest=digest.hash, missing=digest.missing,
-                                     revision=0, updated_at=now))  # fmt: skip
+            session.add(
+                CheckinAlert(
+                    unit_id=unit_id,
+                    shift_id=shift_id,
+                    digest=digest.hash,
+                    missing=digest.missing,
+                    revision=0,
+                    updated_at=now,
+                )
+            )
     except IntegrityError:
         return False
     return True
@@ -209,8 +252,9 @@ async def _routes(session: AsyncSession, unit_ids: set[int], group_units: set[in
     if not unit_ids or not group_units:
         return {}
     rows = await session.execute(
-        select(UnitClosure.unit_id, UnitClosure.ancestor_id, UnitClosure.distance)
-        .where(UnitClosure.unit_id.in_(unit_ids), UnitClosure.ancestor_id.in_(group_units))
+        select(UnitClosure.unit_id, UnitClosure.ancestor_id, UnitClosure.distance).where(
+            UnitClosure.unit_id.in_(unit_ids), UnitClosure.ancestor_id.in_(group_units)
+        )
     )
     best: dict[int, tuple[int, int]] = {}
     for unit_id, ancestor_id, distance in rows:
@@ -226,26 +270,36 @@ def _present(shift_id: int) -> Exists:
 
 async def missing_posts(session: AsyncSession, *, shift_id: int) -> list[tuple[int, MissingPost]]:
     """(TPS unit, TPS with its people not checked in) for one shift, in TPS order."""
-    covered = set(await session.scalars(
-        select(Assignment.tps_id).where(Assignment.shift_id == shift_id, _present(shift_id)).distinct()
-    ))
+    covered = set(
+        await session.scalars(
+            select(Assignment.tps_id).where(Assignment.shift_id == shift_id, _present(shift_id)).distinct()
+        )
+    )
     query = (
-        select(Tps, Unit.name, Personnel.id, Personnel.rank, Personnel.name, Personnel.telegram_user_id,
-               Personnel.reachable)
+        select(
+            Tps,
+            Unit.name,
+            Personnel.id,
+            Personnel.rank,
+            Personnel.name,
+            Personnel.telegram_user_id,
+            Personnel.reachable,
+        )
         .select_from(Assignment)
         .join(Tps, Tps.id == Assignment.tps_id)
         .join(Unit, Unit.id == Tps.unit_id)
         .join(Personnel, Personnel.id == Assignment.personnel_id)
         .where(Assignment.shift_id == shift_id, ~_present(shift_id))
         .order_by(Tps.code, Personnel.rank, Personnel.name, Personnel.id)
-    )  # fmt: skip
+    )
     posts: dict[int, tuple[int, MissingPost]] = {}
     for tps, unit_name, pid, rank, name, telegram_user_id, reachable in await session.execute(query):
         if tps.id not in posts:
             post = MissingPost(tps.id, tps.code, tps.number, tps.address, unit_name, tps.id not in covered)
             posts[tps.id] = (tps.unit_id, post)
-        posts[tps.id][1].people.append(MissingPerson(pid, f"{rank} {name}".strip(), telegram_user_id is not None,
-                                                     bool(reachable)))  # fmt: skip
+        posts[tps.id][1].people.append(
+            MissingPerson(pid, f"{rank} {name}".strip(), telegram_user_id is not None, bool(reachable))
+        )
     return list(posts.values())
 
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import system_clock
-from bot.storage.db import dialect_insert
 from bot.services import audit, tally
 from bot.services.workers import alive
+from bot.storage.db import dialect_insert
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
 from models.enums import OutboxState, Priority
@@ -169,7 +169,9 @@ async def enqueue_many(
     compiling one giant VALUES clause. Input is consumed `CHUNK` rows at a time.
     """
     now = now or utcnow()
-    statement = dialect_insert(session)(Outbox).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Outbox.id)
+    statement = (
+        dialect_insert(session)(Outbox).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(Outbox.id)
+    )
     inserted = 0
     for chunk in _chunks(rows, CHUNK):
         params = [_values(row if isinstance(row, NewMessage) else NewMessage(**row), now) for row in chunk]
@@ -185,8 +187,20 @@ def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 # -- claiming -----------------------------------------------------------------------------------
 
-_ROW_COLUMNS = ("id", "chat_id", "personnel_id", "priority", "due_at", "send_by", "created_at",
-                "method", "text", "payload", "ref", "attempts")  # fmt: skip
+_ROW_COLUMNS = (
+    "id",
+    "chat_id",
+    "personnel_id",
+    "priority",
+    "due_at",
+    "send_by",
+    "created_at",
+    "method",
+    "text",
+    "payload",
+    "ref",
+    "attempts",
+)
 
 
 def _pending_due(table: Any, now: datetime) -> ColumnElement[bool]:
@@ -219,9 +233,14 @@ async def claim(
 
 
 async def _claim_where(
-    session: AsyncSession, condition: Callable[[Any, datetime], ColumnElement[bool]], *,
-    worker: str, limit: int, now: datetime, until: datetime,
-) -> list[OutboxRow]:  # fmt: skip
+    session: AsyncSession,
+    condition: Callable[[Any, datetime], ColumnElement[bool]],
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    until: datetime,
+) -> list[OutboxRow]:
     candidates = aliased(Outbox)
     chosen = (
         select(candidates.id)
@@ -285,8 +304,12 @@ async def mark_retry(
     session: AsyncSession, *, row_id: int, error: str, next_attempt_at: datetime | None, count_attempt: bool = True
 ) -> None:
     """Back to pending until `next_attempt_at`; a flood-control wait is not counted as an attempt."""
-    values: dict[str, Any] = {"state": _PENDING, "last_error": error[:ERROR_LENGTH],
-                              "next_attempt_at": next_attempt_at, **_clear_claim()}  # fmt: skip
+    values: dict[str, Any] = {
+        "state": _PENDING,
+        "last_error": error[:ERROR_LENGTH],
+        "next_attempt_at": next_attempt_at,
+        **_clear_claim(),
+    }
     if count_attempt:
         values["attempts"] = Outbox.attempts + 1
     await session.execute(update(Outbox).where(Outbox.id == row_id, Outbox.state == _SENDING).values(**values))
@@ -331,10 +354,19 @@ async def mark_failed(session: AsyncSession, *, row_id: int, error: str, unreach
     row = result.first()
     if row is None:
         return
-    recipient = await _mark_unreachable(session, chat_id=row.chat_id, personnel_id=row.personnel_id,
-                                        reason=error) if unreachable else None  # fmt: skip
-    audit.record(session, action="outbox.failed", entity="outbox", entity_id=row_id, actor=ACTOR,
-                 detail={"error": error[:REASON_LENGTH], "unreachable": recipient})  # fmt: skip
+    recipient = (
+        await _mark_unreachable(session, chat_id=row.chat_id, personnel_id=row.personnel_id, reason=error)
+        if unreachable
+        else None
+    )
+    audit.record(
+        session,
+        action="outbox.failed",
+        entity="outbox",
+        entity_id=row_id,
+        actor=ACTOR,
+        detail={"error": error[:REASON_LENGTH], "unreachable": recipient},
+    )
 
 
 async def _mark_unreachable(
@@ -347,8 +379,14 @@ async def _mark_unreachable(
         if group_id is None:
             return None
         await session.execute(update(CommandGroup).where(CommandGroup.id == group_id).values(reachable=False))
-        audit.record(session, action="command_group.unreachable", entity="command_group", entity_id=group_id,
-                     actor=ACTOR, detail={"reason": reason})  # fmt: skip
+        audit.record(
+            session,
+            action="command_group.unreachable",
+            entity="command_group",
+            entity_id=group_id,
+            actor=ACTOR,
+            detail={"reason": reason},
+        )
         return f"command_group:{group_id}"
     where = Personnel.id == personnel_id if personnel_id is not None else Personnel.telegram_user_id == chat_id
     person_id = await session.scalar(select(Personnel.id).where(where))
@@ -358,8 +396,14 @@ async def _mark_unreachable(
     await session.execute(
         update(Personnel).where(Personnel.id == person_id).values(reachable=False, unreachable_reason=reason)
     )
-    audit.record(session, action="personnel.unreachable", entity="personnel", entity_id=person_id,
-                 actor=ACTOR, detail={"reason": reason})  # fmt: skip
+    audit.record(
+        session,
+        action="personnel.unreachable",
+        entity="personnel",
+        entity_id=person_id,
+        actor=ACTOR,
+        detail={"reason": reason},
+    )
     return f"personnel:{person_id}"
 
 
@@ -371,8 +415,14 @@ async def migrate_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: 
         .values(chat_id=new_chat_id)
     )
     await session.execute(update(CommandGroup).where(CommandGroup.chat_id == old_chat_id).values(chat_id=new_chat_id))
-    audit.record(session, action="command_group.migrated", entity="chat", entity_id=old_chat_id, actor=ACTOR,
-                 detail={"new_chat_id": new_chat_id})  # fmt: skip
+    audit.record(
+        session,
+        action="command_group.migrated",
+        entity="chat",
+        entity_id=old_chat_id,
+        actor=ACTOR,
+        detail={"new_chat_id": new_chat_id},
+    )
     return result.rowcount or 0
 
 
@@ -382,9 +432,7 @@ async def migrate_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: 
 async def queue_depth(session: AsyncSession) -> dict[int, int]:
     """Rows not yet answered, by priority: cheap enough for a periodic log line."""
     result = await session.execute(
-        select(Outbox.priority, func.count())
-        .where(Outbox.state.in_([_PENDING, _SENDING]))
-        .group_by(Outbox.priority)
+        select(Outbox.priority, func.count()).where(Outbox.state.in_([_PENDING, _SENDING])).group_by(Outbox.priority)
     )
     return {int(priority): int(count) for priority, count in result.all()}
 
@@ -412,8 +460,11 @@ async def stats(session: AsyncSession) -> OutboxStats:
 
 async def report_for_ref(session: AsyncSession, ref: str) -> dict[str, int]:
     """A broadcast's delivery report: delivered, unreachable (given up), pending, cancelled."""
-    counts = dict((await session.execute(
-        select(Outbox.state, func.count()).where(Outbox.ref == ref).group_by(Outbox.state))).all())  # fmt: skip
+    counts = dict(
+        (
+            await session.execute(select(Outbox.state, func.count()).where(Outbox.ref == ref).group_by(Outbox.state))
+        ).all()
+    )
     return {
         "delivered": int(counts.get(_SENT, 0)),
         "unreachable": int(counts.get(_FAILED, 0)),

@@ -56,15 +56,30 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
     bot/intake/coalesce.py), so columns only: no ORM objects to build.
     """
     rows = await session.execute(
-        select(Personnel.telegram_user_id, Personnel.id, Personnel.name, Personnel.rank, Personnel.role,
-               Unit.id, Unit.code, Unit.name, Personnel.language)
+        select(
+            Personnel.telegram_user_id,
+            Personnel.id,
+            Personnel.name,
+            Personnel.rank,
+            Personnel.role,
+            Unit.id,
+            Unit.code,
+            Unit.name,
+            Personnel.language,
+        )
         .join(Unit, Unit.id == Personnel.unit_id)
         .where(Personnel.telegram_user_id.in_(set(telegram_user_ids)))
     )
     return {
         user_id: Actor(
-            personnel_id=personnel_id, name=name, rank=rank, role=role,
-            unit_id=unit_id, unit_code=unit_code, unit_name=unit_name, language=language,
+            personnel_id=personnel_id,
+            name=name,
+            rank=rank,
+            role=role,
+            unit_id=unit_id,
+            unit_code=unit_code,
+            unit_name=unit_name,
+            language=language,
         )
         for user_id, personnel_id, name, rank, role, unit_id, unit_code, unit_name, language in rows
     }
@@ -93,7 +108,11 @@ async def group_unit(session: AsyncSession, *, chat_id: int) -> Unit | None:
 async def set_language(session: AsyncSession, *, actor: Actor, language: str) -> None:
     await session.execute(update(Personnel).where(Personnel.id == actor.personnel_id).values(language=language))
     audit.record(
-        session, action="personnel.language", entity="personnel", entity_id=actor.personnel_id,
-        actor_id=actor.personnel_id, detail={"language": language},
+        session,
+        action="personnel.language",
+        entity="personnel",
+        entity_id=actor.personnel_id,
+        actor_id=actor.personnel_id,
+        detail={"language": language},
     )
     await session.commit()

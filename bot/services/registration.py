@@ -55,10 +55,7 @@ async def issue_codes(
     session: AsyncSession, *, nrps: list[str], now: datetime, ttl: timedelta, actor: str = "cli"
 ) -> list[Invitation]:
     """A fresh code per NRP; earlier unused codes of that person stop working."""
-    people = {
-        person.nrp: person
-        for person in await session.scalars(select(Personnel).where(Personnel.nrp.in_(nrps)))
-    }
+    people = {person.nrp: person for person in await session.scalars(select(Personnel).where(Personnel.nrp.in_(nrps)))}
     invitations: list[Invitation] = []
     for nrp in nrps:
         person = people.get(nrp)
@@ -172,20 +169,26 @@ async def _check_code(
 
 
 async def _recent_failures(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> int:
-    return await session.scalar(
-        select(func.count())
-        .select_from(RegistrationFailure)
-        .where(
-            RegistrationFailure.telegram_user_id == telegram_user_id,
-            RegistrationFailure.at > now - timedelta(hours=1),
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(RegistrationFailure)
+            .where(
+                RegistrationFailure.telegram_user_id == telegram_user_id,
+                RegistrationFailure.at > now - timedelta(hours=1),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 async def _fail(session: AsyncSession, *, telegram_user_id: int, outcome: Outcome, now: datetime) -> Registration:
     session.add(RegistrationFailure(telegram_user_id=telegram_user_id, at=now))
     audit.record(
-        session, action="registration.refused", entity="telegram_user", entity_id=telegram_user_id,
+        session,
+        action="registration.refused",
+        entity="telegram_user",
+        entity_id=telegram_user_id,
         detail={"outcome": outcome.value},
     )
     await session.commit()

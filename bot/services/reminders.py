@@ -172,9 +172,11 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
     """
     offsets = sorted({float(minutes) for minutes in settings.reminders.before_minutes}, reverse=True)
     latest = now + HORIZON + timedelta(minutes=max(offsets, default=0))
-    shifts = list(await session.scalars(
-        select(Shift).where(Shift.ends_at > now, Shift.starts_at <= latest).order_by(Shift.starts_at, Shift.id)
-    ))
+    shifts = list(
+        await session.scalars(
+            select(Shift).where(Shift.ends_at > now, Shift.starts_at <= latest).order_by(Shift.starts_at, Shift.id)
+        )
+    )
     planned = [await _plan_shift(session, shift=shift, offsets=offsets, now=now, settings=settings) for shift in shifts]
     runs = [run for shift in planned for run in shift.runs]
     late_runs = schedule_runs(runs, now=now, rate=REMINDER_SHARE * settings.delivery.global_per_second)
@@ -182,8 +184,13 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
     await _forget_cancelled(session, [key for shift in planned for key in shift.forget])
     corrections = await enqueue_many(session, [m for shift in planned for m in shift.corrections], now=now)
     queued = await enqueue_many(session, (m for run in runs for m in run.messages), now=now)
-    result = PlanResult(planned=queued, cancelled=cancelled, skipped_late=sum(shift.skipped_late for shift in planned),
-                        corrections=corrections, late_runs=late_runs)
+    result = PlanResult(
+        planned=queued,
+        cancelled=cancelled,
+        skipped_late=sum(shift.skipped_late for shift in planned),
+        corrections=corrections,
+        late_runs=late_runs,
+    )
     if result.planned or result.cancelled or result.corrections:  # one row per run that changed something
         audit.record(session, action="reminders.planned", entity="outbox", actor=ACTOR, detail=asdict(result))
     await session.commit()
@@ -225,10 +232,13 @@ async def _plan_shift(
         ],
         forget=[key for key in [*planned, *fixes] if key in existing],
         corrections=[
-            NewMessage(**_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
-                       due_at=now, send_by=max(shift.starts_at, now + LATE_TOLERANCE))
+            NewMessage(
+                **_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
+                due_at=now,
+                send_by=max(shift.starts_at, now + LATE_TOLERANCE),
+            )
             for key, (recipient, previous, sent_at) in fixes.items()
-        ],  # fmt: skip
+        ],
         skipped_late=skipped,
     )
 
@@ -239,7 +249,11 @@ def _reminder_texts(shift: Shift, settings: Settings) -> Callable[[str, tuple[Po
     @cache
     def text(language: str, posts: tuple[Post, ...]) -> str:
         return reminder_text(
-            shift_name=shift.name, phase=shift.phase, starts_at=shift.starts_at, posts=posts, lang=language,
+            shift_name=shift.name,
+            phase=shift.phase,
+            starts_at=shift.starts_at,
+            posts=posts,
+            lang=language,
             zone=settings.operation.zone,
         )
 
@@ -267,8 +281,13 @@ def _keys(run: Run) -> list[str]:
 
 def _row(shift: Shift, recipient: Recipient, key: str, text: str) -> dict[str, Any]:
     return {
-        "chat_id": recipient.chat_id, "text": text, "priority": Priority.reminder, "dedup_key": key,
-        "personnel_id": recipient.personnel_id, "payload": html_payload(), "ref": ref_of(shift.id),
+        "chat_id": recipient.chat_id,
+        "text": text,
+        "priority": Priority.reminder,
+        "dedup_key": key,
+        "personnel_id": recipient.personnel_id,
+        "payload": html_payload(),
+        "ref": ref_of(shift.id),
     }
 
 
@@ -318,8 +337,13 @@ def _correction(shift: Shift, recipient: Recipient, previous: Key, sent_at: date
     old_start = datetime.fromtimestamp(previous.starts, UTC) if previous.starts != current.starts else None
     moved = {post.tps_id for post in recipient.posts if post.relocated_at is not None and post.relocated_at > sent_at}
     return correction_text(
-        shift_name=shift.name, starts_at=shift.starts_at, old_starts_at=old_start, posts=recipient.posts,
-        moved_tps_ids=moved, places_changed=previous.places != current.places, lang=recipient.language,
+        shift_name=shift.name,
+        starts_at=shift.starts_at,
+        old_starts_at=old_start,
+        posts=recipient.posts,
+        moved_tps_ids=moved,
+        places_changed=previous.places != current.places,
+        lang=recipient.language,
         zone=settings.operation.zone,
     )
 
@@ -354,7 +378,13 @@ def _warn_late(run: Run, *, now: datetime, rate: float, end: datetime) -> None:
     log.warning(
         "reminder run %s due by %s cannot be met: %d messages need %.0f s at %.1f/s, %.0f s remain; "
         "about %d will arrive late",
-        run.label, run.due_by.isoformat(timespec="seconds"), run.size, run.size / rate, rate, available, late,
+        run.label,
+        run.due_by.isoformat(timespec="seconds"),
+        run.size,
+        run.size / rate,
+        rate,
+        available,
+        late,
     )
 
 
@@ -394,7 +424,7 @@ async def _cancel(session: AsyncSession, keys: Sequence[str]) -> int:
     for start in range(0, len(keys), CHUNK):
         result = await session.execute(
             update(Outbox)
-            .where(Outbox.dedup_key.in_(keys[start:start + CHUNK]), Outbox.state == _PENDING)
+            .where(Outbox.dedup_key.in_(keys[start : start + CHUNK]), Outbox.state == _PENDING)
             .values(state=_CANCELLED)
             .execution_options(synchronize_session=False)
         )
@@ -407,6 +437,6 @@ async def _forget_cancelled(session: AsyncSession, keys: Sequence[str]) -> None:
     for start in range(0, len(keys), CHUNK):
         await session.execute(
             delete(Outbox)
-            .where(Outbox.dedup_key.in_(keys[start:start + CHUNK]), Outbox.state == _CANCELLED)
+            .where(Outbox.dedup_key.in_(keys[start : start + CHUNK]), Outbox.state == _CANCELLED)
             .execution_options(synchronize_session=False)
         )

@@ -25,7 +25,18 @@ from sqlalchemy.orm import aliased
 
 from bot.config import Settings
 from bot.services.status import (
-    Coverage, Figures, People, Refusal, ShiftRef, UnitRef, Viewer, authorize, figures_by_unit, is_narrow, pick_shift, scope_units,
+    Coverage,
+    Figures,
+    People,
+    Refusal,
+    ShiftRef,
+    UnitRef,
+    Viewer,
+    authorize,
+    figures_by_unit,
+    is_narrow,
+    pick_shift,
+    scope_units,
     tps_facts,
 )
 from models import Assignment, Checkin, Contingency, ContingencyStep, Personnel, Sitrep, Tps, Unit
@@ -52,7 +63,9 @@ class ExportFiles:
     stem: str  # a file name without extension: rekap-<unit>-<shift>-<yyyymmdd-hhmm>
 
 
-async def export_shift(session: AsyncSession, *, shift_code: str | None, now: datetime, settings: Settings) -> ExportFiles:
+async def export_shift(
+    session: AsyncSession, *, shift_code: str | None, now: datetime, settings: Settings
+) -> ExportFiles:
     """`siaga export [--shift CODE] FILE`: the whole tree, the named shift or the one `/status` shows."""
     shift = await pick_shift(session, now=now, code=shift_code)
     if shift is None:
@@ -73,20 +86,26 @@ async def recap_for(
     return await build(session, shift=shift, unit=unit, now=now, settings=settings)
 
 
-async def build(session: AsyncSession, *, shift: ShiftRef, unit: UnitRef | None, now: datetime, settings: Settings) -> ExportFiles:
+async def build(
+    session: AsyncSession, *, shift: ShiftRef, unit: UnitRef | None, now: datetime, settings: Settings
+) -> ExportFiles:
     """Count once (one statement, every unit of the scope), then write the three files."""
     scope = unit.id if unit else None
     zone = settings.operation.zone
     start = shift.starts_at - timedelta(minutes=settings.checkin.opens_before_minutes)
     bins = await checkins_per_bin(session, shift_id=shift.id, scope=scope, start=start)
-    by_unit = await figures_by_unit(session, shift_id=shift.id, scope=scope, groups=scope_units(scope),
-                                    staffing=settings.staffing)
+    by_unit = await figures_by_unit(
+        session, shift_id=shift.id, scope=scope, groups=scope_units(scope), staffing=settings.staffing
+    )
     tree = await _tree(session, scope)
     roots = {ref.id for ref, parent in tree if parent is None}
     total = by_unit.get(scope, Figures()) if scope else _total([by_unit[r] for r in roots if r in by_unit])
     top = {scope} if scope else roots  # the bars: one level below the scope (below the roots for everything)
-    bars = [(ref.code, by_unit[ref.id]) for ref, parent in tree if parent in top and ref.id in by_unit
-            and (by_unit[ref.id].coverage.total or by_unit[ref.id].people.assigned)][:MAX_BARS]
+    bars = [
+        (ref.code, by_unit[ref.id])
+        for ref, parent in tree
+        if parent in top and ref.id in by_unit and (by_unit[ref.id].coverage.total or by_unit[ref.id].people.assigned)
+    ][:MAX_BARS]
     sheets = {
         "summary": _summary(shift, unit, now, zone, total),
         "checkins": await _checkin_rows(session, shift=shift, scope=scope, zone=zone),
@@ -96,8 +115,17 @@ async def build(session: AsyncSession, *, shift: ShiftRef, unit: UnitRef | None,
     }
     features = await _tps_features(session, shift=shift, scope=scope, settings=settings)
     features += await _contingency_features(session, shift=shift, scope=scope)
-    chart = await asyncio.to_thread(draw_chart, shift=shift, start=start, until=min(now, shift.ends_at), bins=bins,
-                                    assigned=total.people.assigned, bars=bars, zone=zone, title=unit.code if unit else "")
+    chart = await asyncio.to_thread(
+        draw_chart,
+        shift=shift,
+        start=start,
+        until=min(now, shift.ends_at),
+        bins=bins,
+        assigned=total.people.assigned,
+        bars=bars,
+        zone=zone,
+        title=unit.code if unit else "",
+    )
     workbook = await asyncio.to_thread(write_workbook, sheets)
     stem = f"rekap-{unit.code if unit else 'all'}-{shift.code}-{now.astimezone(zone):%Y%m%d-%H%M}"
     return ExportFiles(shift, unit, now, chart, workbook, geojson_bytes(features), stem)
@@ -106,7 +134,8 @@ async def build(session: AsyncSession, *, shift: ShiftRef, unit: UnitRef | None,
 async def _tree(session: AsyncSession, scope: int | None) -> list[tuple[UnitRef, int | None]]:
     """The scope's units by code, each with its parent."""
     rows = await session.execute(
-        select(Unit.id, Unit.code, Unit.name, Unit.kind, Unit.parent_id).where(Unit.id.in_(scope_units(scope)))
+        select(Unit.id, Unit.code, Unit.name, Unit.kind, Unit.parent_id)
+        .where(Unit.id.in_(scope_units(scope)))
         .order_by(Unit.code)
     )
     return [(UnitRef(id_, code, name, kind), parent) for id_, code, name, kind, parent in rows]
@@ -134,14 +163,18 @@ def _epoch(column: ColumnElement[datetime], dialect: str) -> ColumnElement[int]:
     return cast(func.extract("epoch", column), Integer)
 
 
-async def checkins_per_bin(session: AsyncSession, *, shift_id: int, scope: int | None, start: datetime) -> dict[int, int]:
+async def checkins_per_bin(
+    session: AsyncSession, *, shift_id: int, scope: int | None, start: datetime
+) -> dict[int, int]:
     """Check-ins of the scope's people per 15 minutes since `start` (bin 0), counted by the database."""
     dialect = session.get_bind().dialect.name
-    index = ((_epoch(Checkin.checked_in_at, dialect) - int(start.timestamp())) / int(BIN.total_seconds()))
+    index = (_epoch(Checkin.checked_in_at, dialect) - int(start.timestamp())) / int(BIN.total_seconds())
     binned = cast(func.floor(index), Integer) if dialect != "sqlite" else cast(index, Integer)
     query = (
-        select(binned.label("bin"), func.count()).join(Personnel, Personnel.id == Checkin.personnel_id)
-        .where(Checkin.shift_id == shift_id).group_by(binned)
+        select(binned.label("bin"), func.count())
+        .join(Personnel, Personnel.id == Checkin.personnel_id)
+        .where(Checkin.shift_id == shift_id)
+        .group_by(binned)
     )
     if scope is not None:
         query = query.where(Personnel.unit_id.in_(scope_units(scope)))
@@ -149,8 +182,15 @@ async def checkins_per_bin(session: AsyncSession, *, shift_id: int, scope: int |
 
 
 def draw_chart(
-    *, shift: ShiftRef, start: datetime, until: datetime, bins: dict[int, int], assigned: int,
-    bars: Sequence[tuple[str, Figures]], zone: ZoneInfo, title: str,
+    *,
+    shift: ShiftRef,
+    start: datetime,
+    until: datetime,
+    bins: dict[int, int],
+    assigned: int,
+    bars: Sequence[tuple[str, Figures]],
+    zone: ZoneInfo,
+    title: str,
 ) -> bytes:
     """Cumulative check-ins per 15 minutes, and TPS covered / people checked in per child unit."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -164,7 +204,9 @@ def draw_chart(
     FigureCanvasAgg(figure)
     axes = figure.subplots(2 if bars else 1, 1, squeeze=False)[:, 0]
     timeline = axes[0]
-    timeline.plot([e.astimezone(zone).replace(tzinfo=None) for e in edges[1:]], counts, marker=".", label="hadir / checked in")
+    timeline.plot(
+        [e.astimezone(zone).replace(tzinfo=None) for e in edges[1:]], counts, marker=".", label="hadir / checked in"
+    )
     if assigned:
         timeline.axhline(assigned, linestyle="--", color="grey", label=f"bertugas / on duty ({assigned})")
     timeline.axvline(shift.starts_at.astimezone(zone).replace(tzinfo=None), color="red", linewidth=0.8)
@@ -220,14 +262,23 @@ def _summary(shift: ShiftRef, unit: UnitRef | None, now: datetime, zone: ZoneInf
     people, tps = figures.people, figures.coverage
     rows: list[Row] = [
         ["field", "value"],
-        ["unit", unit.code if unit else "(all)"], ["unit_name", unit.name if unit else ""],
-        ["shift", shift.code], ["shift_name", shift.name], ["phase", shift.phase],
-        ["starts_at_local", _local(shift.starts_at, zone)], ["ends_at_local", _local(shift.ends_at, zone)],
-        ["as_of_local", _local(now, zone)], ["time_zone", str(zone)],
+        ["unit", unit.code if unit else "(all)"],
+        ["unit_name", unit.name if unit else ""],
+        ["shift", shift.code],
+        ["shift_name", shift.name],
+        ["phase", shift.phase],
+        ["starts_at_local", _local(shift.starts_at, zone)],
+        ["ends_at_local", _local(shift.ends_at, zone)],
+        ["as_of_local", _local(now, zone)],
+        ["time_zone", str(zone)],
     ]
     rows += [[f"people_{name}", getattr(people, name)] for name in People.__dataclass_fields__]
-    rows += [["tps_total", tps.total], ["tps_covered", tps.covered], ["tps_uncovered", tps.uncovered],
-             ["tps_meeting_pattern", tps.meets_pattern]]
+    rows += [
+        ["tps_total", tps.total],
+        ["tps_covered", tps.covered],
+        ["tps_uncovered", tps.uncovered],
+        ["tps_meeting_pattern", tps.meets_pattern],
+    ]
     rows += [[f"open_contingencies_{level}", count] for level, count in figures.contingencies.items()]
     return rows
 
@@ -236,14 +287,29 @@ async def _checkin_rows(session: AsyncSession, *, shift: ShiftRef, scope: int | 
     """Everyone on duty in the shift, checked in or not."""
     posts = (
         select(Assignment.personnel_id, func.aggregate_strings(Tps.code, ";").label("codes"))
-        .join(Tps, Tps.id == Assignment.tps_id).where(Assignment.shift_id == shift.id)
-        .group_by(Assignment.personnel_id).subquery("posts")
+        .join(Tps, Tps.id == Assignment.tps_id)
+        .where(Assignment.shift_id == shift.id)
+        .group_by(Assignment.personnel_id)
+        .subquery("posts")
     )
     at = aliased(Tps)
     query = (
-        select(Unit.code, Personnel.nrp, Personnel.rank, Personnel.name, Personnel.force, posts.c.codes,
-               Personnel.telegram_user_id.is_not(None), Personnel.reachable, Checkin.checked_in_at, at.code,
-               Checkin.distance_m, Checkin.far, Checkin.late, Checkin.checked_out_at)
+        select(
+            Unit.code,
+            Personnel.nrp,
+            Personnel.rank,
+            Personnel.name,
+            Personnel.force,
+            posts.c.codes,
+            Personnel.telegram_user_id.is_not(None),
+            Personnel.reachable,
+            Checkin.checked_in_at,
+            at.code,
+            Checkin.distance_m,
+            Checkin.far,
+            Checkin.late,
+            Checkin.checked_out_at,
+        )
         .join(posts, posts.c.personnel_id == Personnel.id)
         .join(Unit, Unit.id == Personnel.unit_id)
         .outerjoin(Checkin, and_(Checkin.personnel_id == Personnel.id, Checkin.shift_id == shift.id))
@@ -252,13 +318,58 @@ async def _checkin_rows(session: AsyncSession, *, shift: ShiftRef, scope: int | 
     )
     if scope is not None:
         query = query.where(Personnel.unit_id.in_(scope_units(scope)))
-    rows: list[Row] = [["unit", "nrp", "rank", "name", "force", "assigned_tps", "registered", "reachable",
-                        f"checked_in_at ({zone})", "checkin_tps", "distance_m", "far", "late", f"checked_out_at ({zone})"]]
-    for (unit, nrp, rank, name, force, codes, registered, reachable, checked_in_at, tps, distance, far, late,
-         checked_out_at) in await session.execute(query):
-        rows.append([unit, nrp, rank, name, force, ";".join(sorted(codes.split(";"))), bool(registered), bool(reachable),
-                     _local(checked_in_at, zone), tps, round(distance) if distance is not None else None,
-                     None if far is None else bool(far), None if late is None else bool(late), _local(checked_out_at, zone)])
+    rows: list[Row] = [
+        [
+            "unit",
+            "nrp",
+            "rank",
+            "name",
+            "force",
+            "assigned_tps",
+            "registered",
+            "reachable",
+            f"checked_in_at ({zone})",
+            "checkin_tps",
+            "distance_m",
+            "far",
+            "late",
+            f"checked_out_at ({zone})",
+        ]
+    ]
+    for (
+        unit,
+        nrp,
+        rank,
+        name,
+        force,
+        codes,
+        registered,
+        reachable,
+        checked_in_at,
+        tps,
+        distance,
+        far,
+        late,
+        checked_out_at,
+    ) in await session.execute(query):
+        rows.append(
+            [
+                unit,
+                nrp,
+                rank,
+                name,
+                force,
+                ";".join(sorted(codes.split(";"))),
+                bool(registered),
+                bool(reachable),
+                _local(checked_in_at, zone),
+                tps,
+                round(distance) if distance is not None else None,
+                None if far is None else bool(far),
+                None if late is None else bool(late),
+                _local(checked_out_at, zone),
+            ]
+        )
     return rows
 
 
@@ -266,19 +377,50 @@ async def _sitrep_rows(session: AsyncSession, *, shift: ShiftRef, scope: int | N
     verifier = aliased(Personnel)
     query = (
         select(Sitrep, Unit.code, Tps.code, Personnel.rank, Personnel.name, verifier.name)
-        .join(Unit, Unit.id == Sitrep.unit_id).join(Personnel, Personnel.id == Sitrep.personnel_id)
-        .outerjoin(Tps, Tps.id == Sitrep.tps_id).outerjoin(verifier, verifier.id == Sitrep.verified_by_id)
+        .join(Unit, Unit.id == Sitrep.unit_id)
+        .join(Personnel, Personnel.id == Sitrep.personnel_id)
+        .outerjoin(Tps, Tps.id == Sitrep.tps_id)
+        .outerjoin(verifier, verifier.id == Sitrep.verified_by_id)
         .where(Sitrep.filed_at.is_not(None), _in_shift(shift, Sitrep.shift_id, Sitrep.created_at))
         .order_by(Sitrep.filed_at, Sitrep.id)
     )
     if scope is not None:
         query = query.where(Sitrep.unit_id.in_(scope_units(scope)))
-    rows: list[Row] = [["id", f"filed_at ({zone})", "unit", "tps", "reporter", "category", "phase", "text", "lat", "lon",
-                        "photo", f"verified_at ({zone})", "verified_by"]]
+    rows: list[Row] = [
+        [
+            "id",
+            f"filed_at ({zone})",
+            "unit",
+            "tps",
+            "reporter",
+            "category",
+            "phase",
+            "text",
+            "lat",
+            "lon",
+            "photo",
+            f"verified_at ({zone})",
+            "verified_by",
+        ]
+    ]
     for sitrep, unit, tps, rank, name, verified_by in await session.execute(query):
-        rows.append([sitrep.id, _local(sitrep.filed_at, zone), unit, tps, f"{rank} {name}".strip(), sitrep.category,
-                     sitrep.phase, sitrep.text, sitrep.lat, sitrep.lon, sitrep.photo_file_id is not None,
-                     _local(sitrep.verified_at, zone), verified_by])
+        rows.append(
+            [
+                sitrep.id,
+                _local(sitrep.filed_at, zone),
+                unit,
+                tps,
+                f"{rank} {name}".strip(),
+                sitrep.category,
+                sitrep.phase,
+                sitrep.text,
+                sitrep.lat,
+                sitrep.lon,
+                sitrep.photo_file_id is not None,
+                _local(sitrep.verified_at, zone),
+                verified_by,
+            ]
+        )
     return rows
 
 
@@ -286,9 +428,20 @@ async def _contingency_rows(session: AsyncSession, *, shift: ShiftRef, scope: in
     """One row per escalation step (a contingency without steps: one row), the contingency repeated."""
     step_unit, step_actor, reporter = aliased(Unit), aliased(Personnel), aliased(Personnel)
     query = (
-        select(Contingency, Unit.code, Tps.code, reporter.rank, reporter.name, ContingencyStep.version,
-               ContingencyStep.kind, step_unit.code, step_actor.name, ContingencyStep.at)
-        .join(Unit, Unit.id == Contingency.unit_id).join(reporter, reporter.id == Contingency.reporter_id)
+        select(
+            Contingency,
+            Unit.code,
+            Tps.code,
+            reporter.rank,
+            reporter.name,
+            ContingencyStep.version,
+            ContingencyStep.kind,
+            step_unit.code,
+            step_actor.name,
+            ContingencyStep.at,
+        )
+        .join(Unit, Unit.id == Contingency.unit_id)
+        .join(reporter, reporter.id == Contingency.reporter_id)
         .outerjoin(Tps, Tps.id == Contingency.tps_id)
         .outerjoin(ContingencyStep, ContingencyStep.contingency_id == Contingency.id)
         .outerjoin(step_unit, step_unit.id == ContingencyStep.unit_id)
@@ -298,28 +451,83 @@ async def _contingency_rows(session: AsyncSession, *, shift: ShiftRef, scope: in
     )
     if scope is not None:
         query = query.where(Contingency.unit_id.in_(scope_units(scope)))
-    rows: list[Row] = [["id", f"raised_at ({zone})", "severity", "state", "unit", "tps", "reporter", "text",
-                        "step", "step_kind", "step_unit", "step_actor", f"step_at ({zone})"]]
+    rows: list[Row] = [
+        [
+            "id",
+            f"raised_at ({zone})",
+            "severity",
+            "state",
+            "unit",
+            "tps",
+            "reporter",
+            "text",
+            "step",
+            "step_kind",
+            "step_unit",
+            "step_actor",
+            f"step_at ({zone})",
+        ]
+    ]
     for item, unit, tps, rank, name, version, kind, where, actor, at in await session.execute(query):
-        rows.append([item.id, _local(item.raised_at or item.created_at, zone), item.severity, item.state, unit, tps,
-                     f"{rank} {name}".strip(), item.text, version, kind, where, actor, _local(at, zone)])
+        rows.append(
+            [
+                item.id,
+                _local(item.raised_at or item.created_at, zone),
+                item.severity,
+                item.state,
+                unit,
+                tps,
+                f"{rank} {name}".strip(),
+                item.text,
+                version,
+                kind,
+                where,
+                actor,
+                _local(at, zone),
+            ]
+        )
     return rows
 
 
 def _coverage_rows(units: Iterable[UnitRef], figures: dict[int, Figures]) -> list[Row]:
     """Every unit of the scope with its subtree's figures (a Polres row includes its Polsek)."""
     levels = ("sangat_rawan", "rawan", "kurang_rawan")
-    rows: list[Row] = [["unit", "name", "kind", *People.__dataclass_fields__, "tps_total", "tps_covered",
-                        "tps_uncovered", "tps_meeting_pattern",
-                        *(f"{level}_{what}" for level in levels for what in ("total", "covered", "meeting_pattern")),
-                        "open_contingencies"]]
+    rows: list[Row] = [
+        [
+            "unit",
+            "name",
+            "kind",
+            *People.__dataclass_fields__,
+            "tps_total",
+            "tps_covered",
+            "tps_uncovered",
+            "tps_meeting_pattern",
+            *(f"{level}_{what}" for level in levels for what in ("total", "covered", "meeting_pattern")),
+            "open_contingencies",
+        ]
+    ]
     for unit in units:
         item = figures.get(unit.id, Figures())
         tps = item.coverage
-        by_level = [getattr(item.tps.get(level, Coverage()), what) for level in levels
-                    for what in ("total", "covered", "meets_pattern")]
-        rows.append([unit.code, unit.name, unit.kind, *(getattr(item.people, name) for name in People.__dataclass_fields__),
-                     tps.total, tps.covered, tps.uncovered, tps.meets_pattern, *by_level, item.open_contingencies])
+        by_level = [
+            getattr(item.tps.get(level, Coverage()), what)
+            for level in levels
+            for what in ("total", "covered", "meets_pattern")
+        ]
+        rows.append(
+            [
+                unit.code,
+                unit.name,
+                unit.kind,
+                *(getattr(item.people, name) for name in People.__dataclass_fields__),
+                tps.total,
+                tps.covered,
+                tps.uncovered,
+                tps.meets_pattern,
+                *by_level,
+                item.open_contingencies,
+            ]
+        )
     return rows
 
 
@@ -353,22 +561,54 @@ def _cell(sheet: Any, value: str) -> Any:
 # --- the map layer -----------------------------------------------------------------------------------
 
 
-async def _tps_features(session: AsyncSession, *, shift: ShiftRef, scope: int | None, settings: Settings) -> list[dict[str, Any]]:
+async def _tps_features(
+    session: AsyncSession, *, shift: ShiftRef, scope: int | None, settings: Settings
+) -> list[dict[str, Any]]:
     """Every TPS of the scope: covered, uncovered, or contingency (an unresolved one at it)."""
-    facts = tps_facts(shift_id=shift.id, scope=scope, staffing=settings.staffing, narrow=await is_narrow(session, scope))
-    troubled = exists().where(Contingency.tps_id == Tps.id, Contingency.state != ContingencyState.resolved.value,
-                              Contingency.raised_at.is_not(None))
+    facts = tps_facts(
+        shift_id=shift.id, scope=scope, staffing=settings.staffing, narrow=await is_narrow(session, scope)
+    )
+    troubled = exists().where(
+        Contingency.tps_id == Tps.id,
+        Contingency.state != ContingencyState.resolved.value,
+        Contingency.raised_at.is_not(None),
+    )
     query = (
-        select(Tps.code, Tps.number, Tps.village, Tps.lat, Tps.lon, Tps.kerawanan, Unit.code, facts.c.covered,
-               facts.c.meets, troubled)
-        .join(facts, facts.c.tps_id == Tps.id).join(Unit, Unit.id == Tps.unit_id).order_by(Tps.code)
+        select(
+            Tps.code,
+            Tps.number,
+            Tps.village,
+            Tps.lat,
+            Tps.lon,
+            Tps.kerawanan,
+            Unit.code,
+            facts.c.covered,
+            facts.c.meets,
+            troubled,
+        )
+        .join(facts, facts.c.tps_id == Tps.id)
+        .join(Unit, Unit.id == Tps.unit_id)
+        .order_by(Tps.code)
     )
     features = []
     for code, number, village, lat, lon, kerawanan, unit, covered, meets, trouble in await session.execute(query):
         state = "contingency" if trouble else "covered" if covered else "uncovered"
-        features.append(_point(lat, lon, {"kind": "tps", "code": code, "number": number, "village": village,
-                                          "unit": unit, "kerawanan": kerawanan, "state": state,
-                                          "meets_pattern": bool(meets)}))
+        features.append(
+            _point(
+                lat,
+                lon,
+                {
+                    "kind": "tps",
+                    "code": code,
+                    "number": number,
+                    "village": village,
+                    "unit": unit,
+                    "kerawanan": kerawanan,
+                    "state": state,
+                    "meets_pattern": bool(meets),
+                },
+            )
+        )
     return features
 
 
@@ -376,10 +616,15 @@ async def _contingency_features(session: AsyncSession, *, shift: ShiftRef, scope
     """The shift's contingencies and every unresolved one, where they were sent from (else at their TPS)."""
     query = (
         select(Contingency, Tps.code, Tps.lat, Tps.lon, Unit.code)
-        .join(Unit, Unit.id == Contingency.unit_id).outerjoin(Tps, Tps.id == Contingency.tps_id)
+        .join(Unit, Unit.id == Contingency.unit_id)
+        .outerjoin(Tps, Tps.id == Contingency.tps_id)
         .where(Contingency.raised_at.is_not(None))
-        .where(or_(_in_shift(shift, Contingency.shift_id, Contingency.created_at),
-                   Contingency.state != ContingencyState.resolved.value))
+        .where(
+            or_(
+                _in_shift(shift, Contingency.shift_id, Contingency.created_at),
+                Contingency.state != ContingencyState.resolved.value,
+            )
+        )
         .order_by(Contingency.id)
     )
     if scope is not None:
@@ -389,17 +634,34 @@ async def _contingency_features(session: AsyncSession, *, shift: ShiftRef, scope
         lat, lon = (item.lat, item.lon) if item.lat is not None and item.lon is not None else (tps_lat, tps_lon)
         if lat is None or lon is None:
             continue
-        features.append(_point(lat, lon, {"kind": "contingency", "id": item.id, "severity": item.severity,
-                                          "state": item.state, "tps": tps, "unit": unit, "text": item.text[:500],
-                                          "raised_at": (item.raised_at or item.created_at).isoformat()}))
+        features.append(
+            _point(
+                lat,
+                lon,
+                {
+                    "kind": "contingency",
+                    "id": item.id,
+                    "severity": item.severity,
+                    "state": item.state,
+                    "tps": tps,
+                    "unit": unit,
+                    "text": item.text[:500],
+                    "raised_at": (item.raised_at or item.created_at).isoformat(),
+                },
+            )
+        )
     return features
 
 
 def _point(lat: float, lon: float, properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
-            "properties": properties}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
+        "properties": properties,
+    }
 
 
 def geojson_bytes(features: list[dict[str, Any]]) -> bytes:
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False,
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"type": "FeatureCollection", "features": features}, ensure_ascii=False, separators=(",", ":")
+    ).encode()

@@ -126,7 +126,9 @@ async def import_files(
     log.info(
         "roster import: %s; read %.1fs, checked %.1fs, written %.1fs",
         ", ".join(f"{e} {c.created}+ {c.updated}~ {c.unchanged}= {c.deleted}-" for e, c in counts.items()),
-        parsed_at - started, checked_at - parsed_at, time.perf_counter() - checked_at,
+        parsed_at - started,
+        checked_at - parsed_at,
+        time.perf_counter() - checked_at,
     )
     return ImportReport(ok=True, counts=counts)
 
@@ -164,8 +166,12 @@ class Checker:
         tree_ok = not parsed.rejected["units"]  # the command rule needs every link of the tree
         for code, (row, at) in units.items():
             parent = row.parent_code
-            if parent is not None and parent not in units and parent not in self.parent_of \
-                    and parent not in parsed.rejected["units"]:
+            if (
+                parent is not None
+                and parent not in units
+                and parent not in self.parent_of
+                and parent not in parsed.rejected["units"]
+            ):
                 parsed.add_error(at, "parent_code", self.unknown_unit(row.parent_code))
                 tree_ok = False
             self.parent_of[code] = row.parent_code
@@ -205,19 +211,27 @@ class Checker:
     def assignments(self) -> None:
         """Known person, TPS and shift, and the TPS within the person's command."""
         parsed, shifts, rejected = self.parsed, self.parsed.rows["shifts"], self.parsed.rejected
-        for (nrp, tps_code, shift_code), at in zip(parsed.assignment_keys(), parsed.assignments.values()):
+        for (nrp, tps_code, shift_code), at in zip(parsed.assignment_keys(), parsed.assignments.values(), strict=True):
             unit, scope = self.unit_of(nrp), self.scope_of(tps_code)
             if unit is None and nrp not in rejected["personnel"]:
                 parsed.add_error(at, "nrp", "unknown nrp: not in the personnel sheet or the database")
             if scope is None and tps_code not in rejected["tps"]:
                 parsed.add_error(at, "tps_code", f"unknown TPS {tps_code!r}: not in the tps sheet or the database")
-            if shift_code not in shifts and shift_code not in self.stored.shifts \
-                    and shift_code not in rejected["shifts"]:
-                parsed.add_error(at, "shift_code",
-                                 f"unknown shift {shift_code!r}: not in the shifts sheet or the database")
+            if (
+                shift_code not in shifts
+                and shift_code not in self.stored.shifts
+                and shift_code not in rejected["shifts"]
+            ):
+                parsed.add_error(
+                    at, "shift_code", f"unknown shift {shift_code!r}: not in the shifts sheet or the database"
+                )
             if unit is not None and scope is not None and self.above and unit not in scope[0]:
-                parsed.add_error(at, "tps_code", f"TPS {tps_code!r} (unit {' / '.join(scope[1])}) is outside "
-                                                 f"the command of this person's unit {unit!r}")
+                parsed.add_error(
+                    at,
+                    "tps_code",
+                    f"TPS {tps_code!r} (unit {' / '.join(scope[1])}) is outside "
+                    f"the command of this person's unit {unit!r}",
+                )
 
     def unit_of(self, nrp: str) -> str | None:
         """The person's commanding unit as it will be."""
@@ -243,7 +257,8 @@ class Checker:
             scope = self.scopes.get(units)
             if scope is None:  # TPS of one Polsek share one scope
                 scope = self.scopes[units] = frozenset().union(
-                    *(self.above.get(unit, frozenset((unit,))) for unit in units))
+                    *(self.above.get(unit, frozenset((unit,))) for unit in units)
+                )
             self.tps_scope[code] = (scope, units)
         return self.tps_scope[code]
 
@@ -254,20 +269,33 @@ class Checker:
     async def kept_assignments(self, session: AsyncSession) -> None:
         """Stored assignments of shifts the import does not name must still obey the command rule."""
         parsed, stored = self.parsed, self.stored
-        moved_people = [stored.personnel[nrp].id for nrp, (row, _) in parsed.rows["personnel"].items()
-                        if nrp in stored.personnel and self.stored_person_unit(nrp) != row.unit_code]
-        moved_tps = [stored.tps[code].id for code, (row, _) in parsed.rows["tps"].items()
-                     if code in stored.tps and set(self.stored_units_of(stored.tps[code]))
-                     != {row.unit_code, *row.secondary_unit_codes}]
-        moved_units = [code for code, (row, _) in parsed.rows["units"].items() if code in stored.units
-                       and stored.unit_code.get(stored.units[code].parent_id) != row.parent_code]
+        moved_people = [
+            stored.personnel[nrp].id
+            for nrp, (row, _) in parsed.rows["personnel"].items()
+            if nrp in stored.personnel and self.stored_person_unit(nrp) != row.unit_code
+        ]
+        moved_tps = [
+            stored.tps[code].id
+            for code, (row, _) in parsed.rows["tps"].items()
+            if code in stored.tps
+            and set(self.stored_units_of(stored.tps[code])) != {row.unit_code, *row.secondary_unit_codes}
+        ]
+        moved_units = [
+            code
+            for code, (row, _) in parsed.rows["units"].items()
+            if code in stored.units and stored.unit_code.get(stored.units[code].parent_id) != row.parent_code
+        ]
         if not (moved_people or moved_tps or moved_units):
             return
         named = [stored.shifts[code].id for code in parsed.shift_codes.codes if code in stored.shifts]
-        query = (select(Personnel.nrp, Tps.code, Shift.code).select_from(Assignment)
-                 .join(Personnel, Personnel.id == Assignment.personnel_id)
-                 .join(Tps, Tps.id == Assignment.tps_id).join(Shift, Shift.id == Assignment.shift_id)
-                 .where(Assignment.shift_id.not_in(named)))
+        query = (
+            select(Personnel.nrp, Tps.code, Shift.code)
+            .select_from(Assignment)
+            .join(Personnel, Personnel.id == Assignment.personnel_id)
+            .join(Tps, Tps.id == Assignment.tps_id)
+            .join(Shift, Shift.id == Assignment.shift_id)
+            .where(Assignment.shift_id.not_in(named))
+        )
         if not moved_units and len(moved_people) + len(moved_tps) <= ID_FILTER_LIMIT:
             query = query.where(or_(Assignment.personnel_id.in_(moved_people), Assignment.tps_id.in_(moved_tps)))
         for nrp, tps_code, shift_code in await session.execute(query):
@@ -275,9 +303,13 @@ class Checker:
             if unit is None or scope is None or unit in scope[0]:
                 continue
             at, column = self.blame(nrp, tps_code, unit, scope, moved_units)
-            parsed.add_error(at, column, f"a kept assignment (shift {shift_code!r}, not in this import) would put "
-                                         f"a person of unit {unit!r} at TPS {tps_code!r} outside their command: "
-                                         "import that shift's assignments too")
+            parsed.add_error(
+                at,
+                column,
+                f"a kept assignment (shift {shift_code!r}, not in this import) would put "
+                f"a person of unit {unit!r} at TPS {tps_code!r} outside their command: "
+                "import that shift's assignments too",
+            )
 
     def stored_person_unit(self, nrp: str) -> str:
         return self.stored.unit_code[self.stored.personnel[nrp].unit_id]
@@ -292,7 +324,8 @@ class Checker:
             return tps[1], "unit_code"
         # A moved unit above the TPS first (the TPS left the person's command), then above the person.
         candidates = [c for c in moved_units if c in scope[0]] + [
-            c for c in moved_units if c in self.above.get(unit, frozenset())]
+            c for c in moved_units if c in self.above.get(unit, frozenset())
+        ]
         return self.parsed.rows["units"][(candidates or moved_units)[0]][1], "parent_code"
 
 

@@ -33,7 +33,10 @@ TOLERANCE = 1e-9  # degrees: 0.1 mm, far below any real move
 
 UNITS, PERSONNEL, TPS, SHIFTS = Unit.__table__, Personnel.__table__, Tps.__table__, Shift.__table__
 ASSIGNMENTS, SECONDARY, LOCATIONS, AUDIT = (
-    Assignment.__table__, TpsSecondaryUnit.__table__, TpsLocation.__table__, AuditLog.__table__,
+    Assignment.__table__,
+    TpsSecondaryUnit.__table__,
+    TpsLocation.__table__,
+    AuditLog.__table__,
 )
 AUDIT_ENTITY = {"units": "unit", "personnel": "personnel", "tps": "tps", "shifts": "shift"}
 
@@ -65,8 +68,12 @@ async def load(session: AsyncSession, present: set[str]) -> Stored:
         stored.units[row.code] = row
         stored.unit_code[row.id] = row.code
     if present & {"personnel", "assignments"}:
-        query = select(*(PERSONNEL.c[name] for name in ("id", "nrp", "name", "rank", "force", "unit_id",
-                                                         "home_unit_id", "role", "phone")))
+        query = select(
+            *(
+                PERSONNEL.c[name]
+                for name in ("id", "nrp", "name", "rank", "force", "unit_id", "home_unit_id", "role", "phone")
+            )
+        )
         stored.personnel = {row.nrp: row for row in await session.execute(query)}
     if present & {"tps", "assignments"}:
         stored.tps = {row.code: row for row in await session.execute(select(TPS))}
@@ -84,8 +91,9 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     changes = {}
     for column, value in new.items():
         before = old[column]
-        if before == value or (isinstance(value, float) and isinstance(before, float)
-                               and abs(before - value) <= TOLERANCE):
+        if before == value or (
+            isinstance(value, float) and isinstance(before, float) and abs(before - value) <= TOLERANCE
+        ):
             continue
         changes[column] = [_plain(before), _plain(value)]
     return changes
@@ -101,18 +109,32 @@ Item = tuple[str, dict[str, Any], dict[str, Any], dict[str, Any], str]  # code, 
 class Writer:
     """One accepted import's writes, in dependency order, with their audit rows."""
 
-    def __init__(self, session: AsyncSession, connection: AsyncConnection, parsed: Parsed, stored: Stored,
-                 actor: str) -> None:
+    def __init__(
+        self, session: AsyncSession, connection: AsyncConnection, parsed: Parsed, stored: Stored, actor: str
+    ) -> None:
         self.session, self.connection, self.parsed, self.stored, self.actor = (
-            session, connection, parsed, stored, actor)
+            session,
+            connection,
+            parsed,
+            stored,
+            actor,
+        )
         self.now = utcnow()
         self.audit: list[dict[str, Any]] = []
         self.unit_id = {code: row.id for code, row in stored.units.items()}
         self.unit_code = dict(stored.unit_code)
 
     def audited(self, action: str, entity: str, entity_id: object, detail: dict[str, Any]) -> None:
-        self.audit.append({"at": self.now, "actor": self.actor, "action": action, "entity": entity,
-                           "entity_id": None if entity_id is None else str(entity_id), "detail": detail})
+        self.audit.append(
+            {
+                "at": self.now,
+                "actor": self.actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": None if entity_id is None else str(entity_id),
+                "detail": detail,
+            }
+        )
 
     async def ids(self, table: Table, key: str) -> dict[str, int]:
         return {code: id_ for code, id_ in await self.connection.execute(select(table.c[key], table.c.id))}
@@ -134,8 +156,7 @@ class Writer:
         return counts
 
     async def update(self, table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-        statement = update(table).where(table.c.id == bindparam("_id")).values(
-            {c: bindparam(f"_{c}") for c in columns})
+        statement = update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(f"_{c}") for c in columns})
         for chunk in chunks(rows, CHUNK):
             await self.connection.execute(statement, list(chunk))
 
@@ -144,13 +165,20 @@ class Writer:
         rows = self.parsed.rows["units"]
         fresh = [code for code in rows if code not in self.stored.units]
         columns = ("name", "kind", "force", "region")
-        await bulk_insert(self.connection, UNITS, ("code", *columns, "depth"),
-                          [(code, *(getattr(rows[code][0], c) for c in columns), 0) for code in fresh])
+        await bulk_insert(
+            self.connection,
+            UNITS,
+            ("code", *columns, "depth"),
+            [(code, *(getattr(rows[code][0], c) for c in columns), 0) for code in fresh],
+        )
         if fresh:
             self.unit_id = await self.ids(UNITS, "code")
             self.unit_code = {id_: code for code, id_ in self.unit_id.items()}
-        parents = [{"_id": self.unit_id[code], "_parent_id": self.unit_id[parent]}
-                   for code in fresh if (parent := rows[code][0].parent_code)]
+        parents = [
+            {"_id": self.unit_id[code], "_parent_id": self.unit_id[parent]}
+            for code in fresh
+            if (parent := rows[code][0].parent_code)
+        ]
         await self.update(UNITS, ("parent_id",), parents)
         items: list[Item] = []
         for code, (row, _) in rows.items():
@@ -182,8 +210,9 @@ class Writer:
             old = {c: getattr(old_row, c) for c in plain}
             old["unit_code"], old["home_unit"] = code_of.get(old_row.unit_id), code_of.get(old_row.home_unit_id)
             items.append((nrp, old, new, values, "personnel.updated"))
-        await bulk_insert(self.connection, PERSONNEL,
-                          ("nrp", *plain, "unit_id", "home_unit_id", "language", "reachable"), fresh)
+        await bulk_insert(
+            self.connection, PERSONNEL, ("nrp", *plain, "unit_id", "home_unit_id", "language", "reachable"), fresh
+        )
         counts = await self.update_changed("personnel", PERSONNEL, (*plain, "unit_id", "home_unit_id"), items)
         counts.created = len(fresh)
         return counts
@@ -195,21 +224,37 @@ class Writer:
         fresh, items, moved, regrouped = [], [], [], []
         for code, (row, _) in rows.items():
             secondary = ";".join(sorted(row.secondary_unit_codes))
-            new = {**{c: getattr(row, c) for c in plain}, "vulnerability": row.vulnerability,
-                   "unit_code": row.unit_code, "secondary_unit_codes": secondary}
+            new = {
+                **{c: getattr(row, c) for c in plain},
+                "vulnerability": row.vulnerability,
+                "unit_code": row.unit_code,
+                "secondary_unit_codes": secondary,
+            }
             values = {**new, "kerawanan": new["vulnerability"], "unit_id": unit_id[new["unit_code"]]}
             old_row = self.stored.tps.get(code)
             if old_row is None:
                 fresh.append((code, *(values[c] for c in (*plain, "kerawanan", "unit_id"))))
                 continue
-            old = {**{c: getattr(old_row, c) for c in plain}, "vulnerability": old_row.kerawanan,
-                   "unit_code": code_of.get(old_row.unit_id), "secondary_unit_codes": ";".join(sorted(
-                       code_of[u] for u in self.stored.secondaries.get(old_row.id, ())))}
+            old = {
+                **{c: getattr(old_row, c) for c in plain},
+                "vulnerability": old_row.kerawanan,
+                "unit_code": code_of.get(old_row.unit_id),
+                "secondary_unit_codes": ";".join(
+                    sorted(code_of[u] for u in self.stored.secondaries.get(old_row.id, ()))
+                ),
+            }
             relocated = bool(diff({"lat": old["lat"], "lon": old["lon"]}, {"lat": new["lat"], "lon": new["lon"]}))
             values["relocated_at"] = self.now if relocated else old_row.relocated_at
             if relocated:
-                moved.append({"tps_id": old_row.id, "lat": old_row.lat, "lon": old_row.lon,
-                              "village": old_row.village, "valid_until": self.now})
+                moved.append(
+                    {
+                        "tps_id": old_row.id,
+                        "lat": old_row.lat,
+                        "lon": old_row.lon,
+                        "village": old_row.village,
+                        "valid_until": self.now,
+                    }
+                )
             if old["secondary_unit_codes"] != secondary:
                 regrouped.append(code)
             items.append((code, old, new, values, "tps.relocated" if relocated else "tps.updated"))
@@ -227,8 +272,11 @@ class Writer:
         stale = [tps_id[code] for code in regrouped]
         for chunk in chunks(stale, CHUNK):
             await self.connection.execute(delete(SECONDARY).where(SECONDARY.c.tps_id.in_(chunk)))
-        pairs = [(tps_id[code], self.unit_id[unit]) for code in (*fresh, *regrouped)
-                 for unit in rows[code][0].secondary_unit_codes]
+        pairs = [
+            (tps_id[code], self.unit_id[unit])
+            for code in (*fresh, *regrouped)
+            for unit in rows[code][0].secondary_unit_codes
+        ]
         await bulk_insert(self.connection, SECONDARY, ("tps_id", "unit_id"), pairs)
 
     async def shifts(self) -> Counts:
@@ -259,8 +307,11 @@ class Writer:
         parsed = self.parsed
         if not parsed.assignments:
             return Counts()
-        person, tps, shift = (await self.ids(PERSONNEL, "nrp"), await self.ids(TPS, "code"),
-                              await self.ids(SHIFTS, "code"))
+        person, tps, shift = (
+            await self.ids(PERSONNEL, "nrp"),
+            await self.ids(TPS, "code"),
+            await self.ids(SHIFTS, "code"),
+        )
         t_span, s_span = max(tps.values()) + 1, max(shift.values()) + 1
         # Index -> database id for every code the import numbered (spreadsheet.Codes), pre-scaled.
         p_ids = [person.get(code, 0) * t_span * s_span for code in parsed.nrps.codes]
@@ -268,8 +319,10 @@ class Writer:
         s_ids = [shift.get(code, 0) for code in parsed.shift_codes.codes]
         t_bits, s_bits = TPS_BITS, SHIFT_BITS
         t_mask, s_mask = (1 << t_bits) - 1, (1 << s_bits) - 1
-        wanted = {p_ids[key >> (t_bits + s_bits)] + t_ids[key >> s_bits & t_mask] + s_ids[key & s_mask]
-                  for key in parsed.assignments}
+        wanted = {
+            p_ids[key >> (t_bits + s_bits)] + t_ids[key >> s_bits & t_mask] + s_ids[key & s_mask]
+            for key in parsed.assignments
+        }
         imported = len(wanted)
         covered = sorted({shift[code] for code in parsed.shift_codes.codes})
         # Stored rows still wanted leave `wanted`; what remains there is new.
@@ -304,12 +357,18 @@ class Writer:
             await self.connection.execute(insert(AUDIT), list(chunk))
 
 
-async def write(session: AsyncSession, parsed: Parsed, stored: Stored, *, actor: str,
-                files: Sequence[str]) -> dict[str, Counts]:
+async def write(
+    session: AsyncSession, parsed: Parsed, stored: Stored, *, actor: str, files: Sequence[str]
+) -> dict[str, Counts]:
     """Apply an accepted import in the session's transaction; counts per entity present."""
     writer = Writer(session, await session.connection(), parsed, stored, actor)
-    steps = {"units": writer.units, "personnel": writer.personnel, "tps": writer.tps,
-             "shifts": writer.shifts, "assignments": writer.assignments}
+    steps = {
+        "units": writer.units,
+        "personnel": writer.personnel,
+        "tps": writer.tps,
+        "shifts": writer.shifts,
+        "assignments": writer.assignments,
+    }
     counts = {}
     for entity in ENTITIES:
         if entity in parsed.present:
@@ -322,11 +381,12 @@ async def write(session: AsyncSession, parsed: Parsed, stored: Stored, *, actor:
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-async def bulk_insert(connection: AsyncConnection, table: Table, columns: Sequence[str],
-                      records: Sequence[tuple[Any, ...]]) -> None:
+async def bulk_insert(
+    connection: AsyncConnection, table: Table, columns: Sequence[str], records: Sequence[tuple[Any, ...]]
+) -> None:
     """Plain values only (no type processing): COPY on PostgreSQL, executemany on SQLite."""
     if not records:
         return

@@ -45,8 +45,18 @@ class ShiftPlan:
 
 SHIFT_COLUMNS = (Shift.id, Shift.code, Shift.name, Shift.phase, Shift.starts_at, Shift.ends_at)
 POST_COLUMNS = (
-    Tps.id, Tps.code, Tps.number, Tps.village, Tps.district, Tps.regency, Tps.kerawanan, Tps.access,
-    Tps.lat, Tps.lon, Unit.name, Tps.relocated_at,
+    Tps.id,
+    Tps.code,
+    Tps.number,
+    Tps.village,
+    Tps.district,
+    Tps.regency,
+    Tps.kerawanan,
+    Tps.access,
+    Tps.lat,
+    Tps.lon,
+    Unit.name,
+    Tps.relocated_at,
 )
 
 
@@ -134,9 +144,7 @@ class Duty:
     unit_id: int
 
 
-async def on_duty(
-    session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta
-) -> Duty | None:
+async def on_duty(session: AsyncSession, *, personnel_id: int, now: datetime, opens_before: timedelta) -> Duty | None:
     """The TPS a person is reporting from: where they checked in this shift, else their first post.
 
     Two police often cover five TPS; the one they checked in at is where they are.

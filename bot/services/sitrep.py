@@ -50,7 +50,12 @@ class SitrepView:
 
 
 async def draft(
-    session: AsyncSession, *, actor: Actor, text: str, now: datetime, opens_before: timedelta,
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    text: str,
+    now: datetime,
+    opens_before: timedelta,
     sent_at: datetime | None = None,
 ) -> int:
     """Create the report from its text; the category comes with the next button press.
@@ -78,9 +83,7 @@ async def draft(
     return row.id
 
 
-async def file(
-    session: AsyncSession, *, sitrep_id: int, actor: Actor, category: str, now: datetime
-) -> SitrepOutcome:
+async def file(session: AsyncSession, *, sitrep_id: int, actor: Actor, category: str, now: datetime) -> SitrepOutcome:
     """Choose the category; only the reporter may, and only once (two quick presses file once)."""
     if category not in SitrepCategory.__members__:
         return SitrepOutcome.invalid
@@ -90,14 +93,16 @@ async def file(
     if row.personnel_id != actor.personnel_id:
         return SitrepOutcome.not_yours
     filed = await session.execute(
-        update(Sitrep)
-        .where(Sitrep.id == sitrep_id, Sitrep.filed_at.is_(None))
-        .values(category=category, filed_at=now)
+        update(Sitrep).where(Sitrep.id == sitrep_id, Sitrep.filed_at.is_(None)).values(category=category, filed_at=now)
     )
     if filed.rowcount != 1:
         return SitrepOutcome.already
     audit.record(
-        session, action="sitrep.filed", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id,
+        session,
+        action="sitrep.filed",
+        entity="sitrep",
+        entity_id=sitrep_id,
+        actor_id=actor.personnel_id,
         detail={"category": category, "phase": row.phase},
     )
     await session.commit()
@@ -123,7 +128,11 @@ async def attach(
     if photo_file_id is not None:
         row.photo_file_id = photo_file_id
     audit.record(
-        session, action="sitrep.attached", entity="sitrep", entity_id=row.id, actor_id=actor.personnel_id,
+        session,
+        action="sitrep.attached",
+        entity="sitrep",
+        entity_id=row.id,
+        actor_id=actor.personnel_id,
         detail={"location": lat is not None, "photo": photo_file_id is not None},
     )
     await session.commit()
@@ -149,7 +158,9 @@ async def verify(session: AsyncSession, *, sitrep_id: int, actor: Actor, now: da
     return SitrepOutcome.verified
 
 
-async def recent(session: AsyncSession, *, actor: Actor, limit: int = 10, unverified_only: bool = True) -> list[SitrepView]:
+async def recent(
+    session: AsyncSession, *, actor: Actor, limit: int = 10, unverified_only: bool = True
+) -> list[SitrepView]:
     """Latest filed reports in the commander's subtree, newest first."""
     query = (
         select(Sitrep, Personnel.rank, Personnel.name, Tps.code)
@@ -165,7 +176,16 @@ async def recent(session: AsyncSession, *, actor: Actor, limit: int = 10, unveri
     if unverified_only:
         query = query.where(Sitrep.verified_at.is_(None))
     return [
-        SitrepView(row.id, row.category, row.phase, row.text, tps_code, f"{rank} {name}".strip(),
-                   row.sent_at or row.created_at, row.created_at, row.verified_at is not None)
+        SitrepView(
+            row.id,
+            row.category,
+            row.phase,
+            row.text,
+            tps_code,
+            f"{rank} {name}".strip(),
+            row.sent_at or row.created_at,
+            row.created_at,
+            row.verified_at is not None,
+        )
         for row, rank, name, tps_code in await session.execute(query)
     ]

@@ -72,8 +72,10 @@ class Unreadable:
     reason: str
 
 
-NOT_CALCULATED = Unreadable("formula without a value: the workbook stores no result for it "
-                            "(open and save it in Excel or LibreOffice, or type the value)")
+NOT_CALCULATED = Unreadable(
+    "formula without a value: the workbook stores no result for it "
+    "(open and save it in Excel or LibreOffice, or type the value)"
+)
 CSV_FORMULA = "spreadsheet formula: a value must not begin with ="
 Problems = Sequence[tuple[str, str]]  # (column, reason)
 
@@ -131,7 +133,8 @@ class _CachedValues(WorkSheetParser):
         cell: dict[str, Any] = super().parse_cell(element)
         if cell["value"] is None:
             if element.find(FORMULA_TAG) is not None and not (
-                    cell["data_type"] == "str" and element.find(VALUE_TAG) is not None):
+                cell["data_type"] == "str" and element.find(VALUE_TAG) is not None
+            ):
                 cell["value"] = NOT_CALCULATED
         elif cell["data_type"] == "e":
             cell["value"] = Unreadable(f"spreadsheet error {cell['value']}: fix the formula or type the value")
@@ -141,8 +144,14 @@ class _CachedValues(WorkSheetParser):
 def _cached_rows(workbook: Any, worksheet: Any) -> Iterator[tuple[int, Cells]]:
     """Every row that has a cell, with its spreadsheet row number, its cells from column A."""
     with worksheet._get_source() as source:
-        parser = _CachedValues(source, worksheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                               date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
+        parser = _CachedValues(
+            source,
+            worksheet._shared_strings,
+            data_only=True,
+            epoch=workbook.epoch,
+            date_formats=workbook._date_formats,
+            timedelta_formats=workbook._timedelta_formats,
+        )
         for number, found in parser.parse():
             if not found:
                 continue
@@ -190,8 +199,10 @@ def _csv_sheet(path: Path) -> Sheet | None:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     rows = enumerate(
-        (tuple(cell if cell != "" else None for cell in record)
-         for record in csv.reader(io.StringIO(text), delimiter=delimiter)),
+        (
+            tuple(cell if cell != "" else None for cell in record)
+            for record in csv.reader(io.StringIO(text), delimiter=delimiter)
+        ),
         start=1,
     )
     first = next(rows, None)
@@ -229,7 +240,7 @@ def check_header(entity: str, header: Cells) -> list[HeaderProblem]:
         else:
             reason = f"missing column {name} (column {letter})"
         problems.append(HeaderProblem(name, reason))
-    for index, name in enumerate(found[len(expected):], start=len(expected)):
+    for index, name in enumerate(found[len(expected) :], start=len(expected)):
         if name and name not in expected:
             problems.append(HeaderProblem(name, f"unknown column {name!r} in column {get_column_letter(index + 1)}"))
     return problems
@@ -245,7 +256,7 @@ def row_values(columns: Sequence[str], cells: Cells, *, csv: bool = False) -> tu
     """
     values: dict[str, Any] = {}
     problems: list[tuple[str, str]] | None = None
-    for name, cell in zip(columns, cells):
+    for name, cell in zip(columns, cells, strict=False):
         if cell is None:
             continue
         kind = cell.__class__
@@ -268,7 +279,8 @@ def row_values(columns: Sequence[str], cells: Cells, *, csv: bool = False) -> tu
 
 # Validated rows are kept as named tuples: a pydantic model per row costs five times the memory.
 VALUES: dict[str, type[tuple[Any, ...]]] = {
-    entity: namedtuple(f"{entity.title()}Values", columns) for entity, columns in COLUMNS.items()  # type: ignore[misc]
+    entity: namedtuple(f"{entity.title()}Values", columns)
+    for entity, columns in COLUMNS.items()  # type: ignore[misc]
 }
 
 

@@ -142,8 +142,16 @@ async def understaffed_report(
         entry.police_assigned, entry.linmas_assigned = len(police), len(linmas)
     listed = select(per_tps).where(per_tps.c.under == 1).order_by(per_tps.c.shift_order, per_tps.c.code)
     report.understaffed = [
-        UnderStaffedTps(shift_code_of[row.shift_id], row.code, units[row.unit_id].code, row.kerawanan,
-                        float(row.police), float(row.police_needed), float(row.linmas), float(row.linmas_needed))
+        UnderStaffedTps(
+            shift_code_of[row.shift_id],
+            row.code,
+            units[row.unit_id].code,
+            row.kerawanan,
+            float(row.police),
+            float(row.police_needed),
+            float(row.linmas),
+            float(row.linmas_needed),
+        )
         for row in await session.execute(listed)
     ]
     order = {code: index for index, (code, _) in enumerate(report.shifts)}
@@ -154,9 +162,15 @@ async def understaffed_report(
 def _totals(per_tps: Any) -> Any:
     """TPS, under-staffed TPS and shortfalls per (shift, unit, kerawanan): a few hundred rows at Sumsel scale."""
     c = per_tps.c
-    return (select(c.shift_id, c.unit_id, c.kerawanan, func.count().label("tps"), func.sum(c.under).label("under"),
-                   func.sum(c.police_gap).label("police_gap"), func.sum(c.linmas_gap).label("linmas_gap"))
-            .group_by(c.shift_id, c.unit_id, c.kerawanan))
+    return select(
+        c.shift_id,
+        c.unit_id,
+        c.kerawanan,
+        func.count().label("tps"),
+        func.sum(c.under).label("under"),
+        func.sum(c.police_gap).label("police_gap"),
+        func.sum(c.linmas_gap).label("linmas_gap"),
+    ).group_by(c.shift_id, c.unit_id, c.kerawanan)
 
 
 def _groups(units: dict[int, Any], group_kind: str) -> dict[int, int]:
@@ -179,13 +193,17 @@ def _in_scope(root_id: int | None) -> Any:
 
 def _per_tps(staffing: StaffingSettings, shift_ids: list[int], linmas_shifts: list[int], root_id: int | None) -> Any:
     """One row per (TPS, shift) in scope: shares, needs, shortfalls and the under-staffed flag."""
-    load = (select(Assignment.shift_id, Assignment.personnel_id, func.count().label("k"))
-            .where(Assignment.shift_id.in_(shift_ids))
-            .group_by(Assignment.shift_id, Assignment.personnel_id).subquery("load"))
+    load = (
+        select(Assignment.shift_id, Assignment.personnel_id, func.count().label("k"))
+        .where(Assignment.shift_id.in_(shift_ids))
+        .group_by(Assignment.shift_id, Assignment.personnel_id)
+        .subquery("load")
+    )
     weight = literal(1.0, Float) / load.c.k
     share = (
         select(
-            Assignment.shift_id, Assignment.tps_id,
+            Assignment.shift_id,
+            Assignment.tps_id,
             func.sum(case((Personnel.force.in_(POLICE_FORCES), weight), else_=0.0)).label("police"),
             func.sum(case((Personnel.force == Force.linmas.value, weight), else_=0.0)).label("linmas"),
         )
@@ -203,10 +221,16 @@ def _per_tps(staffing: StaffingSettings, shift_ids: list[int], linmas_shifts: li
     shift_order = case({shift_id: index for index, shift_id in enumerate(shift_ids)}, value=Shift.id, else_=0)
     return (
         select(
-            Tps.id.label("tps_id"), Tps.code, Tps.unit_id, Tps.kerawanan, Shift.id.label("shift_id"),
+            Tps.id.label("tps_id"),
+            Tps.code,
+            Tps.unit_id,
+            Tps.kerawanan,
+            Shift.id.label("shift_id"),
             shift_order.label("shift_order"),
-            police.label("police"), linmas.label("linmas"),
-            police_need.label("police_needed"), linmas_need.label("linmas_needed"),
+            police.label("police"),
+            linmas.label("linmas"),
+            police_need.label("police_needed"),
+            linmas_need.label("linmas_needed"),
             case((or_(police_short, linmas_short), 1), else_=0).label("under"),
             case((police_short, police_need - police), else_=0.0).label("police_gap"),
             case((linmas_short, linmas_need - linmas), else_=0.0).label("linmas_gap"),
@@ -263,14 +287,18 @@ def format_report(report: StaffingReport, *, limit: int = 50) -> str:
             u = s.understaffed
             under = f"{u['kurang_rawan']}/{u['rawan']}/{u['sangat_rawan']}"
             missing = f"{s.police_missing}/{s.linmas_missing}"
-            lines.append(f"  {s.unit_code:<28} {s.tps:>6} {under:>15} {s.police_assigned:>7} "
-                         f"{s.linmas_assigned:>7} {missing:>12}")
+            lines.append(
+                f"  {s.unit_code:<28} {s.tps:>6} {under:>15} {s.police_assigned:>7} "
+                f"{s.linmas_assigned:>7} {missing:>12}"
+            )
     total = len(report.understaffed)
     if total == 0:
         lines.append("No TPS is under-staffed.")
         return "\n".join(lines)
     lines.append(f"Under-staffed TPS ({total}{f', first {limit} shown' if total > limit else ''}):")
     for t in report.understaffed[:limit]:
-        lines.append(f"  {t.shift_code} {t.tps_code} ({t.unit_code}, {t.kerawanan}): "
-                     f"police {t.police:.2f}/{t.police_needed:.2f}, linmas {t.linmas:.2f}/{t.linmas_needed:.2f}")
+        lines.append(
+            f"  {t.shift_code} {t.tps_code} ({t.unit_code}, {t.kerawanan}): "
+            f"police {t.police:.2f}/{t.police_needed:.2f}, linmas {t.linmas:.2f}/{t.linmas_needed:.2f}"
+        )
     return "\n".join(lines)

@@ -43,8 +43,8 @@ from sqlalchemy import ColumnElement, Row, and_, case, delete, func, literal, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
-from bot.storage.db import dialect_insert
 from bot.services import status
+from bot.storage.db import dialect_insert
 from models import (
     Assignment,
     Checkin,
@@ -61,7 +61,10 @@ from models.base import utcnow
 log = logging.getLogger(__name__)
 
 PEOPLE, TPS, UNIT_TPS, BUILT = (
-    UnitShiftTally.__table__, TpsShiftTally.__table__, UnitShiftTpsTally.__table__, TallyShift.__table__,
+    UnitShiftTally.__table__,
+    TpsShiftTally.__table__,
+    UnitShiftTpsTally.__table__,
+    TallyShift.__table__,
 )
 TABLES = (PEOPLE, TPS, UNIT_TPS, BUILT)
 EPSILON = status.EPSILON  # the tolerance of staffing.py and status.py: 1/5 + 1/5 meets 2/5
@@ -71,7 +74,10 @@ EPSILON = status.EPSILON  # the tolerance of staffing.py and status.py: 1/5 + 1/
 
 
 async def rebuild(
-    session: AsyncSession, *, shift_ids: Iterable[int] | None = None, staffing: StaffingSettings | None = None,
+    session: AsyncSession,
+    *,
+    shift_ids: Iterable[int] | None = None,
+    staffing: StaffingSettings | None = None,
     now: datetime | None = None,
 ) -> list[int]:
     """Recompute the tallies of these shifts (None: every shift) in the caller's transaction; returns their ids.
@@ -102,8 +108,12 @@ async def ensure(session: AsyncSession, *, staffing: StaffingSettings, now: date
     Asked again under the lock, so workers starting together rebuild once.
     """
     wanted = status.staffing_pattern(staffing)
-    stale = select(Shift.id).outerjoin(TallyShift, TallyShift.shift_id == Shift.id).where(
-        TallyShift.pattern.is_(None) | (TallyShift.pattern != wanted)).order_by(Shift.id)
+    stale = (
+        select(Shift.id)
+        .outerjoin(TallyShift, TallyShift.shift_id == Shift.id)
+        .where(TallyShift.pattern.is_(None) | (TallyShift.pattern != wanted))
+        .order_by(Shift.id)
+    )
     if not list(await session.scalars(stale)):
         return []
     await _lock(session)
@@ -130,11 +140,17 @@ async def _build_shift(session: AsyncSession, *, shift_id: int, pattern: str, no
     shift = literal(shift_id, PEOPLE.c.shift_id.type)
     people = status.people_by_unit(shift_id, None)
     columns = list(status.PEOPLE_COLUMNS)
-    await session.execute(PEOPLE.insert().from_select(
-        ["shift_id", "unit_id", *columns], select(shift, people.c.unit_id, *(people.c[c] for c in columns))))
+    await session.execute(
+        PEOPLE.insert().from_select(
+            ["shift_id", "unit_id", *columns], select(shift, people.c.unit_id, *(people.c[c] for c in columns))
+        )
+    )
     shares = status.guard_shares(shift_id=shift_id, scope=None, narrow=False)
-    await session.execute(TPS.insert().from_select(
-        ["shift_id", "tps_id", "present", "share"], select(shift, shares.c.tps_id, shares.c.present, shares.c.share)))
+    await session.execute(
+        TPS.insert().from_select(
+            ["shift_id", "tps_id", "present", "share"], select(shift, shares.c.tps_id, shares.c.present, shares.c.share)
+        )
+    )
     await session.execute(BUILT.insert().values(shift_id=shift_id, pattern=pattern, built_at=now))
     covered = TPS.c.present > 0
     meets = and_(covered, TPS.c.share >= _need(needs_of(pattern)) - EPSILON)
@@ -144,8 +160,9 @@ async def _build_shift(session: AsyncSession, *, shift_id: int, pattern: str, no
         .outerjoin(TPS, and_(TPS.c.tps_id == Tps.id, TPS.c.shift_id == shift_id))
         .group_by(Tps.unit_id, Tps.kerawanan)
     )
-    await session.execute(UNIT_TPS.insert().from_select(
-        ["shift_id", "unit_id", "kerawanan", "tps_total", "covered", "meets"], per_unit))
+    await session.execute(
+        UNIT_TPS.insert().from_select(["shift_id", "unit_id", "kerawanan", "tps_total", "covered", "meets"], per_unit)
+    )
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -190,12 +207,16 @@ async def on_checkins(session: AsyncSession, checkins: Sequence[NewCheckin]) -> 
     people = {
         personnel_id: (unit_id, force)
         for personnel_id, unit_id, force in await session.execute(
-            select(Personnel.id, Personnel.unit_id, Personnel.force).where(Personnel.id.in_({c.personnel_id for c in checkins}))
+            select(Personnel.id, Personnel.unit_id, Personnel.force).where(
+                Personnel.id.in_({c.personnel_id for c in checkins})
+            )
         )
     }
     counts: dict[tuple[int, int], dict[str, int]] = {}
     for checkin in checkins:
-        row = counts.setdefault((checkin.shift_id, people[checkin.personnel_id][0]), {"checked_in": 0, "late": 0, "far": 0})
+        row = counts.setdefault(
+            (checkin.shift_id, people[checkin.personnel_id][0]), {"checked_in": 0, "late": 0, "far": 0}
+        )
         row["checked_in"] += 1
         row["late"] += int(checkin.late)
         row["far"] += int(checkin.far)
@@ -230,8 +251,13 @@ async def on_registered(session: AsyncSession, *, personnel_id: int) -> None:
     """Before a Telegram account is linked (registration also marks the person reachable again)."""
     row = await _locked_person(session, personnel_id)
     was_registered = row.telegram_user_id is not None
-    await _add_person_shifts(session, personnel_id, row.unit_id, registered=int(not was_registered),
-                             unreachable=-int(was_registered and not row.reachable))
+    await _add_person_shifts(
+        session,
+        personnel_id,
+        row.unit_id,
+        registered=int(not was_registered),
+        unreachable=-int(was_registered and not row.reachable),
+    )
 
 
 async def on_reachability(session: AsyncSession, *, personnel_id: int, reachable: bool) -> bool:
@@ -250,15 +276,20 @@ async def _person(session: AsyncSession, personnel_id: int) -> Row:
 
 
 async def _locked_person(session: AsyncSession, personnel_id: int) -> Row:
-    query = (select(Personnel.unit_id, Personnel.telegram_user_id, Personnel.reachable)
-             .where(Personnel.id == personnel_id).with_for_update(key_share=True))
+    query = (
+        select(Personnel.unit_id, Personnel.telegram_user_id, Personnel.reachable)
+        .where(Personnel.id == personnel_id)
+        .with_for_update(key_share=True)
+    )
     return (await session.execute(query)).one()
 
 
 async def _locked_checkin(session: AsyncSession, *, personnel_id: int, shift_id: int) -> Row | None:
-    query = (select(Checkin.far, Checkin.checked_out_at)
-             .where(Checkin.personnel_id == personnel_id, Checkin.shift_id == shift_id)
-             .with_for_update(key_share=True))
+    query = (
+        select(Checkin.far, Checkin.checked_out_at)
+        .where(Checkin.personnel_id == personnel_id, Checkin.shift_id == shift_id)
+        .with_for_update(key_share=True)
+    )
     return (await session.execute(query)).first()
 
 
@@ -267,7 +298,10 @@ async def _add_person_shifts(session: AsyncSession, personnel_id: int, unit_id: 
     if not any(deltas.values()):
         return
     shifts = await session.scalars(
-        select(Assignment.shift_id).where(Assignment.personnel_id == personnel_id).distinct().order_by(Assignment.shift_id)
+        select(Assignment.shift_id)
+        .where(Assignment.personnel_id == personnel_id)
+        .distinct()
+        .order_by(Assignment.shift_id)
     )
     await _add_people(session, [(shift_id, unit_id) for shift_id in shifts], **deltas)
 
@@ -282,8 +316,10 @@ async def _add_people_each(session: AsyncSession, deltas: Mapping[tuple[int, int
     changed = tuple(sorted({name for row in deltas.values() for name, delta in row.items() if delta}))
     if not changed:
         return
-    rows = [{"shift_id": s, "unit_id": u, **{c: deltas[(s, u)].get(c, 0) for c in status.PEOPLE_COLUMNS}}
-            for s, u in sorted(deltas)]
+    rows = [
+        {"shift_id": s, "unit_id": u, **{c: deltas[(s, u)].get(c, 0) for c in status.PEOPLE_COLUMNS}}
+        for s, u in sorted(deltas)
+    ]
     await session.execute(_people_upsert(dialect_insert(session), changed), rows)
 
 
@@ -298,7 +334,8 @@ async def _move_guards(session: AsyncSession, guards: Sequence[tuple[int, int]],
         return
     wanted = set(guards)
     posts = [
-        row for row in await session.execute(
+        row
+        for row in await session.execute(
             select(Assignment.personnel_id, Assignment.shift_id, Assignment.tps_id, Tps.unit_id, Tps.kerawanan)
             .join(Tps, Tps.id == Assignment.tps_id)
             .where(Assignment.personnel_id.in_({p for p, _ in wanted}), Assignment.shift_id.in_({s for _, s in wanted}))
@@ -312,9 +349,13 @@ async def _move_guards(session: AsyncSession, guards: Sequence[tuple[int, int]],
         present, share = moves.get((shift_id, tps_id), (0, 0.0))
         moves[(shift_id, tps_id)] = (present + step, share + step / held[(personnel_id, shift_id)])
         places[(shift_id, tps_id)] = (unit_id, kerawanan)
-    rows = [{"shift_id": s, "tps_id": t, "present": moves[(s, t)][0], "share": moves[(s, t)][1]} for s, t in sorted(moves)]
-    after = {(s, t): (count, share)
-             for s, t, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)}
+    rows = [
+        {"shift_id": s, "tps_id": t, "present": moves[(s, t)][0], "share": moves[(s, t)][1]} for s, t in sorted(moves)
+    ]
+    after = {
+        (s, t): (count, share)
+        for s, t, count, share in await session.execute(_guard_upsert(dialect_insert(session)), rows)
+    }
     for shift_id in sorted({s for s, _ in moves}):
         needs = await _needs(session, shift_id)  # read after the row locks: a rebuild in between is seen
         flips = _flips([(moves[(s, t)], after[(s, t)], places[(s, t)]) for s, t in moves if s == shift_id], needs)
@@ -350,8 +391,17 @@ async def _needs(session: AsyncSession, shift_id: int) -> dict[str, float]:
 
 
 async def _add_unit_tps(session: AsyncSession, shift_id: int, flips: dict[tuple[int, str], tuple[int, int]]) -> None:
-    rows = [{"shift_id": shift_id, "unit_id": unit_id, "kerawanan": kerawanan, "tps_total": 0,
-             "covered": covered, "meets": meets} for (unit_id, kerawanan), (covered, meets) in sorted(flips.items())]
+    rows = [
+        {
+            "shift_id": shift_id,
+            "unit_id": unit_id,
+            "kerawanan": kerawanan,
+            "tps_total": 0,
+            "covered": covered,
+            "meets": meets,
+        }
+        for (unit_id, kerawanan), (covered, meets) in sorted(flips.items())
+    ]
     await session.execute(_unit_tps_upsert(dialect_insert(session)), rows)
 
 

@@ -48,7 +48,7 @@ def find_cycles(parents: Mapping[K, K | None]) -> list[list[K]]:
             walk.append(node)
             node = parents[node]
         if node is not None and state.get(node) == 1:
-            cycles.append(walk[walk.index(node):])
+            cycles.append(walk[walk.index(node) :])
         for visited in walk:
             state[visited] = 2
     return cycles
@@ -101,13 +101,13 @@ async def rebuild_closure(session: AsyncSession) -> int:
     fresh = [pair for pair, distance in wanted.items() if have.get(pair) != distance]
     table = UnitClosure.__table__
     for start in range(0, len(stale), CHUNK):
-        chunk = stale[start:start + CHUNK]
+        chunk = stale[start : start + CHUNK]
         await session.execute(
             delete(table).where(table.c.ancestor_id == bindparam("a")).where(table.c.unit_id == bindparam("u")),
             [{"a": a, "u": u} for a, u in chunk],
         )
     for start in range(0, len(fresh), CHUNK):
-        chunk = fresh[start:start + CHUNK]
+        chunk = fresh[start : start + CHUNK]
         await session.execute(
             insert(table), [{"ancestor_id": a, "unit_id": u, "distance": wanted[(a, u)]} for a, u in chunk]
         )
@@ -142,7 +142,5 @@ async def ancestors(session: AsyncSession, unit_id: int, *, include_self: bool =
 
 async def is_within(session: AsyncSession, unit_id: int, ancestor_id: int) -> bool:
     """Whether `unit_id` is `ancestor_id` or lies below it (a commander's authority check)."""
-    query = select(
-        exists().where(and_(UnitClosure.ancestor_id == ancestor_id, UnitClosure.unit_id == unit_id))
-    )
+    query = select(exists().where(and_(UnitClosure.ancestor_id == ancestor_id, UnitClosure.unit_id == unit_id)))
     return bool(await session.scalar(query))

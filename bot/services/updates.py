@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import dialect_insert
 from bot.services.workers import alive
+from bot.storage.db import dialect_insert
 from models import InboxUpdate
 
 RETENTION = timedelta(hours=48)
@@ -44,8 +44,14 @@ async def accept(session: AsyncSession, *, updates: Sequence[Incoming], worker: 
 
 
 def _row(update: Incoming, now: datetime, *, claimed_by: str | None, done_at: datetime | None) -> dict[str, Any]:
-    return {"update_id": update.update_id, "payload": update.payload, "received_at": now, "claimed_by": claimed_by,
-            "attempts": 1, "done_at": done_at}  # fmt: skip
+    return {
+        "update_id": update.update_id,
+        "payload": update.payload,
+        "received_at": now,
+        "claimed_by": claimed_by,
+        "attempts": 1,
+        "done_at": done_at,
+    }
 
 
 async def claim_update(session: AsyncSession, *, update_id: int, now: datetime) -> bool:

@@ -49,8 +49,10 @@ async def release_outbox(session: AsyncSession, *, worker: str | None = None, no
     neither argument every row being sent comes back: a single SQLite process
     starting is the only sender there is.
     """
-    owner = Outbox.claimed_by == worker if worker is not None else (
-        Outbox.claimed_by.not_in(alive(now)) if now is not None else Outbox.claimed_by.is_not(None)
+    owner = (
+        Outbox.claimed_by == worker
+        if worker is not None
+        else (Outbox.claimed_by.not_in(alive(now)) if now is not None else Outbox.claimed_by.is_not(None))
     )
     result = await session.execute(
         update(Outbox)

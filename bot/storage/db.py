@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from bot.storage import sqlite_driver
 from bot.intake.handling import MarkingSession
+from bot.storage import sqlite_driver
 
 
 def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -53,6 +53,7 @@ def _ping_after_idle(engine: AsyncEngine, seconds: float) -> None:
     flight either way; the first failure marks the whole pool stale, so
     the connections after it are new.
     """
+
     def checked_in(_dbapi_connection: Any, record: Any) -> None:
         record.info["idle_since"] = time.monotonic()
 

@@ -42,7 +42,9 @@ _WRITE_STATEMENT = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALT
 def connect_args() -> dict[str, Any]:
     """What `create_async_engine` passes on to each new connection."""
     return {
-        "timeout": BUSY_TIMEOUT_MS / 1000, "factory": TurnTakingConnection, "async_creator_fn": connect,
+        "timeout": BUSY_TIMEOUT_MS / 1000,
+        "factory": TurnTakingConnection,
+        "async_creator_fn": connect,
         "check_same_thread": False,  # a checked-out connection is used by one caller, on the loop or in its thread
     }
 
@@ -98,7 +100,9 @@ class OneTripConnection(aiosqlite.Connection):
         this caller, so its thread is not running anything.
         """
         connection = self._connection
-        return isinstance(connection, TurnTakingConnection) and not connection.in_transaction and not connection.has_turn
+        return (
+            isinstance(connection, TurnTakingConnection) and not connection.in_transaction and not connection.has_turn
+        )
 
 
 class OneTripCursor:

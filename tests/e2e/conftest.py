@@ -28,8 +28,8 @@ from bot.app import build_application
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.emulator import Emulator, Limits, SentMessage, SimGroup, SimUser, running
-from bot.runtime import Runtime, runtime_of
 from bot.ops.scheduler import run_all
+from bot.runtime import Runtime, runtime_of
 from models import CommandGroup, Outbox
 from models.enums import OutboxState
 from tests.factories import Roster, build_roster, link
@@ -44,7 +44,11 @@ class World:
     """Everything one end-to-end test touches, with the verbs tests use."""
 
     def __init__(
-        self, emu: Emulator, application: Any, roster: Roster, clock: ManualClock,
+        self,
+        emu: Emulator,
+        application: Any,
+        roster: Roster,
+        clock: ManualClock,
         sessions: async_sessionmaker[AsyncSession],
     ) -> None:
         self.emu = emu
@@ -111,10 +115,12 @@ class World:
     async def _outbox_waiting(self) -> bool:
         async with self.sessions() as session:
             waiting = await session.scalar(
-                select(Outbox.id).where(
+                select(Outbox.id)
+                .where(
                     Outbox.state.in_([OutboxState.pending.value, OutboxState.sending.value]),
                     Outbox.due_at <= self.clock(),
-                ).limit(1)
+                )
+                .limit(1)
             )
         return waiting is not None
 
@@ -129,8 +135,9 @@ class World:
 def e2e_settings(emu: Emulator, database_url: str, **overrides: Any) -> Settings:
     settings = load_settings(None)
     data = settings.model_dump()
-    data["telegram"].update(token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url,
-                            bot_username=emu.bot_username)
+    data["telegram"].update(
+        token=emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url, bot_username=emu.bot_username
+    )
     data["database"]["url"] = database_url
     data["delivery"]["poll_seconds"] = 0.05
     for section, values in overrides.items():
@@ -151,7 +158,9 @@ def settings_overrides() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 async def world(
-    engine: AsyncEngine, database_url: str, emulator_limits: Limits,
+    engine: AsyncEngine,
+    database_url: str,
+    emulator_limits: Limits,
     settings_overrides: dict[str, dict[str, Any]],
 ) -> AsyncIterator[World]:
     clock = ManualClock(e2e_now())

@@ -38,9 +38,10 @@ async def test_a_backlog_across_a_shift_start_is_counted_at_the_time_sent_and_no
         roster = await build_roster(session, now=clock())
     start = roster.shifts["SORE"].starts_at
     overrides: dict[str, dict[str, Any]] = {
-        "reminders": {"before_minutes": [0]}, "checkin": {"grace_minutes": 5},
+        "reminders": {"before_minutes": [0]},
+        "checkin": {"grace_minutes": 5},
         "scheduler": {"reminders_seconds": 0.3, "missed_checkins_seconds": 0.3, "escalation_seconds": 0.3},
-    }  # fmt: skip
+    }
     async with Emulator(limits=Limits(enforce=False)) as emu:
         settings = e2e_settings(emu, database_url, **overrides)
         people = {key: emu.user(roster.person(key).name) for key in (*SENT, "eko")}
@@ -48,8 +49,10 @@ async def test_a_backlog_across_a_shift_start_is_counted_at_the_time_sent_and_no
             for key, user in people.items():
                 await link(session, roster.person(key), user.id, now=clock())
             groups = {code: emu.group(f"Posko {code}") for code in ("POLSEK-A1", "POLSEK-A2")}
-            session.add_all(CommandGroup(unit_id=roster.units[code].id, chat_id=group.id, title=group.title)
-                            for code, group in groups.items())  # fmt: skip
+            session.add_all(
+                CommandGroup(unit_id=roster.units[code].id, chat_id=group.id, title=group.title)
+                for code, group in groups.items()
+            )
             await session.commit()
         clock.current = start - timedelta(minutes=20)  # before the outage: the shift-start reminders are planned
         async with sessions() as session:
@@ -72,9 +75,13 @@ async def test_a_backlog_across_a_shift_start_is_counted_at_the_time_sent_and_no
             assert len(texts) == 1 and "Hadir tercatat" in texts[0] and at in texts[0], (key, texts)
             assert not any("Pengingat tugas" in text for text in texts), f"{key} was reminded while on duty"
         async with sessions() as session:
-            stored = dict((await session.execute(
-                select(Personnel.nrp, Checkin.checked_in_at).join(Checkin, Checkin.personnel_id == Personnel.id)
-            )).all())  # fmt: skip
+            stored = dict(
+                (
+                    await session.execute(
+                        select(Personnel.nrp, Checkin.checked_in_at).join(Checkin, Checkin.personnel_id == Personnel.id)
+                    )
+                ).all()
+            )
         assert stored == {roster.person(key).nrp: start + timedelta(minutes=m) for key, m in SENT.items()}
         a2 = [m.text or "" for m in emu.sent_to(groups["POLSEK-A2"])]
         assert len(a2) == 1 and "Belum hadir" in a2[0] and "Eko" in a2[0] and "Fajar" not in a2[0], a2

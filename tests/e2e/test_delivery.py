@@ -17,8 +17,8 @@ from telegram.ext import CommandHandler
 from bot.app import build_application
 from bot.emulator import Limits, SimGroup, SimUser
 from bot.runtime import runtime_of
-from bot.services.broadcast import sweep_broadcast_reports
 from bot.services import outbox
+from bot.services.broadcast import sweep_broadcast_reports
 from bot.services.missed import UPDATE_EVERY, sweep_missed_checkins
 from bot.services.outbox import NewMessage
 from bot.services.reminders import plan_reminders
@@ -33,10 +33,9 @@ REMINDED = ["budi", "citra", "eko"]
 def _has_command(world: World, command: str) -> bool:
     return any(
         isinstance(handler, CommandHandler) and command in handler.commands
-        for handlers in world.application.handlers.values() for handler in handlers
+        for handlers in world.application.handlers.values()
+        for handler in handlers
     )
-
-
 
 
 async def _plan(world: World, sessions: async_sessionmaker[AsyncSession] | None = None) -> int:
@@ -68,7 +67,9 @@ async def test_reminders_arrive_once_per_person_and_offset_across_replans_and_a_
         for key, user in users.items():
             [reminder] = world.texts(user)
             assert "Pengingat tugas" in reminder and "Penghitungan (penghitungan suara) mulai" in reminder, key
-        assert "TPS-A1-002" in world.texts(users["citra"])[0] and "berangkat lebih awal" in world.texts(users["citra"])[0]
+        assert (
+            "TPS-A1-002" in world.texts(users["citra"])[0] and "berangkat lebih awal" in world.texts(users["citra"])[0]
+        )
         world.clock.current = sore
         assert await _plan(world) == 0
         await world.outbox_drained()
@@ -109,17 +110,23 @@ async def test_a_relocated_tps_is_corrected_once_for_those_already_reminded(worl
 async def _expected_missing(world: World, unit_codes: set[str]) -> set[tuple[str, str]]:
     """(TPS code, rank and name) of every PAGI assignment at those units' TPS without a check-in."""
     async with world.sessions() as session:
-        present = set(await session.scalars(
-            select(Checkin.personnel_id).where(Checkin.shift_id == world.roster.shifts["PAGI"].id)
-        ))
+        present = set(
+            await session.scalars(
+                select(Checkin.personnel_id).where(Checkin.shift_id == world.roster.shifts["PAGI"].id)
+            )
+        )
         rows = await session.execute(
             select(Tps.code, Tps.unit_id, Personnel.id, Personnel.rank, Personnel.name)
-            .join(Assignment, Assignment.tps_id == Tps.id).join(Personnel, Personnel.id == Assignment.personnel_id)
+            .join(Assignment, Assignment.tps_id == Tps.id)
+            .join(Personnel, Personnel.id == Assignment.personnel_id)
             .where(Assignment.shift_id == world.roster.shifts["PAGI"].id)
-        )  # fmt: skip
+        )
         unit_ids = {world.roster.units[code].id for code in unit_codes}
-        return {(code, f"{rank} {name}") for code, unit_id, pid, rank, name in rows
-                if unit_id in unit_ids and pid not in present}  # fmt: skip
+        return {
+            (code, f"{rank} {name}")
+            for code, unit_id, pid, rank, name in rows
+            if unit_id in unit_ids and pid not in present
+        }
 
 
 def _listed(text: str) -> set[tuple[str, str]]:
@@ -151,8 +158,11 @@ async def test_missed_check_ins_one_digest_per_group_then_one_update(world: Worl
     await world.outbox_drained()
     [a1_digest] = world.texts(a1)
     assert _listed(a1_digest) == await _expected_missing(world, {"POLSEK-A1"})
-    assert _listed(a1_digest) == {("TPS-A1-001", "Bripda Budi"), ("TPS-A1-002", "Bripda Budi"),
-                                  ("TPS-A1-001", "Linmas Dedi")}  # fmt: skip
+    assert _listed(a1_digest) == {
+        ("TPS-A1-001", "Bripda Budi"),
+        ("TPS-A1-002", "Bripda Budi"),
+        ("TPS-A1-001", "Linmas Dedi"),
+    }
     assert "Linmas Dedi (belum terdaftar)" in a1_digest
     [polres_digest] = world.texts(polres)
     assert _listed(polres_digest) == await _expected_missing(world, {"POLSEK-A2"})
@@ -179,7 +189,9 @@ async def test_missed_check_ins_one_digest_per_group_then_one_update(world: Worl
 async def test_broadcast_reaches_the_subtree_once_and_reports_to_the_sender(world: World) -> None:
     kapolres = await world.registered("kapolres")
     kapolda = await world.registered("kapolda")
-    below = {key: await world.registered(key) for key in ["kapolsek_a1", "kapolsek_a2", "budi", "citra", "eko", "fajar"]}
+    below = {
+        key: await world.registered(key) for key in ["kapolsek_a1", "kapolsek_a2", "budi", "citra", "eko", "fajar"]
+    }
     below["fajar"].block_bot()
     reply = await world.reply(kapolres, "/siaran Apel siaga pukul 05.00 di Mapolres")
     assert "kepada 6 personel" in (reply.text or "") and "1 belum terdaftar" in (reply.text or "")  # dedi
@@ -227,10 +239,16 @@ async def test_a_group_out_of_its_own_limit_waits_alone_while_a_broadcast_goes_o
     group = await world.command_group("POLSEK-A1", members=[kapolsek])
     people = [world.emu.user(f"Warga{i}") for i in range(150)]
     async with world.sessions() as session:
-        await outbox.enqueue_many(session, [
-            NewMessage(chat_id=p.id, text="Siaran: apel pukul 05.00", priority=Priority.broadcast, dedup_key=f"b:{i}")
-            for i, p in enumerate(people)
-        ], now=world.clock())  # fmt: skip
+        await outbox.enqueue_many(
+            session,
+            [
+                NewMessage(
+                    chat_id=p.id, text="Siaran: apel pukul 05.00", priority=Priority.broadcast, dedup_key=f"b:{i}"
+                )
+                for i, p in enumerate(people)
+            ],
+            now=world.clock(),
+        )
         await session.commit()
     await world.eventually(lambda: any(world.emu.count(p) for p in people))
     await kapolsek.send_in(group, "/bantuan")
@@ -240,8 +258,12 @@ async def test_a_group_out_of_its_own_limit_waits_alone_while_a_broadcast_goes_o
     [refused] = world.emu.rejections
     assert (refused.chat_id, refused.reason, refused.retry_after) == (group.id, "group", 3)
     assert world.emu.sent_to(group)[1].current.mono >= refused.mono + 3
-    during = [m.current.mono for p in people for m in world.emu.sent_to(p) if refused.mono < m.current.mono
-              < refused.mono + 2.8]  # fmt: skip
+    during = [
+        m.current.mono
+        for p in people
+        for m in world.emu.sent_to(p)
+        if refused.mono < m.current.mono < refused.mono + 2.8
+    ]
     assert len(during) > 40, "the broadcast should go on while the group waits"
     await world.outbox_drained()
     assert [world.emu.count(p) for p in people] == [1] * 150

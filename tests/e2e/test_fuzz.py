@@ -16,10 +16,14 @@ NAMES = sorted({name for command in COMMANDS for name in (command.id, command.en
 ARGUMENTS = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.characters(codec="utf-8"), max_size=50),
-    st.lists(st.sampled_from(["", "en", "id", "87010123", "ABCDE23456", "<b>", "&", "'", "--", "0", "-1", "😀", "\u202e"]),
-             max_size=4).map(" ".join),
+    st.lists(
+        st.sampled_from(["", "en", "id", "87010123", "ABCDE23456", "<b>", "&", "'", "--", "0", "-1", "😀", "\u202e"]),
+        max_size=4,
+    ).map(" ".join),
 )
-LINES = st.builds(lambda name, args: f"/{name} {args}".strip(), st.sampled_from(NAMES), ARGUMENTS) | st.text(min_size=1, max_size=200)
+LINES = st.builds(lambda name, args: f"/{name} {args}".strip(), st.sampled_from(NAMES), ARGUMENTS) | st.text(
+    min_size=1, max_size=200
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -86,10 +86,17 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_registration(world: W
     new = world.emu.group("Posko A1", members=[kapolsek])
     old_chat = world.emu.state.chats[old.id]
     old_chat.migrated_to = new.id
-    world.emu.enqueue({"message": {
-        "message_id": world.emu.state.next_message_id(old_chat), "from": kapolsek.user.to_json(),
-        "chat": old_chat.to_json(), "date": int(time.time()), "migrate_to_chat_id": new.id,
-    }})  # fmt: skip
+    world.emu.enqueue(
+        {
+            "message": {
+                "message_id": world.emu.state.next_message_id(old_chat),
+                "from": kapolsek.user.to_json(),
+                "chat": old_chat.to_json(),
+                "date": int(time.time()),
+                "migrate_to_chat_id": new.id,
+            }
+        }
+    )
     for _ in range(100):
         if await _bound_chat(world, "POLSEK-A1") == new.id:
             break

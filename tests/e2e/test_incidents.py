@@ -24,10 +24,9 @@ COMMANDERS = {"POLSEK-A1": "kapolsek_a1", "POLSEK-A2": "kapolsek_a2", "POLRES-A"
 def _has_command(world: World, command: str) -> bool:
     return any(
         isinstance(handler, CommandHandler) and command in handler.commands
-        for handlers in world.application.handlers.values() for handler in handlers
+        for handlers in world.application.handlers.values()
+        for handler in handlers
     )
-
-
 
 
 async def _groups(world: World) -> dict[str, SimGroup]:
@@ -38,16 +37,26 @@ async def _groups(world: World) -> dict[str, SimGroup]:
     return world.groups
 
 
-async def _sos(world: World, reporter: SimUser, text: str = "Massa ricuh di TPS", severity: str = "🔴 Tinggi",
-               *, sent: datetime | None = None) -> str:
+async def _sos(
+    world: World,
+    reporter: SimUser,
+    text: str = "Massa ricuh di TPS",
+    severity: str = "🔴 Tinggi",
+    *,
+    sent: datetime | None = None,
+) -> str:
     """Raise a contingency the way a person does (`sent`: when Telegram stamped it); returns the confirmation."""
     await reporter.send(f"/darurat {text}", date=sent)
     question = await reporter.next_message()
     assert "pilih tingkat keparahan" in (question.text or "")
     press = await reporter.press(question, severity)
     assert (await press.answer()).show_alert is False
-    await world.eventually(lambda: "diteruskan ke" in (world.emu.sent_to(reporter)[0].text or "")
-                           or "belum ada grup komando" in (world.emu.sent_to(reporter)[0].text or ""))  # fmt: skip
+    await world.eventually(
+        lambda: (
+            "diteruskan ke" in (world.emu.sent_to(reporter)[0].text or "")
+            or "belum ada grup komando" in (world.emu.sent_to(reporter)[0].text or "")
+        )
+    )
     ask = await reporter.next_message()
     assert "kirim lokasi" in (ask.text or "").lower()
     return world.emu.sent_to(reporter)[0].text or ""

@@ -36,7 +36,9 @@ async def _checkins(world: World) -> list[Checkin]:
 
 async def _linked_account(world: World, key: str) -> int | None:
     async with world.sessions() as session:
-        return await session.scalar(select(Personnel.telegram_user_id).where(Personnel.id == world.roster.person(key).id))
+        return await session.scalar(
+            select(Personnel.telegram_user_id).where(Personnel.id == world.roster.person(key).id)
+        )
 
 
 # -- registration -------------------------------------------------------------------------------
@@ -130,7 +132,9 @@ async def test_hadir_asks_for_location_and_records_distance(world: World) -> Non
     lat, lon = TPS_PLACES["TPS-A2-001"]
     await world.send_location_now(eko, lat + 0.0005, lon)
     reply = await eko.next_message()
-    assert "Hadir tercatat" in (reply.text or "") and "TPS-A2-001" in (reply.text or "") and "56 m" in (reply.text or "")
+    assert (
+        "Hadir tercatat" in (reply.text or "") and "TPS-A2-001" in (reply.text or "") and "56 m" in (reply.text or "")
+    )
     assert "Tercatat terlambat" in (reply.text or ""), "the factory shift started an hour ago"
     await world.send_location_now(eko, lat, lon + 0.02)
     again = await eko.next_message()
@@ -187,8 +191,10 @@ async def test_lateness_follows_the_time_sent_not_the_time_read(world: World) ->
     assert "Tercatat terlambat" not in on_time and "terlambat sampai (30 menit" in on_time
     assert "Tercatat terlambat" in late and "terlambat sampai (20 menit" in late
     rows = {row.personnel_id: (row.checked_in_at, row.late) for row in await _checkins(world)}
-    assert rows == {world.roster.person("budi").id: (start + timedelta(minutes=10), False),
-                    world.roster.person("eko").id: (start + timedelta(minutes=20), True)}
+    assert rows == {
+        world.roster.person("budi").id: (start + timedelta(minutes=10), False),
+        world.roster.person("eko").id: (start + timedelta(minutes=20), True),
+    }
 
 
 async def test_a_location_sent_after_the_shift_ended_is_refused(world: World) -> None:
@@ -252,7 +258,9 @@ async def test_lapor_category_photo_and_verification(world: World) -> None:
 
     kapolsek = await world.registered("kapolsek_a1")
     review = await world.reply(kapolsek, "/lapor")
-    assert "Pemilih antre panjang &amp; tertib &lt;aman&gt;" in (review.content or review.text or "") or "tertib <aman>" in (review.text or "")
+    assert "Pemilih antre panjang &amp; tertib &lt;aman&gt;" in (
+        review.content or review.text or ""
+    ) or "tertib <aman>" in (review.text or "")
     [button] = review.button_texts
     answer = await (await kapolsek.press(review, button)).answer()
     assert answer.text and "diverifikasi" in answer.text

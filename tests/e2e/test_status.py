@@ -33,8 +33,13 @@ COMMANDERS = {"kapolda": "POLDA-X", "kapolres": "POLRES-A", "kapolsek_a1": "POLS
 @pytest.fixture
 async def wired(world: World) -> AsyncIterator[World]:
     """The world with `/status` and `/rekap`, for as long as `handlers.register_all` does not add them."""
-    registered = {c for handlers in world.application.handlers.values() for h in handlers
-                  if isinstance(h, CommandHandler) for c in h.commands}
+    registered = {
+        c
+        for handlers in world.application.handlers.values()
+        for h in handlers
+        if isinstance(h, CommandHandler)
+        for c in h.commands
+    }
     if "status" not in registered:
         status_handlers.register_handlers(world.application)
     if "rekap" not in registered:
@@ -61,7 +66,9 @@ async def _morning(world: World) -> dict[str, SimUser]:
     await _check_in(world, users["fajar"], "TPS-A2-001")
     assert "Selesai tugas tercatat" in ((await world.reply(users["fajar"], "/selesai")).text or "")
     async with world.sessions() as session:
-        await session.execute(update(Personnel).where(Personnel.id == world.roster.person("eko").id).values(reachable=False))
+        await session.execute(
+            update(Personnel).where(Personnel.id == world.roster.person("eko").id).values(reachable=False)
+        )
         await session.commit()
     return users
 
@@ -79,9 +86,13 @@ def _figures_in(text: str, want: Expected) -> None:
     meets = sum(c.meets_pattern for c in want.tps.values())
     for fragment in [
         f"Bertugas {people.assigned} · terdaftar {people.registered}",
-        f"Hadir {people.checked_in}/{people.assigned}", f"terlambat {people.late}", f"jauh dari TPS {people.far}",
+        f"Hadir {people.checked_in}/{people.assigned}",
+        f"terlambat {people.late}",
+        f"jauh dari TPS {people.far}",
         f"Belum hadir {people.missing} · 📵 tak terjangkau {people.unreachable}",
-        f"TPS terjaga {covered}/{total}", f"belum terjaga {total - covered}", f"sesuai pola {meets}",
+        f"TPS terjaga {covered}/{total}",
+        f"belum terjaga {total - covered}",
+        f"sesuai pola {meets}",
     ]:
         assert fragment in text, (fragment, text)
     for level, label in [("sangat_rawan", "sangat rawan"), ("rawan", "   rawan"), ("kurang_rawan", "kurang rawan")]:
@@ -152,8 +163,11 @@ async def test_drill_down_and_missing_list_are_authorized_on_every_press(wired: 
     assert f"per {clock(world.clock(), world.settings.operation.zone)}" in (summary.text or "")
 
     async with world.sessions() as session:  # the Kapolres is moved to a Polsek: the old buttons stop working
-        await session.execute(update(Personnel).where(Personnel.id == world.roster.person("kapolres").id)
-                              .values(unit_id=world.roster.units["POLSEK-A2"].id))
+        await session.execute(
+            update(Personnel)
+            .where(Personnel.id == world.roster.person("kapolres").id)
+            .values(unit_id=world.roster.units["POLSEK-A2"].id)
+        )
         await session.commit()
     count = world.emu.count(kapolres)
     for target in [summary, down]:
@@ -161,8 +175,9 @@ async def test_drill_down_and_missing_list_are_authorized_on_every_press(wired: 
         answer = await (await kapolres.press(target, label)).answer()
         assert answer.show_alert and "di luar satuan Anda" in (answer.text or "")
     async with world.sessions() as session:  # demoted: no button answers a member
-        await session.execute(update(Personnel).where(Personnel.id == world.roster.person("kapolres").id)
-                              .values(role="anggota"))
+        await session.execute(
+            update(Personnel).where(Personnel.id == world.roster.person("kapolres").id).values(role="anggota")
+        )
         await session.commit()
     answer = await (await kapolres.press(summary, "🔄 Perbarui")).answer()
     assert answer.show_alert and "hanya untuk komandan" in (answer.text or "")

@@ -33,8 +33,7 @@ async def test_get_me_describes_the_bot(bot: Bot, emu: Emulator) -> None:
 
 
 @pytest.mark.asyncio
-async def test_wrong_token_is_401_and_unknown_method_is_404(emu: Emulator,
-                                                            http: aiohttp.ClientSession) -> None:
+async def test_wrong_token_is_401_and_unknown_method_is_404(emu: Emulator, http: aiohttp.ClientSession) -> None:
     async with http.post(f"{emu.base_url}999:WRONG/getMe") as resp:
         assert resp.status == 401
         assert await resp.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
@@ -49,8 +48,7 @@ async def test_wrong_token_is_401_and_unknown_method_is_404(emu: Emulator,
 async def test_send_message_shape_html_and_keyboard(bot: Bot, emu: Emulator) -> None:
     budi = emu.user("Budi")
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("Hadir", callback_data="hadir:1")]])
-    msg = await bot.send_message(budi.id, "<b>Apel</b> pukul 06.00", parse_mode="HTML",
-                                 reply_markup=markup)
+    msg = await bot.send_message(budi.id, "<b>Apel</b> pukul 06.00", parse_mode="HTML", reply_markup=markup)
     assert msg.text == "Apel pukul 06.00" and msg.chat.id == budi.id
     assert msg.from_user is not None and msg.from_user.id == bot.id
     assert msg.entities[0].type == "bold" and msg.reply_markup == markup
@@ -60,14 +58,13 @@ async def test_send_message_shape_html_and_keyboard(bot: Bot, emu: Emulator) -> 
 
 
 @pytest.mark.asyncio
-async def test_reply_keyboard_with_location_button_and_reply_parameters(bot: Bot,
-                                                                       emu: Emulator) -> None:
+async def test_reply_keyboard_with_location_button_and_reply_parameters(bot: Bot, emu: Emulator) -> None:
     budi = emu.user("Budi")
     user_msg = await budi.send("lapor")
-    keyboard = ReplyKeyboardMarkup([[KeyboardButton("Kirim lokasi", request_location=True)]],
-                                   one_time_keyboard=True)
-    answer = await bot.send_message(budi.id, "Bagikan lokasi", reply_markup=keyboard,
-                                    reply_to_message_id=user_msg["message_id"])
+    keyboard = ReplyKeyboardMarkup([[KeyboardButton("Kirim lokasi", request_location=True)]], one_time_keyboard=True)
+    answer = await bot.send_message(
+        budi.id, "Bagikan lokasi", reply_markup=keyboard, reply_to_message_id=user_msg["message_id"]
+    )
     assert answer.reply_to_message is not None
     assert answer.reply_to_message.message_id == user_msg["message_id"]
     assert answer.reply_markup is None  # reply keyboards are not echoed, as on Telegram
@@ -94,22 +91,23 @@ async def test_unknown_blocked_and_deactivated_chats(bot: Bot, emu: Emulator) ->
 
 
 @pytest.mark.asyncio
-async def test_raw_error_bodies_match_the_bot_api(emu: Emulator,
-                                                  http: aiohttp.ClientSession) -> None:
+async def test_raw_error_bodies_match_the_bot_api(emu: Emulator, http: aiohttp.ClientSession) -> None:
     budi = emu.user("Budi")
     cases: list[tuple[dict[str, Any], str]] = [
         ({"text": "x" * 4097}, "Bad Request: message is too long"),
-        ({"text": "<b>tebal</i>", "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 8, '
-         'expected "</b>", found "</i>"'),
-        ({"text": "pilih", "reply_markup": {"inline_keyboard": [[
-            {"text": "x", "callback_data": "d" * 65}]]}}, "Bad Request: BUTTON_DATA_INVALID"),
+        (
+            {"text": "<b>tebal</i>", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 8, expected "</b>", found "</i>"',
+        ),
+        (
+            {"text": "pilih", "reply_markup": {"inline_keyboard": [[{"text": "x", "callback_data": "d" * 65}]]}},
+            "Bad Request: BUTTON_DATA_INVALID",
+        ),
         ({"text": ""}, "Bad Request: message text is empty"),
     ]
     for params, description in cases:
         status, body = await call(http, emu, "sendMessage", chat_id=budi.id, **params)
-        assert (status, body) == (400, {"ok": False, "error_code": 400,
-                                        "description": description})
+        assert (status, body) == (400, {"ok": False, "error_code": 400, "description": description})
     status, body = await call(http, emu, "sendMessage", chat_id=budi.id, text="x" * 4096)
     assert status == 200 and body["ok"] is True
     assert emu.count(budi) == 1  # rejected sends are not delivered
@@ -138,15 +136,15 @@ async def test_edits_history_not_modified_and_not_found(bot: Bot, emu: Emulator)
 async def test_form_and_multipart_requests(emu: Emulator, http: aiohttp.ClientSession) -> None:
     budi = emu.user("Budi")
     keyboard = json.dumps({"inline_keyboard": [[{"text": "Ya", "callback_data": "y"}]]})
-    async with http.post(f"{emu.api_url}/sendMessage", data={
-            "chat_id": str(budi.id), "text": "form", "reply_markup": keyboard}) as resp:
+    async with http.post(
+        f"{emu.api_url}/sendMessage", data={"chat_id": str(budi.id), "text": "form", "reply_markup": keyboard}
+    ) as resp:
         assert resp.status == 200 and (await resp.json())["result"]["reply_markup"]
     form = aiohttp.FormData()
     form.add_field("chat_id", str(budi.id))
     form.add_field("caption", "<i>rekap</i>")
     form.add_field("parse_mode", "HTML")
-    form.add_field("document", b"tps,suara\n12,301\n", filename="rekap.csv",
-                   content_type="text/csv")
+    form.add_field("document", b"tps,suara\n12,301\n", filename="rekap.csv", content_type="text/csv")
     async with http.post(f"{emu.api_url}/sendDocument", data=form) as resp:
         result = (await resp.json())["result"]
     assert result["document"]["file_name"] == "rekap.csv" and result["caption"] == "rekap"
@@ -159,8 +157,7 @@ async def test_form_and_multipart_requests(emu: Emulator, http: aiohttp.ClientSe
 @pytest.mark.asyncio
 async def test_ptb_document_upload_and_user_photo_download(bot: Bot, emu: Emulator) -> None:
     budi = emu.user("Budi")
-    msg = await bot.send_document(budi.id, b"%PDF-1.4 laporan", filename="laporan.pdf",
-                                  caption="Laporan")
+    msg = await bot.send_document(budi.id, b"%PDF-1.4 laporan", filename="laporan.pdf", caption="Laporan")
     assert msg.document is not None and msg.document.file_name == "laporan.pdf"
     assert emu.last(budi).file.data == b"%PDF-1.4 laporan"  # type: ignore[union-attr]
     photo_msg = await budi.send_photo(caption="TPS 7", data=b"\xff\xd8jpegbytes")
@@ -170,7 +167,8 @@ async def test_ptb_document_upload_and_user_photo_download(bot: Bot, emu: Emulat
 
 @pytest.mark.asyncio
 async def test_get_updates_long_poll_wakes_immediately_and_offset_confirms(
-        emu: Emulator, http: aiohttp.ClientSession) -> None:
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
     budi = emu.user("Budi")
     poll = asyncio.create_task(call(http, emu, "getUpdates", timeout=10))
     await asyncio.sleep(0.2)
@@ -187,8 +185,7 @@ async def test_get_updates_long_poll_wakes_immediately_and_offset_confirms(
 
 
 @pytest.mark.asyncio
-async def test_second_poller_terminates_the_first_with_409(emu: Emulator,
-                                                          http: aiohttp.ClientSession) -> None:
+async def test_second_poller_terminates_the_first_with_409(emu: Emulator, http: aiohttp.ClientSession) -> None:
     first = asyncio.create_task(call(http, emu, "getUpdates", timeout=5))
     await asyncio.sleep(0.1)
     second = asyncio.create_task(call(http, emu, "getUpdates", timeout=0))
@@ -213,13 +210,12 @@ async def test_commands_are_stored_per_scope_and_language(bot: Bot, emu: Emulato
     budi = emu.user("Budi", language_code="id")
     posko = emu.group("Posko", [budi])
     await bot.set_my_commands([BotCommand("start", "Mulai")])
-    await bot.set_my_commands([BotCommand("hadir", "Absen")], scope=BotCommandScopeAllPrivateChats(),
-                              language_code="id")
-    await bot.set_my_commands([BotCommand("status", "Status posko")],
-                              scope=BotCommandScopeChat(posko.id))
+    await bot.set_my_commands(
+        [BotCommand("hadir", "Absen")], scope=BotCommandScopeAllPrivateChats(), language_code="id"
+    )
+    await bot.set_my_commands([BotCommand("status", "Status posko")], scope=BotCommandScopeChat(posko.id))
     assert emu.commands() == [{"command": "start", "description": "Mulai"}]
-    assert emu.commands({"type": "all_private_chats"}, "id") == [
-        {"command": "hadir", "description": "Absen"}]
+    assert emu.commands({"type": "all_private_chats"}, "id") == [{"command": "hadir", "description": "Absen"}]
     assert emu.commands({"type": "all_private_chats"}) is None
     assert [c["command"] for c in emu.effective_commands(budi)] == ["hadir"]
     assert [c["command"] for c in emu.effective_commands(budi, posko)] == ["status"]

@@ -31,8 +31,10 @@ from bot.emulator import ButtonNotFound, Emulator, running
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert update.effective_message is not None
     await update.effective_message.reply_text(
-        "Selamat datang di <b>Siaga</b>", parse_mode="HTML",
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Siap", callback_data="siap")]]))
+        "Selamat datang di <b>Siaga</b>",
+        parse_mode="HTML",
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Siap", callback_data="siap")]]),
+    )
 
 
 async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -56,8 +58,7 @@ async def echo_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 @pytest_asyncio.fixture
 async def app(emu: Emulator) -> AsyncIterator[Application[Any, Any, Any, Any, Any, Any]]:
-    application = (ApplicationBuilder().token(emu.token).base_url(emu.base_url)
-                   .base_file_url(emu.base_file_url).build())
+    application = ApplicationBuilder().token(emu.token).base_url(emu.base_url).base_file_url(emu.base_file_url).build()
     application.add_handler(CommandHandler("start", start))
     application.add_handler(CommandHandler("status", status))
     application.add_handler(CallbackQueryHandler(pressed))
@@ -124,12 +125,12 @@ async def test_webhook_round_robin_with_secret_header_and_retry(emu: Emulator) -
     def target(name: str) -> web.Application:
         async def hook(request: web.Request) -> web.Response:
             update = json.loads(await request.text())
-            received.append((name, request.headers.get("X-Telegram-Bot-Api-Secret-Token"),
-                             update["update_id"]))
+            received.append((name, request.headers.get("X-Telegram-Bot-Api-Secret-Token"), update["update_id"]))
             if name == "a" and not fail_first["done"]:
                 fail_first["done"] = True
                 return web.Response(status=500)
             return web.Response(text="ok")
+
         application = web.Application()
         application.router.add_post("/hook", hook)
         return application
@@ -161,11 +162,10 @@ async def test_webhook_round_robin_with_secret_header_and_retry(emu: Emulator) -
 @pytest.mark.asyncio
 async def test_standalone_cli_and_control_api() -> None:
     root_dir = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(root_dir), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root_dir), os.environ.get("PYTHONPATH")]))}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.emulator", "--port", "0", stdout=asyncio.subprocess.PIPE,
-        cwd=root_dir, env=env)
+        sys.executable, "-m", "bot.emulator", "--port", "0", stdout=asyncio.subprocess.PIPE, cwd=root_dir, env=env
+    )
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().strip()
@@ -173,8 +173,9 @@ async def test_standalone_cli_and_control_api() -> None:
         base_url = line.split("=", 1)[1]
         root = base_url[: -len("/bot")]
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{root}/_emulator/send",
-                                 json={"user_id": 555, "first_name": "Sari", "text": "/start"}) as r:
+            async with http.post(
+                f"{root}/_emulator/send", json={"user_id": 555, "first_name": "Sari", "text": "/start"}
+            ) as r:
                 assert (await r.json())["text"] == "/start"
             async with Bot("123456:TEST-TOKEN", base_url=base_url) as bot:
                 [update] = await bot.get_updates(timeout=0)

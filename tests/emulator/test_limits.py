@@ -16,10 +16,10 @@ from bot.emulator.limits import RateLimiter
 from tests.emulator.helpers import call
 
 
-async def _send_many(http: aiohttp.ClientSession, emu: Emulator,
-                     chat_ids: list[int]) -> list[tuple[int, dict[str, Any]]]:
-    return list(await asyncio.gather(*(call(http, emu, "sendMessage", chat_id=c, text="x")
-                                       for c in chat_ids)))
+async def _send_many(
+    http: aiohttp.ClientSession, emu: Emulator, chat_ids: list[int]
+) -> list[tuple[int, dict[str, Any]]]:
+    return list(await asyncio.gather(*(call(http, emu, "sendMessage", chat_id=c, text="x") for c in chat_ids)))
 
 
 @pytest.mark.asyncio
@@ -30,9 +30,15 @@ async def test_global_limit_answers_429_with_retry_after(http: aiohttp.ClientSes
         results = await _send_many(http, emu, users[:5])
         assert [s for s, _ in results] == [200] * 5
         status, body = await call(http, emu, "sendMessage", chat_id=users[5], text="x")
-        assert (status, body) == (429, {"ok": False, "error_code": 429,
-                                        "description": "Too Many Requests: retry after 1",
-                                        "parameters": {"retry_after": 1}})
+        assert (status, body) == (
+            429,
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            },
+        )
         assert emu.rejections[-1].reason == "global" and emu.count(users[5]) == 0
 
 
@@ -80,8 +86,7 @@ async def test_default_numbers(http: aiohttp.ClientSession) -> None:
 
 
 @pytest.mark.asyncio
-async def test_pacer_at_the_limit_is_never_rejected_but_a_faster_one_is(
-        http: aiohttp.ClientSession) -> None:
+async def test_pacer_at_the_limit_is_never_rejected_but_a_faster_one_is(http: aiohttp.ClientSession) -> None:
     limits = Limits(group_per_minute=5, group_window=0.5, global_per_second=1000)
     async with Emulator(limits=limits) as emu:
         paced = emu.group("Paced", [emu.user("A")])
@@ -99,8 +104,7 @@ async def test_pacer_at_the_limit_is_never_rejected_but_a_faster_one_is(
                 next_at += interval
             return out
 
-        at_limit, too_fast = await asyncio.gather(pace(paced.id, 0.1, 15),
-                                                  pace(rushed.id, 0.025, 15))
+        at_limit, too_fast = await asyncio.gather(pace(paced.id, 0.1, 15), pace(rushed.id, 0.025, 15))
         assert at_limit == [200] * 15  # three windows at exactly 5 per 0.5 s
         assert 429 in too_fast  # four times the rate: the 5-token bucket runs dry
 
@@ -111,21 +115,17 @@ async def test_edits_count_towards_the_limit(http: aiohttp.ClientSession) -> Non
         budi = emu.user("Budi")
         _, body = await call(http, emu, "sendMessage", chat_id=budi.id, text="v0")
         mid = body["result"]["message_id"]
-        assert (await call(http, emu, "editMessageText", chat_id=budi.id, message_id=mid,
-                           text="v1"))[0] == 200
-        status, _ = await call(http, emu, "editMessageText", chat_id=budi.id, message_id=mid,
-                               text="v2")
+        assert (await call(http, emu, "editMessageText", chat_id=budi.id, message_id=mid, text="v1"))[0] == 200
+        status, _ = await call(http, emu, "editMessageText", chat_id=budi.id, message_id=mid, text="v2")
         assert status == 429
 
 
 @pytest.mark.asyncio
-async def test_fault_injection_shares_and_no_delivery_on_failure(
-        http: aiohttp.ClientSession) -> None:
+async def test_fault_injection_shares_and_no_delivery_on_failure(http: aiohttp.ClientSession) -> None:
     faults = Faults(rate_429=0.25, rate_5xx=0.15, seed=5)
     async with Emulator(limits=Limits(enforce=False), faults=faults) as emu:
         budi = emu.user("Budi")
-        statuses = [(await call(http, emu, "sendMessage", chat_id=budi.id, text="x"))[0]
-                    for _ in range(300)]
+        statuses = [(await call(http, emu, "sendMessage", chat_id=budi.id, text="x"))[0] for _ in range(300)]
         share_429, share_5xx = statuses.count(429) / 300, statuses.count(502) / 300
         assert 0.17 < share_429 < 0.33 and 0.09 < share_5xx < 0.22
         assert emu.count(budi) == statuses.count(200)

@@ -19,14 +19,17 @@ def test_html_entities_use_utf16_offsets_and_decode_references() -> None:
     assert ents[1]["type"] == "text_link" and ents[1]["url"] == "https://x.id"
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("a < b", 'Unsupported start tag "" at byte offset 2'),
-    ("<p>x</p>", 'Unsupported start tag "p" at byte offset 0'),
-    ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
-    ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
-    ("x</b>", "Unexpected end tag at byte offset 1"),
-    ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("<p>x</p>", 'Unsupported start tag "p" at byte offset 0'),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+    ],
+)
 def test_html_errors_carry_tdlib_wording(bad: str, message: str) -> None:
     with pytest.raises(ParseError) as err:
         parse_html(bad)
@@ -112,6 +115,7 @@ def test_fault_rolls_are_reproducible_and_only_hit_message_methods() -> None:
     def pattern() -> list[str | None]:
         faults = Faults(rate_429=0.3, rate_5xx=0.2, seed=11)
         return [faults.roll("sendMessage") for _ in range(300)]
+
     first = pattern()
     assert first == pattern()
     assert 60 < first.count("429") < 120 and 35 < first.count("5xx") < 90

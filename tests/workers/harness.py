@@ -31,9 +31,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.storage.db import make_engine, make_sessionmaker
 from bot.emulator import Emulator, SimGroup, SimUser
 from bot.ops.metrics import parse
+from bot.storage.db import make_engine, make_sessionmaker
 from models import Assignment, CommandGroup, Personnel
 from tests.factories import Roster, build_roster, link
 
@@ -42,12 +42,16 @@ TOKEN = "7123456789:AAFakeTokenForTestsOnly_abcdefghijk"  # shaped like a real t
 SECRET = "workers-secret_42"
 PUBLIC_URL = "https://siaga.test"
 PG_URL = os.environ.get("SIAGA_TEST_DATABASE_URL")
-needs_postgresql = pytest.mark.skipif(PG_URL is None, reason="worker tests need PostgreSQL: set SIAGA_TEST_DATABASE_URL")
+needs_postgresql = pytest.mark.skipif(
+    PG_URL is None, reason="worker tests need PostgreSQL: set SIAGA_TEST_DATABASE_URL"
+)
 
 BASE_CONFIG: dict[str, dict[str, Any]] = {
     "delivery": {"poll_seconds": 0.05, "global_per_second": 15},
     "scheduler": {
-        "escalation_seconds": 0.5, "reminders_seconds": 30, "missed_checkins_seconds": 30,
+        "escalation_seconds": 0.5,
+        "reminders_seconds": 30,
+        "missed_checkins_seconds": 30,
         "broadcast_reports_seconds": 1,
     },
     "escalation": {"ack_timeout_minutes": {"tinggi": 0.05, "sedang": 0.5, "rendah": 1}},
@@ -75,8 +79,10 @@ def toml(config: dict[str, dict[str, Any]]) -> str:
             return "[" + ", ".join(value(inner) for inner in item) + "]"
         return json.dumps(item) if isinstance(item, str) else repr(item)
 
-    return "".join(f"[{section}]\n" + "".join(f"{key} = {value(item)}\n" for key, item in keys.items()) + "\n"
-                   for section, keys in config.items())  # fmt: skip
+    return "".join(
+        f"[{section}]\n" + "".join(f"{key} = {value(item)}\n" for key, item in keys.items()) + "\n"
+        for section, keys in config.items()
+    )
 
 
 def merge(*configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -106,8 +112,11 @@ class Worker:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "--config", str(self.config), "run", "--webhook"],
-                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no hand-back, leases left to run out."""
@@ -182,9 +191,13 @@ class Cluster:
 
     def config(self, worker: Worker | None = None, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         telegram: dict[str, Any] = {
-            "token": TOKEN, "base_url": self.emu.base_url, "base_file_url": self.emu.base_file_url,
-            "bot_username": self.emu.bot_username, "webhook_url": PUBLIC_URL, "webhook_secret": SECRET,
-        }  # fmt: skip
+            "token": TOKEN,
+            "base_url": self.emu.base_url,
+            "base_file_url": self.emu.base_file_url,
+            "bot_username": self.emu.bot_username,
+            "webhook_url": PUBLIC_URL,
+            "webhook_secret": SECRET,
+        }
         own: dict[str, dict[str, Any]] = {"telegram": telegram, "database": {"url": self.url}}
         if worker is not None:
             telegram.update(webhook_listen="127.0.0.1", webhook_port=worker.hook_port)
@@ -194,8 +207,13 @@ class Cluster:
     def add_workers(self, count: int, extra: dict[str, dict[str, Any]] | None = None) -> list[Worker]:
         for index in range(len(self.workers), len(self.workers) + count):
             name = "AB"[index] if index < 2 else str(index)
-            worker = Worker(name, self.workdir / f"worker-{name}.toml", self.workdir / f"worker-{name}.log",
-                            free_port(), free_port())  # fmt: skip
+            worker = Worker(
+                name,
+                self.workdir / f"worker-{name}.toml",
+                self.workdir / f"worker-{name}.log",
+                free_port(),
+                free_port(),
+            )
             worker.config.write_text(toml(self.config(worker, extra)))
             self.workers.append(worker)
         return self.workers
@@ -205,9 +223,16 @@ class Cluster:
         config = self.workdir / "cli.toml"
         config.write_text(toml(self.config()))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--config", str(config), *args, cwd=REPO,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--config",
+            str(config),
+            *args,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await process.communicate()
         assert process.returncode == 0, err.decode()
         return out.decode()
@@ -233,8 +258,11 @@ class Cluster:
     def answered_by(self, update_id: int) -> list[str]:
         """The workers that acknowledged an update with a 2xx (Telegram stops after the first)."""
         names = {worker.target: worker.name for worker in self.workers}
-        return [names.get(d.target, d.target) for d in self.emu.webhook.deliveries
-                if d.update_id == update_id and d.status is not None and 200 <= d.status < 300]  # fmt: skip
+        return [
+            names.get(d.target, d.target)
+            for d in self.emu.webhook.deliveries
+            if d.update_id == update_id and d.status is not None and 200 <= d.status < 300
+        ]
 
     async def stop(self) -> dict[str, int | None]:
         return {worker.name: await worker.stop() for worker in self.workers}
@@ -266,19 +294,30 @@ class Cluster:
         """`count` more registered Linmas of POLSEK-A1 on duty at TPS-A1-001 this shift."""
         people = []
         async with self.sessions() as session:
-            unit, tps, shift = (self.roster.units["POLSEK-A1"], self.roster.tps["TPS-A1-001"],
-                                self.roster.shifts["PAGI"])  # fmt: skip
+            unit, tps, shift = (
+                self.roster.units["POLSEK-A1"],
+                self.roster.tps["TPS-A1-001"],
+                self.roster.shifts["PAGI"],
+            )
             for n in range(count):
                 user = self.emu.user(f"Linmas {n}")
-                person = Personnel(nrp=f"LM9{n:06d}", name=f"Linmas {n}", rank="Linmas", force="linmas",
-                                   unit_id=unit.id, role="anggota", phone=f"+62813{n:07d}",
-                                   telegram_user_id=user.id, registered_at=datetime.now(UTC))  # fmt: skip
+                person = Personnel(
+                    nrp=f"LM9{n:06d}",
+                    name=f"Linmas {n}",
+                    rank="Linmas",
+                    force="linmas",
+                    unit_id=unit.id,
+                    role="anggota",
+                    phone=f"+62813{n:07d}",
+                    telegram_user_id=user.id,
+                    registered_at=datetime.now(UTC),
+                )
                 session.add(person)
                 people.append((person, user))
             await session.flush()
             session.add_all(Assignment(personnel_id=p.id, tps_id=tps.id, shift_id=shift.id) for p, _ in people)
             await session.commit()
-        for person, user in people:
+        for person, _user in people:
             self.roster.people[f"linmas{person.nrp}"] = person
         return [user for _, user in people]
 
@@ -319,6 +358,15 @@ async def build_cluster(emu: Emulator, url: str, workdir: Path) -> Cluster:
 
 
 __all__ = [
-    "PG_URL", "SECRET", "TOKEN", "Cluster", "Worker", "build_cluster", "drop_database", "eventually", "free_port",
-    "needs_postgresql", "new_database",
+    "PG_URL",
+    "SECRET",
+    "TOKEN",
+    "Cluster",
+    "Worker",
+    "build_cluster",
+    "drop_database",
+    "eventually",
+    "free_port",
+    "needs_postgresql",
+    "new_database",
 ]

@@ -94,8 +94,9 @@ async def full_flow(cluster: Cluster) -> Flow:
     cluster.route(a, b)
     await eventually(
         lambda: all("DITERIMA oleh AKBP Kapolres" in (m.text or "") for g in groups.values() for m in emu.sent_to(g)),
-        timeout=20, what="every alert copy edited to DITERIMA",
-    )  # fmt: skip
+        timeout=20,
+        what="every alert copy edited to DITERIMA",
+    )
     await emu.wait_for(eko, lambda m: "diterima oleh AKBP Kapolres" in (m.text or ""), timeout=15)
     return Flow(eko, commanders, groups, codes, ids)
 
@@ -126,7 +127,9 @@ async def test_two_webhook_workers_behave_as_one_bot(make_cluster: MakeCluster) 
         checkins = await session.scalar(select(func.count()).select_from(Checkin))
         contingency = (await session.scalars(select(Contingency))).one()
         steps = list(await session.scalars(select(ContingencyStep).order_by(ContingencyStep.version)))
-        processed = await session.scalar(select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.is_not(None)))
+        processed = await session.scalar(
+            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.done_at.is_not(None))
+        )
         outbox_states = dict((await session.execute(select(Outbox.state, func.count()).group_by(Outbox.state))).all())
     assert checkins == 1 and contingency.state == "acknowledged"
     assert [s.version for s in steps] == list(range(1, len(steps) + 1))  # one step per transition, none twice
@@ -151,8 +154,10 @@ async def test_two_webhook_workers_behave_as_one_bot(make_cluster: MakeCluster) 
 async def _post_update(url: str, headers: dict[str, str]) -> int:
     import aiohttp
 
-    update = {"update_id": 10**6, "message": {"message_id": 1, "date": 0, "text": "/start",
-                                              "chat": {"id": 1, "type": "private"}}}  # fmt: skip
+    update = {
+        "update_id": 10**6,
+        "message": {"message_id": 1, "date": 0, "text": "/start", "chat": {"id": 1, "type": "private"}},
+    }
     async with aiohttp.ClientSession() as http, http.post(url, json=update, headers=headers) as response:
         return response.status
 
@@ -181,8 +186,17 @@ async def test_the_logs_of_a_full_run_hold_no_token_phone_number_nrp_or_code(mak
     logs = {worker.name: worker.log_text() for worker in cluster.workers}
     assert all("Processing update" in text for text in logs.values()), "DEBUG lines missing: nothing was tested"
     secret_part = TOKEN.split(":")[1]
-    forbidden = {TOKEN, secret_part, SECRET, wrong, "0812-3456-7890", "85010123",
-                 *flow.codes.values(), *codes.values(), *(c.lower() for c in codes.values())}  # fmt: skip
+    forbidden = {
+        TOKEN,
+        secret_part,
+        SECRET,
+        wrong,
+        "0812-3456-7890",
+        "85010123",
+        *flow.codes.values(),
+        *codes.values(),
+        *(c.lower() for c in codes.values()),
+    }
     people = cluster.roster.people.values()
     nrps = {person.nrp for person in people}
     phones = {person.phone for person in people} | {u.phone_number or "" for u in cluster.emu.state.users.values()}

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.storage.db import make_engine
 from bot.emulator import SimUser
+from bot.storage.db import make_engine
 from models import Checkin, InboxUpdate, Outbox, Personnel, WorkerBeat
 from tests.factories import TPS_PLACES
 from tests.workers.conftest import MakeCluster
@@ -66,10 +66,13 @@ async def worker_id_of(cluster: Cluster, worker: Worker) -> str:
 async def open_updates_of(cluster: Cluster, worker: str) -> tuple[list[int], list[int]]:
     """Telegram ids of the senders of a worker's open inbox updates: (effect saved, not yet handled)."""
     async with cluster.sessions() as session:
-        rows = (await session.execute(
-            select(InboxUpdate.payload, InboxUpdate.handled_at)
-            .where(InboxUpdate.claimed_by == worker, InboxUpdate.done_at.is_(None))
-        )).all()  # fmt: skip
+        rows = (
+            await session.execute(
+                select(InboxUpdate.payload, InboxUpdate.handled_at).where(
+                    InboxUpdate.claimed_by == worker, InboxUpdate.done_at.is_(None)
+                )
+            )
+        ).all()
     senders = [(payload["message"]["from"]["id"], handled is not None) for payload, handled in rows]
     return [user for user, handled in senders if handled], [user for user, handled in senders if not handled]
 
@@ -95,8 +98,11 @@ async def test_a_worker_killed_mid_burst_and_restarted_answers_every_checkin_onc
     cluster.route(a, b)
 
     unanswered_ok = set(saved)  # effect saved, reply perhaps not sent when A died: closed, not handled twice
-    await eventually(lambda: all(confirmations(cluster, p.user) >= 1 for p in people if p.user.id not in unanswered_ok),
-                     timeout=45, what="an answer to every location")  # fmt: skip
+    await eventually(
+        lambda: all(confirmations(cluster, p.user) >= 1 for p in people if p.user.id not in unanswered_ok),
+        timeout=45,
+        what="an answer to every location",
+    )
     await asyncio.sleep(1.0)  # a second answer to one location would come now
     counts = {p.user.id: confirmations(cluster, p.user) for p in people}
     twice = [user for user, n in counts.items() if n > 1]
@@ -106,8 +112,10 @@ async def test_a_worker_killed_mid_burst_and_restarted_answers_every_checkin_onc
     assert answered_at_kill < len(people) and len(unhandled) + len(saved) > 0, "A held nothing: nothing was tested"
     await stored_once(cluster, people)
     assert not any(NOT_SAVED in m.text for p in people for m in cluster.emu.sent_to(p.user) if m.text)
-    print(f"\nkilled A after {answered_at_kill} answers, holding {len(unhandled)} accepted and {len(saved)} saved "
-          f"updates; {len(unanswered)} unanswered, 0 twice, {len(people)} stored once")
+    print(
+        f"\nkilled A after {answered_at_kill} answers, holding {len(unhandled)} accepted and {len(saved)} saved "
+        f"updates; {len(unanswered)} unanswered, 0 twice, {len(people)} stored once"
+    )
 
 
 async def stored_once(cluster: Cluster, people: list[Person]) -> None:
@@ -125,9 +133,12 @@ async def stored_once(cluster: Cluster, people: list[Person]) -> None:
 async def outbox_drained(cluster: Cluster, timeout: float = 15.0) -> None:
     async def waiting() -> int:
         async with cluster.sessions() as session:
-            return await session.scalar(
-                select(func.count()).select_from(Outbox).where(Outbox.state.in_(["pending", "sending", "failed"]))
-            ) or 0
+            return (
+                await session.scalar(
+                    select(func.count()).select_from(Outbox).where(Outbox.state.in_(["pending", "sending", "failed"]))
+                )
+                or 0
+            )
 
     deadline = asyncio.get_running_loop().time() + timeout
     while await waiting():
@@ -145,9 +156,14 @@ async def kill_while_holding(cluster: Cluster, worker: Worker) -> int:
         await asyncio.sleep(0.01)
     worker.kill()
     async with cluster.sessions() as session:
-        held = await session.scalar(
-            select(func.count()).select_from(Outbox).where(Outbox.state == "sending", Outbox.claimed_by == worker_id)
-        ) or 0
+        held = (
+            await session.scalar(
+                select(func.count())
+                .select_from(Outbox)
+                .where(Outbox.state == "sending", Outbox.claimed_by == worker_id)
+            )
+            or 0
+        )
     assert held > 0, "the worker held no row: nothing was tested"
     return held
 
@@ -167,8 +183,11 @@ async def test_a_worker_killed_holding_outbox_rows_leaves_them_to_the_other_with
     held = await kill_while_holding(cluster, a)
     killed = asyncio.get_running_loop().time()
     cluster.route(b)
-    await eventually(lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients), timeout=30,
-                     what="the broadcast to everyone")  # fmt: skip
+    await eventually(
+        lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients),
+        timeout=30,
+        what="the broadcast to everyone",
+    )
     seconds = asyncio.get_running_loop().time() - killed
     await outbox_drained(cluster)
     twice = sum(_broadcasts(cluster, user) - 1 for user in recipients)
@@ -196,13 +215,18 @@ async def test_the_only_worker_killed_mid_broadcast_delivers_to_everyone_after_i
     only.start()
     await only.ready()
     restarted = asyncio.get_running_loop().time()
-    await eventually(lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients), timeout=15,
-                     what="the broadcast to everyone within 15 s of the restart")  # fmt: skip
+    await eventually(
+        lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients),
+        timeout=15,
+        what="the broadcast to everyone within 15 s of the restart",
+    )
     seconds = asyncio.get_running_loop().time() - restarted
     twice = sum(_broadcasts(cluster, user) - 1 for user in recipients)
     assert twice <= held, f"{twice} sent twice: more than the {held} rows the worker held"
-    print(f"\n{backend}: killed holding {held} rows with {missing} recipients waiting; everyone had it "
-          f"{seconds:.1f} s after the restart; {twice} sent twice")
+    print(
+        f"\n{backend}: killed holding {held} rows with {missing} recipients waiting; everyone had it "
+        f"{seconds:.1f} s after the restart; {twice} sent twice"
+    )
 
 
 def _broadcasts(cluster: Cluster, user: SimUser) -> int:
@@ -226,8 +250,11 @@ async def test_the_bot_api_unreachable_for_a_while_delays_the_outbox_but_loses_n
     down = [_broadcasts(cluster, user) for user in recipients].count(0)
     await asyncio.sleep(5)
     await cluster.emu.start()  # same port, same state
-    await eventually(lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients), timeout=45,
-                     what="the broadcast to everyone after the outage")  # fmt: skip
+    await eventually(
+        lambda: all(_broadcasts(cluster, user) >= 1 for user in recipients),
+        timeout=45,
+        what="the broadcast to everyone after the outage",
+    )
     twice = sum(_broadcasts(cluster, user) - 1 for user in recipients)
     assert twice <= 2 * 8, "more sent twice than were in flight when the connection dropped"
     metrics = [await worker.metrics() for worker in cluster.workers]
@@ -253,10 +280,19 @@ class Postgres:
 
     async def ctl(self, *args: str) -> None:
         process = await asyncio.create_subprocess_exec(
-            *self.as_user, str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-l",
-            str(self.directory / "server.log"), "-w", "-t", "60", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            *self.as_user,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.directory / "data"),
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         out, _ = await process.communicate()
         assert process.returncode == 0, out.decode()
 
@@ -276,9 +312,20 @@ async def postgres() -> AsyncIterator[Postgres]:
     if as_user:
         shutil.chown(directory, "postgres")
     process = await asyncio.create_subprocess_exec(
-        *as_user, str(PG_BIN / "initdb"), "-D", str(directory / "data"), "-U", "postgres", "-A", "trust",
-        "--no-sync", "-E", "UTF8", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        *as_user,
+        str(PG_BIN / "initdb"),
+        "-D",
+        str(directory / "data"),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "--no-sync",
+        "-E",
+        "UTF8",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await process.communicate()
     assert process.returncode == 0, out.decode()
     server = Postgres(directory, free_port(), as_user)
@@ -315,8 +362,11 @@ async def test_postgresql_down_during_a_checkin_burst_loses_nothing_and_nobody_s
     await postgres.start()
     await asyncio.gather(*burst)
 
-    await eventually(lambda: all(confirmations(cluster, p.user) >= 1 for p in people), timeout=60,
-                     what="an answer to every location once the database is back")  # fmt: skip
+    await eventually(
+        lambda: all(confirmations(cluster, p.user) >= 1 for p in people),
+        timeout=60,
+        what="an answer to every location once the database is back",
+    )
     await asyncio.sleep(1.0)  # a late second answer to one location would arrive now
     counts = [confirmations(cluster, p.user) for p in people]
     told_not_saved = sum(NOT_SAVED in (m.text or "") for p in people for m in cluster.emu.sent_to(p.user))
@@ -327,5 +377,7 @@ async def test_postgresql_down_during_a_checkin_burst_loses_nothing_and_nobody_s
     assert refused > 0, "no update met the outage: the restart missed the burst"
     for worker in cluster.workers:
         assert worker.alive and (await worker.get("/readyz"))[0] == 200
-    print(f"\n{answered_before} answered before the crash, {sent_while_down - answered_before} sent during or after;"
-          f" {refused} deliveries refused with 503 while down; all {len(people)} stored and answered once")
+    print(
+        f"\n{answered_before} answered before the crash, {sent_while_down - answered_before} sent during or after;"
+        f" {refused} deliveries refused with 503 while down; all {len(people)} stored and answered once"
+    )

@@ -21,19 +21,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tps", type=int, default=100, help="number of TPS (Sumsel: 25985)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--regions", type=int, default=None, help="number of regions to use")
-    parser.add_argument("--base-date", type=date.fromisoformat, default=BASE_DATE,
-                        help="voting day, YYYY-MM-DD")
-    parser.add_argument("--utc-offset", type=float, default=7.0,
-                        help="hours, e.g. 7 (WIB), 8 (WITA), 9 (WIT)")
+    parser.add_argument("--base-date", type=date.fromisoformat, default=BASE_DATE, help="voting day, YYYY-MM-DD")
+    parser.add_argument("--utc-offset", type=float, default=7.0, help="hours, e.g. 7 (WIB), 8 (WITA), 9 (WIT)")
     parser.add_argument("--linmas-per-tps", type=int, default=2)
-    parser.add_argument("--full-pattern", action="store_true",
-                        help="one team per staffing-pattern group instead of the reported headcount")
+    parser.add_argument(
+        "--full-pattern",
+        action="store_true",
+        help="one team per staffing-pattern group instead of the reported headcount",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    province = generate(args.tps, args.seed, args.regions, args.base_date,
-                        timezone(timedelta(hours=args.utc_offset)), args.linmas_per_tps,
-                        full_pattern=args.full_pattern)
+    province = generate(
+        args.tps,
+        args.seed,
+        args.regions,
+        args.base_date,
+        timezone(timedelta(hours=args.utc_offset)),
+        args.linmas_per_tps,
+        full_pattern=args.full_pattern,
+    )
     generated = time.perf_counter()
     if args.out.lower().endswith(".xlsx"):
         write_xlsx(province, args.out)

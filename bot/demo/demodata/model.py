@@ -18,11 +18,44 @@ from itertools import accumulate
 from pathlib import Path
 
 from bot.demo.demodata.figures import (
-    ADMINS, BASE_DATE, BORDER_SHARE, CITY_RADIUS_KM, CITY_WEIGHT, FIRST_NAMES, KM_PER_DEGREE, LAST_NAMES,
-    LINMAS_PHASES, MAX_POLSEK, PATTERN, PHONE_PREFIXES, PLACE_PREFIXES, PLACE_ROOTS, PLACE_SUFFIXES, POLDA_BKO_SHARE,
-    POLICE_RANKS, PROVINCE_CODE, PROVINCE_NAME, PROVINCIAL_CAPITAL_WEIGHT, REGENCY_RADIUS_KM, REGIONS_CSV,
-    SHIFT_PLAN, SUMSEL_POLICE, SUMSEL_TNI, SUMSEL_TPS, TEAM_SIZE, TNI_RANKS, TPS_PER_POLSEK, TPS_PER_VILLAGE,
-    VULNERABILITY_SHARE, WATER_ONLY_SHARE, WATER_REGIONS, WATER_SHARE, WIB, Region, Staffing, load_regions,
+    ADMINS,
+    BASE_DATE,
+    BORDER_SHARE,
+    CITY_RADIUS_KM,
+    CITY_WEIGHT,
+    FIRST_NAMES,
+    KM_PER_DEGREE,
+    LAST_NAMES,
+    LINMAS_PHASES,
+    MAX_POLSEK,
+    PATTERN,
+    PHONE_PREFIXES,
+    PLACE_PREFIXES,
+    PLACE_ROOTS,
+    PLACE_SUFFIXES,
+    POLDA_BKO_SHARE,
+    POLICE_RANKS,
+    PROVINCE_CODE,
+    PROVINCE_NAME,
+    PROVINCIAL_CAPITAL_WEIGHT,
+    REGENCY_RADIUS_KM,
+    REGIONS_CSV,
+    SHIFT_PLAN,
+    SUMSEL_POLICE,
+    SUMSEL_TNI,
+    SUMSEL_TPS,
+    TEAM_SIZE,
+    TNI_RANKS,
+    TPS_PER_POLSEK,
+    TPS_PER_VILLAGE,
+    VULNERABILITY_SHARE,
+    WATER_ONLY_SHARE,
+    WATER_REGIONS,
+    WATER_SHARE,
+    WIB,
+    Region,
+    Staffing,
+    load_regions,
 )
 from bot.demo.province import Assignment, Person, Province, Shift, Tps, Unit
 
@@ -132,9 +165,7 @@ class _Ids:
     def police(self) -> str:
         """8 digits, YYMM of birth then a serial number, like real Polri NRPs."""
         r = self.rng
-        return self._unique(
-            self.nrps, lambda: f"{r.randint(65, 99):02d}{r.randint(1, 12):02d}{r.randint(0, 9999):04d}"
-        )
+        return self._unique(self.nrps, lambda: f"{r.randint(65, 99):02d}{r.randint(1, 12):02d}{r.randint(0, 9999):04d}")
 
     def tni(self) -> str:
         """10 digits starting with 3: never collides with an 8-digit police NRP."""
@@ -148,9 +179,7 @@ class _Ids:
 
     def phone(self) -> str:
         r = self.rng
-        return self._unique(
-            self.phones, lambda: f"+62{r.choice(PHONE_PREFIXES)}{r.randint(0, 99_999_999):08d}"
-        )
+        return self._unique(self.phones, lambda: f"+62{r.choice(PHONE_PREFIXES)}{r.randint(0, 99_999_999):08d}")
 
 
 def _weighted(rng: random.Random, table: Sequence[tuple[str, int]]) -> str:
@@ -223,16 +252,29 @@ def generate(
     for p in polseks:
         province.tps.extend(Tps(*t) for t in p.tps)
 
-    _build_personnel(province, polseks, chosen, polda, tps, rng, names, ids,
-                     linmas_per_tps=linmas_per_tps, tni=tni, police=police,
-                     full_pattern=full_pattern, pattern=pattern)
+    _build_personnel(
+        province,
+        polseks,
+        chosen,
+        polda,
+        tps,
+        rng,
+        names,
+        ids,
+        linmas_per_tps=linmas_per_tps,
+        tni=tni,
+        police=police,
+        full_pattern=full_pattern,
+        pattern=pattern,
+    )
     province.shifts = make_shifts(base_date, tz)
     _build_assignments(province, polseks)
     return province
 
 
-def _build_units(province: Province, chosen: Sequence[Region], tps: int, polda: str, korem: str,
-                 rng: random.Random, names: _Names) -> list[_Polsek]:
+def _build_units(
+    province: Province, chosen: Sequence[Region], tps: int, polda: str, korem: str, rng: random.Random, names: _Names
+) -> list[_Polsek]:
     """Polres and Polsek under the Polda; Kodim and Koramil under the Korem.
 
     The TNI units form their own tree (a Kodim per region, a Koramil per
@@ -241,11 +283,13 @@ def _build_units(province: Province, chosen: Sequence[Region], tps: int, polda: 
     Polri unit they are attached to (BKO), so no TNI unit sits in the Polri
     tree and no TNI commander is needed.
     """
-    weights = [PROVINCIAL_CAPITAL_WEIGHT if i == 0 and r.is_city else CITY_WEIGHT if r.is_city else 1.0
-               for i, r in enumerate(chosen)]
+    weights = [
+        PROVINCIAL_CAPITAL_WEIGHT if i == 0 and r.is_city else CITY_WEIGHT if r.is_city else 1.0
+        for i, r in enumerate(chosen)
+    ]
     per_region = _split(tps, weights, minimum=1)
     polseks: list[_Polsek] = []
-    for region, n_tps in zip(chosen, per_region):
+    for region, n_tps in zip(chosen, per_region, strict=True):
         polres, kodim = f"POLRES-{region.short}", f"KODIM-{region.short}"
         province.units.append(Unit(polres, region.police_unit, "polres", "polri", polda, region.name))
         area = " ".join(region.police_unit.split()[1:]) or region.name
@@ -296,8 +340,19 @@ def _build_tps(polseks: Sequence[_Polsek], rng: random.Random, names: _Names) ->
                 lat = round(vlat + gauss(0, 0.004), 6)  # a village spans ~1 km
                 lon = round(vlon + gauss(0, 0.004), 6)
                 code = f"TPS-{p.code[7:]}-{i + 1:04d}"
-                p.tps[i] = [code, number, village, p.district, p.region.name, lat, lon,
-                            "kurang_rawan", "darat", p.code, ""]
+                p.tps[i] = [
+                    code,
+                    number,
+                    village,
+                    p.district,
+                    p.region.name,
+                    lat,
+                    lon,
+                    "kurang_rawan",
+                    "darat",
+                    p.code,
+                    "",
+                ]
                 i += 1
 
 
@@ -310,12 +365,11 @@ def _assign_vulnerability(all_tps: list[list], rng: random.Random) -> None:
     if n >= 3 and "kurang_rawan" not in labels:
         labels[-1] = "kurang_rawan"
     rng.shuffle(labels)
-    for draft, level in zip(all_tps, labels):
+    for draft, level in zip(all_tps, labels, strict=True):
         draft[7] = level
 
 
-def _assign_water(polseks: Sequence[_Polsek], water_regions: Collection[str], tps: int,
-                  rng: random.Random) -> None:
+def _assign_water(polseks: Sequence[_Polsek], water_regions: Collection[str], tps: int, rng: random.Random) -> None:
     """Whole river villages in the swamp regencies are reached by boat.
 
     Whole villages are marked, so the share overshoots the quota by at most
@@ -370,19 +424,29 @@ def _assign_border(polseks: Sequence[_Polsek], chosen: Sequence[Region], tps: in
         olat, olon = own_centre[own]
         for t in p.tps:
             lat, lon = t[5], t[6]
-            other, d_other = min(
-                ((k, _km(lat, lon, a, b)) for k, a, b in centres if k != own), key=lambda x: x[1]
-            )
+            other, d_other = min(((k, _km(lat, lon, a, b)) for k, a, b in centres if k != own), key=lambda x: x[1])
             scored.append((_km(lat, lon, olat, olon) / max(d_other, 0.001), t[0], t, other))
     for _, _, t, other in heapq.nlargest(quota, scored, key=lambda s: (s[0], s[1])):
         neighbour = min(by_area[other], key=lambda q: _km(t[5], t[6], q.lat, q.lon))
         t[10] = neighbour.code
 
 
-def _build_personnel(province: Province, polseks: Sequence[_Polsek], chosen: Sequence[Region],
-                     polda: str, tps: int, rng: random.Random, names: _Names, ids: _Ids, *,
-                     linmas_per_tps: int, tni: int | None, police: int | None,
-                     full_pattern: bool, pattern: Mapping[str, Staffing]) -> None:
+def _build_personnel(
+    province: Province,
+    polseks: Sequence[_Polsek],
+    chosen: Sequence[Region],
+    polda: str,
+    tps: int,
+    rng: random.Random,
+    names: _Names,
+    ids: _Ids,
+    *,
+    linmas_per_tps: int,
+    tni: int | None,
+    police: int | None,
+    full_pattern: bool,
+    pattern: Mapping[str, Staffing],
+) -> None:
     """Commanders at every Polri level, admins, guard teams and Linmas.
 
     Guards are grouped per Polsek following the staffing pattern (a group is
@@ -432,27 +496,47 @@ def _build_personnel(province: Province, polseks: Sequence[_Polsek], chosen: Seq
         n_teams = max(len(polseks), round((n_police + n_tni) / TEAM_SIZE))
         per_polsek = _split(n_teams, [len(groups[p.code]) for p in polseks], minimum=1)
         spans, sizes = {}, {}
-        for p, k in zip(polseks, per_polsek):
+        for p, k in zip(polseks, per_polsek, strict=True):
             g = groups[p.code]
             k = min(k, len(g))
             cuts = [0, *accumulate(_split(len(g), [1.0] * k, minimum=1))]
-            spans[p.code] = [g[cuts[i]:cuts[i + 1]] for i in range(k)]
+            spans[p.code] = [g[cuts[i] : cuts[i + 1]] for i in range(k)]
             sizes[p.code] = [TEAM_SIZE] * k
 
     seats = [(p, i) for p in polseks for i, size in enumerate(sizes[p.code]) if size >= 2]
     tni_teams = set((p.code, i) for p, i in rng.sample(seats, min(n_tni, len(seats))))
 
     for p in polseks:
-        for i, (size, span) in enumerate(zip(sizes[p.code], spans[p.code])):
+        for i, (size, span) in enumerate(zip(sizes[p.code], spans[p.code], strict=True)):
             team = []
             for seat in range(size):
                 if seat == 1 and (p.code, i) in tni_teams:
-                    team.append(Person(ids.tni(), names.person(), _weighted(rng, TNI_RANKS), "tni",
-                                       p.code, "anggota", ids.phone(), p.koramil))
+                    team.append(
+                        Person(
+                            ids.tni(),
+                            names.person(),
+                            _weighted(rng, TNI_RANKS),
+                            "tni",
+                            p.code,
+                            "anggota",
+                            ids.phone(),
+                            p.koramil,
+                        )
+                    )
                 else:
                     home = polda if rng.random() < POLDA_BKO_SHARE else ""
-                    team.append(Person(ids.police(), names.person(), _weighted(rng, POLICE_RANKS), "polri",
-                                       p.code, "anggota", ids.phone(), home))
+                    team.append(
+                        Person(
+                            ids.police(),
+                            names.person(),
+                            _weighted(rng, POLICE_RANKS),
+                            "polri",
+                            p.code,
+                            "anggota",
+                            ids.phone(),
+                            home,
+                        )
+                    )
             p.teams.append(team)
             p.team_tps.append([code for _, members in span for code in members])
             staff.extend(team)
@@ -460,8 +544,7 @@ def _build_personnel(province: Province, polseks: Sequence[_Polsek], chosen: Seq
     for p in polseks:
         for t in p.tps:
             for _ in range(linmas_per_tps):
-                person = Person(ids.linmas(), names.person(), "Linmas", "linmas", p.code, "anggota",
-                                ids.phone(), "")
+                person = Person(ids.linmas(), names.person(), "Linmas", "linmas", p.code, "anggota", ids.phone(), "")
                 staff.append(person)
                 p.linmas.setdefault(t[0], []).append(person.nrp)
 
@@ -484,7 +567,7 @@ def _build_assignments(province: Province, polseks: Sequence[_Polsek]) -> None:
     all_shifts = [s.code for s in province.shifts]
     linmas_shifts = [s.code for s in province.shifts if s.phase in LINMAS_PHASES]
     for p in polseks:
-        for team, codes in zip(p.teams, p.team_tps):
+        for team, codes in zip(p.teams, p.team_tps, strict=True):
             for person in team:
                 rows.extend(Assignment(person.nrp, code, shift) for shift in all_shifts for code in codes)
         for code, nrps in p.linmas.items():

@@ -44,7 +44,23 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    CTE, ColumnElement, CompoundSelect, Integer, Select, String, and_, case, cast, exists, func, literal, not_, or_, select, true, union_all,
+    CTE,
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +68,16 @@ from bot.config import StaffingSettings
 from bot.services.people import Actor, commands_unit, group_unit, unit_by_code
 from bot.services.units import is_within
 from models import (
-    Assignment, Checkin, Contingency, Personnel, Shift, TallyShift, Tps, Unit, UnitClosure, UnitShiftTally,
+    Assignment,
+    Checkin,
+    Contingency,
+    Personnel,
+    Shift,
+    TallyShift,
+    Tps,
+    Unit,
+    UnitClosure,
+    UnitShiftTally,
     UnitShiftTpsTally,
 )
 from models.enums import ContingencyState, Force, Kerawanan, Severity
@@ -225,9 +250,7 @@ def children_and_self(unit_id: int) -> Select[tuple[int]]:
 def _need(staffing: StaffingSettings) -> ColumnElement[float]:
     """Police per TPS the pattern asks for, by the TPS's kerawanan."""
     pattern = {level.value: staffing.for_kerawanan(level.value) for level in Kerawanan}
-    return case(
-        *((Tps.kerawanan == level, p.police / p.tps - EPSILON) for level, p in pattern.items()), else_=0.0
-    )
+    return case(*((Tps.kerawanan == level, p.police / p.tps - EPSILON) for level, p in pattern.items()), else_=0.0)
 
 
 def guard_shares(*, shift_id: int, scope: int | None, narrow: bool) -> CTE:
@@ -246,7 +269,9 @@ def guard_shares(*, shift_id: int, scope: int | None, narrow: bool) -> CTE:
     guards = select(Personnel.id).where(Personnel.force.in_(SECURITY), present)
     if narrow:
         scope_tps = select(Tps.id).where(Tps.unit_id.in_(scope_units(scope)))
-        holders = select(Assignment.personnel_id).where(Assignment.shift_id == shift_id, Assignment.tps_id.in_(scope_tps))
+        holders = select(Assignment.personnel_id).where(
+            Assignment.shift_id == shift_id, Assignment.tps_id.in_(scope_tps)
+        )
         guards = guards.where(Personnel.id.in_(holders))
     duty = (
         select(
@@ -269,7 +294,9 @@ def tps_facts(*, shift_id: int, scope: int | None, staffing: StaffingSettings, n
     share = guard_shares(shift_id=shift_id, scope=scope, narrow=narrow)
     return (
         select(
-            Tps.id.label("tps_id"), Tps.unit_id, Tps.kerawanan,
+            Tps.id.label("tps_id"),
+            Tps.unit_id,
+            Tps.kerawanan,
             case((share.c.tps_id.is_not(None), 1), else_=0).label("covered"),
             case((share.c.share >= _need(staffing), 1), else_=0).label("meets"),
         )
@@ -326,13 +353,20 @@ def _open_by_unit(scope: int | None) -> CTE:
 PEOPLE_COLUMNS = ("assigned", "registered", "checked_in", "late", "far", "checked_out", "unreachable")
 
 
-def _rolled(kind: str, table: CTE, key: ColumnElement[str] | None, values: list[str], groups: Select[tuple[int]]) -> Select:
+def _rolled(
+    kind: str, table: CTE, key: ColumnElement[str] | None, values: list[str], groups: Select[tuple[int]]
+) -> Select:
     """Sum a per-unit table into each group unit through the closure, padded to one row shape."""
     sums = [cast(func.sum(table.c[name]), Integer) for name in values]
     sums += [literal(0, Integer)] * (len(PEOPLE_COLUMNS) - len(values))
     key_column = cast(key, String) if key is not None else cast(literal(None), String)
     query = (
-        select(literal(kind, String).label("kind"), UnitClosure.ancestor_id.label("unit_id"), key_column.label("key"), *sums)
+        select(
+            literal(kind, String).label("kind"),
+            UnitClosure.ancestor_id.label("unit_id"),
+            key_column.label("key"),
+            *sums,
+        )
         .join(UnitClosure, UnitClosure.unit_id == table.c.unit_id)
         .where(UnitClosure.ancestor_id.in_(groups))
         .group_by(UnitClosure.ancestor_id)
@@ -393,14 +427,23 @@ def tally_statement(*, shift_id: int, scope: int | None, groups: Select[tuple[in
         .cte("people")
     )
     tps_by_unit = (
-        select(UnitShiftTpsTally.unit_id, UnitShiftTpsTally.kerawanan, UnitShiftTpsTally.tps_total.label("total"),
-               UnitShiftTpsTally.covered, UnitShiftTpsTally.meets)
+        select(
+            UnitShiftTpsTally.unit_id,
+            UnitShiftTpsTally.kerawanan,
+            UnitShiftTpsTally.tps_total.label("total"),
+            UnitShiftTpsTally.covered,
+            UnitShiftTpsTally.meets,
+        )
         .where(UnitShiftTpsTally.shift_id == shift_id)
         .cte("tps_by_unit")
     )
     contingencies = _open_by_unit(scope)
-    built = select(literal("n", String).label("kind"), literal(0, Integer).label("unit_id"),
-                   cast(TallyShift.pattern, String).label("key"), *[literal(0, Integer)] * len(PEOPLE_COLUMNS))
+    built = select(
+        literal("n", String).label("kind"),
+        literal(0, Integer).label("unit_id"),
+        cast(TallyShift.pattern, String).label("key"),
+        *[literal(0, Integer)] * len(PEOPLE_COLUMNS),
+    )
     return union_all(
         _rolled("p", people, None, list(PEOPLE_COLUMNS), groups),
         _rolled("t", tps_by_unit, tps_by_unit.c.kerawanan, ["total", "covered", "meets"], groups),
@@ -415,8 +458,13 @@ async def direct_statement(
     """The same figures counted from assignments, check-ins, personnel and TPS (the definitions above)."""
     facts = tps_facts(shift_id=shift_id, scope=scope, staffing=staffing, narrow=await is_narrow(session, scope))
     tps_by_unit = (
-        select(facts.c.unit_id, facts.c.kerawanan, func.count().label("total"),
-               func.sum(facts.c.covered).label("covered"), func.sum(facts.c.meets).label("meets"))
+        select(
+            facts.c.unit_id,
+            facts.c.kerawanan,
+            func.count().label("total"),
+            func.sum(facts.c.covered).label("covered"),
+            func.sum(facts.c.meets).label("meets"),
+        )
         .group_by(facts.c.unit_id, facts.c.kerawanan)
         .cte("tps_by_unit")
     )
@@ -443,7 +491,9 @@ def _collect(rows: Iterable[tuple]) -> dict[int, Figures]:
             open_.setdefault(unit_id, {})[key] = numbers[0]
     units = people.keys() | tps.keys() | open_.keys()
     return {
-        unit: Figures(people.get(unit, People()), _ordered(tps.get(unit, {}), Kerawanan), _ordered(open_.get(unit, {}), Severity))
+        unit: Figures(
+            people.get(unit, People()), _ordered(tps.get(unit, {}), Kerawanan), _ordered(open_.get(unit, {}), Severity)
+        )
         for unit in units
     }
 

@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
 from bot.services.status.counting import (
-    Figures, Refusal, ShiftRef, UnitRef, Viewer, authorize, children_and_self, figures_by_unit, pick_shift, scope_units,
+    Figures,
+    Refusal,
+    ShiftRef,
+    UnitRef,
+    Viewer,
+    authorize,
+    children_and_self,
+    figures_by_unit,
+    pick_shift,
+    scope_units,
 )
 from models import Assignment, Checkin, Personnel, Sitrep, Tps, Unit
 
@@ -80,8 +89,13 @@ class MissingPage:
 
 
 async def status_for(
-    session: AsyncSession, *, viewer: Viewer, now: datetime, staffing: StaffingSettings,
-    unit_code: str | None = None, unit_id: int | None = None,
+    session: AsyncSession,
+    *,
+    viewer: Viewer,
+    now: datetime,
+    staffing: StaffingSettings,
+    unit_code: str | None = None,
+    unit_id: int | None = None,
 ) -> UnitStatus | Refusal:
     """The status of the viewer's unit (or the named one, if the viewer may see it)."""
     unit = await authorize(session, viewer=viewer, unit_code=unit_code, unit_id=unit_id)
@@ -125,7 +139,13 @@ async def latest_sitreps(session: AsyncSession, *, scope: int | None, limit: int
     """The newest filed reports of the subtree."""
     query = (
         select(
-            Sitrep.id, Sitrep.filed_at, Sitrep.category, Unit.code, Tps.code, Personnel.rank, Personnel.name,
+            Sitrep.id,
+            Sitrep.filed_at,
+            Sitrep.category,
+            Unit.code,
+            Tps.code,
+            Personnel.rank,
+            Personnel.name,
             Sitrep.text,
         )
         .join(Unit, Unit.id == Sitrep.unit_id)
@@ -161,14 +181,23 @@ async def missing_for(
     page = min(max(page, 0), pages - 1)
     rows = (
         await session.execute(
-            _missing_query(shift.id, unit.id).order_by(Unit.code, Personnel.name, Personnel.id)
-            .limit(page_size).offset(page * page_size)
+            _missing_query(shift.id, unit.id)
+            .order_by(Unit.code, Personnel.name, Personnel.id)
+            .limit(page_size)
+            .offset(page * page_size)
         )
     ).all()
     posts = await _posts(session, shift_id=shift.id, personnel_ids=[row.id for row in rows])
     people = [
-        MissingPerson(row.id, f"{row.rank} {row.name}".strip(), row.force, row.code, posts.get(row.id, ()),
-                      row.telegram_user_id is not None, row.reachable)
+        MissingPerson(
+            row.id,
+            f"{row.rank} {row.name}".strip(),
+            row.force,
+            row.code,
+            posts.get(row.id, ()),
+            row.telegram_user_id is not None,
+            row.reachable,
+        )
         for row in rows
     ]
     return MissingPage(unit, shift, now, page, pages, total, page * page_size, people)
@@ -178,8 +207,15 @@ def _missing_query(shift_id: int, unit_id: int) -> Select:
     on_duty = exists().where(Assignment.shift_id == shift_id, Assignment.personnel_id == Personnel.id)
     present = exists().where(Checkin.shift_id == shift_id, Checkin.personnel_id == Personnel.id)
     return (
-        select(Personnel.id, Personnel.rank, Personnel.name, Personnel.force, Personnel.telegram_user_id,
-               Personnel.reachable, Unit.code)
+        select(
+            Personnel.id,
+            Personnel.rank,
+            Personnel.name,
+            Personnel.force,
+            Personnel.telegram_user_id,
+            Personnel.reachable,
+            Unit.code,
+        )
         .join(Unit, Unit.id == Personnel.unit_id)
         .where(Personnel.unit_id.in_(scope_units(unit_id)), on_duty, not_(present))
     )
@@ -198,4 +234,3 @@ async def _posts(session: AsyncSession, *, shift_id: int, personnel_ids: list[in
     for personnel_id, code in rows:
         posts.setdefault(personnel_id, []).append(code)
     return {key: tuple(codes) for key, codes in posts.items()}
-
