@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
@@ -43,8 +43,9 @@ class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict
 
 
 CONTEXT_TYPES = ContextTypes(context=Context)
-ActorHandler = Callable[[Update, Context, Actor], Awaitable[None]]
-PlainHandler = Callable[[Update, Context], Awaitable[None]]
+# Coroutine functions, not any awaitable-returning callable: PTB's handlers accept only those.
+ActorHandler = Callable[[Update, Context, Actor], Coroutine[Any, Any, None]]
+PlainHandler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 
 def user_lang(update: Update) -> Lang:

@@ -7,7 +7,7 @@ the database, on the command and on every press.
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
@@ -78,7 +78,7 @@ async def pressed(update: Update, context: Context) -> None:
     else:
         text, keyboard = status_text(view, lang, zone, page=page), status_keyboard(view, lang, page=page)
     if kind in ("u", "m"):
-        assert query.message
+        assert isinstance(query.message, Message), "a pressed button's message is recent, hence accessible"
         await query.message.reply_html(text, reply_markup=keyboard)
     else:
         await edit_message(query, text, keyboard)

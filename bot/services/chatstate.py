@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, rowcount
 from models import ChatState
 
 
@@ -60,4 +60,4 @@ async def clear(session: AsyncSession, *, telegram_user_id: int) -> bool:
     bot/intake/coalesce.py): nearly always nothing waits, and then nothing is written.
     """
     result = await session.execute(delete(ChatState).where(ChatState.telegram_user_id == telegram_user_id))
-    return bool(result.rowcount)
+    return bool(rowcount(result))

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit, tally
+from bot.storage.db import rowcount
 from models import Personnel, RegistrationCode, RegistrationFailure
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -132,7 +133,7 @@ async def register(
         .where(RegistrationCode.id == row.id, RegistrationCode.used_at.is_(None))
         .values(used_at=now)
     )
-    if claimed.rowcount != 1:
+    if rowcount(claimed) != 1:
         return await _fail(session, telegram_user_id=telegram_user_id, outcome=Outcome.used, now=now)
     await tally.on_registered(session, personnel_id=person.id)
     person.telegram_user_id = telegram_user_id

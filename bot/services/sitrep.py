@@ -17,6 +17,7 @@ from bot.services import audit
 from bot.services.checkin import sent_time
 from bot.services.people import Actor, commands_unit
 from bot.services.schedule import on_duty
+from bot.storage.db import rowcount
 from models import Personnel, Sitrep, Tps, UnitClosure
 from models.enums import SitrepCategory
 
@@ -95,7 +96,7 @@ async def file(session: AsyncSession, *, sitrep_id: int, actor: Actor, category:
     filed = await session.execute(
         update(Sitrep).where(Sitrep.id == sitrep_id, Sitrep.filed_at.is_(None)).values(category=category, filed_at=now)
     )
-    if filed.rowcount != 1:
+    if rowcount(filed) != 1:
         return SitrepOutcome.already
     audit.record(
         session,
@@ -151,7 +152,7 @@ async def verify(session: AsyncSession, *, sitrep_id: int, actor: Actor, now: da
         .where(Sitrep.id == sitrep_id, Sitrep.verified_at.is_(None))
         .values(verified_by_id=actor.personnel_id, verified_at=now)
     )
-    if verified.rowcount != 1:
+    if rowcount(verified) != 1:
         return SitrepOutcome.already
     audit.record(session, action="sitrep.verified", entity="sitrep", entity_id=sitrep_id, actor_id=actor.personnel_id)
     await session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.workers import alive
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, rowcount
 from models import InboxUpdate
 
 RETENTION = timedelta(hours=48)
@@ -131,7 +131,7 @@ async def finish_handled(session: AsyncSession, *, now: datetime | None, at: dat
         .values(done_at=at)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 async def forget_old(session: AsyncSession, *, before: datetime) -> int:
@@ -140,4 +140,4 @@ async def forget_old(session: AsyncSession, *, before: datetime) -> int:
         delete(InboxUpdate).where(InboxUpdate.received_at < before, InboxUpdate.done_at.is_not(None))
     )
     await session.commit()
-    return result.rowcount or 0
+    return rowcount(result) or 0

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, rowcount
 from models import Outbox, WorkerBeat
 from models.enums import OutboxState
 
@@ -31,7 +31,7 @@ async def beat(session: AsyncSession, *, worker: str, now: datetime) -> None:
     await session.execute(insert.on_conflict_do_update(index_elements=["id"], set_={"beat_at": now}))
 
 
-def alive(now: datetime) -> Select[tuple[str]]:
+def alive(now: datetime) -> Select[str]:
     """The ids of the workers alive at `now`, as a subquery for `NOT IN`."""
     return select(WorkerBeat.id).where(WorkerBeat.beat_at >= now - EXPIRY)
 
@@ -60,10 +60,10 @@ async def release_outbox(session: AsyncSession, *, worker: str | None = None, no
         .values(state=OutboxState.pending.value, claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result) or 0
 
 
 async def forget_dead(session: AsyncSession, *, now: datetime) -> int:
     """Beats of workers dead for an hour: their claims were taken back long ago."""
     result = await session.execute(delete(WorkerBeat).where(WorkerBeat.beat_at < now - FORGET_AFTER))
-    return result.rowcount or 0
+    return rowcount(result) or 0

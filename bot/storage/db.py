@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Result, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -95,6 +95,15 @@ def database_unreachable(error: BaseException | None) -> bool:
 def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
     """The backend's INSERT, which knows ON CONFLICT (upserts and insert-or-ignore)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """The rows an UPDATE or DELETE matched.
+
+    `AsyncSession.execute` is typed to return a plain `Result` whatever the
+    statement; an UPDATE's or DELETE's is a `CursorResult`, which counts.
+    """
+    return cast(CursorResult[*tuple[Any, ...]], result).rowcount
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
