@@ -82,6 +82,7 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
             language=language,
         )
         for user_id, personnel_id, name, rank, role, unit_id, unit_code, unit_name, language in rows
+        if user_id is not None  # never, by the IN; says so to the type checker
     }
 
 

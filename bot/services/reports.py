@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Integer, and_, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, Integer, SQLColumnExpression, and_, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -157,7 +157,7 @@ def _total(roots: list[Figures]) -> Figures:
 # --- check-ins over time ----------------------------------------------------------------------------
 
 
-def _epoch(column: ColumnElement[datetime], dialect: str) -> ColumnElement[int]:
+def _epoch(column: SQLColumnExpression[datetime], dialect: str) -> ColumnElement[int]:
     if dialect == "sqlite":  # stored as naive UTC text
         return cast(func.strftime("%s", column), Integer)
     return cast(func.extract("epoch", column), Integer)

@@ -112,8 +112,9 @@ async def shift_plans_of(
         shifts.setdefault(key, tuple(row[1:width]))
         posts.setdefault(key, []).append(post_from_row(row[width:]))
     plans: dict[int, list[ShiftPlan]] = {}
-    for key, shift in shifts.items():
-        plans.setdefault(key[0], []).append(ShiftPlan(*shift, tuple(posts[key])))
+    for key, (shift_id, code, name, phase, starts_at, ends_at) in shifts.items():
+        plan = ShiftPlan(shift_id, code, name, phase, starts_at, ends_at, tuple(posts[key]))
+        plans.setdefault(key[0], []).append(plan)
     return {
         personnel_id: sorted(mine, key=lambda plan: (not plan.is_current(now), plan.starts_at))
         for personnel_id, mine in plans.items()

@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
 from bot.services import status
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, table_of
 from models import (
     Assignment,
     Checkin,
@@ -61,10 +61,10 @@ from models.base import utcnow
 log = logging.getLogger(__name__)
 
 PEOPLE, TPS, UNIT_TPS, BUILT = (
-    UnitShiftTally.__table__,
-    TpsShiftTally.__table__,
-    UnitShiftTpsTally.__table__,
-    TallyShift.__table__,
+    table_of(UnitShiftTally),
+    table_of(TpsShiftTally),
+    table_of(UnitShiftTpsTally),
+    table_of(TallyShift),
 )
 TABLES = (PEOPLE, TPS, UNIT_TPS, BUILT)
 EPSILON = status.EPSILON  # the tolerance of staffing.py and status.py: 1/5 + 1/5 meets 2/5

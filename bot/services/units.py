@@ -16,6 +16,7 @@ from typing import TypeVar
 from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.db import table_of
 from models import Unit, UnitClosure
 
 K = TypeVar("K", bound=Hashable)
@@ -99,7 +100,7 @@ async def rebuild_closure(session: AsyncSession) -> int:
     }
     stale = [pair for pair, distance in have.items() if wanted.get(pair) != distance]
     fresh = [pair for pair, distance in wanted.items() if have.get(pair) != distance]
-    table = UnitClosure.__table__
+    table = table_of(UnitClosure)
     for start in range(0, len(stale), CHUNK):
         chunk = stale[start : start + CHUNK]
         await session.execute(
@@ -116,7 +117,7 @@ async def rebuild_closure(session: AsyncSession) -> int:
         if distance > depth.get(unit, 0):
             depth[unit] = distance
     moved = [{"i": row.id, "d": depth.get(row.id, 0)} for row in rows if row.depth != depth.get(row.id, 0)]
-    units = Unit.__table__
+    units = table_of(Unit)
     if moved:
         await session.execute(update(units).where(units.c.id == bindparam("i")).values(depth=bindparam("d")), moved)
     return len(stale) + len(fresh) + len(moved)

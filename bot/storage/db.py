@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, event
+from sqlalchemy import CursorResult, Result, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
 
 from bot.intake.handling import MarkingSession
 from bot.storage import sqlite_driver
@@ -104,6 +105,17 @@ def rowcount(result: Result[*tuple[Any, ...]]) -> int:
     statement; an UPDATE's or DELETE's is a `CursorResult`, which counts.
     """
     return cast(CursorResult[*tuple[Any, ...]], result).rowcount
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A model's Core table, for bulk statements and DDL.
+
+    Declarative types `__table__` as any `FromClause` (a mapping may be of
+    a join); each of our models maps one `Table`.
+    """
+    table = model.__table__
+    assert isinstance(table, Table), f"{model.__name__} maps a table"
+    return table
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -131,7 +131,7 @@ class OneTripCursor:
 
     async def _run(self, method: str, sql: str, parameters: Any) -> OneTripCursor:
         connection = self._connection
-        raw = connection._conn
+        raw = cast(TurnTakingConnection, connection._conn)  # `connect_args` makes it one
         done = raw.run_here(method, sql, parameters) if _ON_LOOP.get() else None
         if done is None:
             done = await connection._execute(_in_thread, raw, method, sql, parameters)

@@ -49,6 +49,7 @@ from sqlalchemy import (
     CompoundSelect,
     Integer,
     Select,
+    SQLColumnExpression,
     String,
     and_,
     case,
@@ -236,14 +237,14 @@ async def pick_shift(session: AsyncSession, *, now: datetime, code: str | None =
 # --- the counting statement -------------------------------------------------------------------------
 
 
-def scope_units(scope: int | None) -> Select[tuple[int]]:
+def scope_units(scope: int | None) -> Select[int]:
     """Unit ids of a subtree (None: every unit)."""
     if scope is None:
         return select(Unit.id)
     return select(UnitClosure.unit_id).where(UnitClosure.ancestor_id == scope)
 
 
-def children_and_self(unit_id: int) -> Select[tuple[int]]:
+def children_and_self(unit_id: int) -> Select[int]:
     return select(Unit.id).where(or_(Unit.id == unit_id, Unit.parent_id == unit_id))
 
 
@@ -335,7 +336,7 @@ def people_by_unit(shift_id: int, scope: int | None) -> CTE:
     return query.cte("people")
 
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def _count(condition: SQLColumnExpression[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
@@ -353,11 +354,9 @@ def _open_by_unit(scope: int | None) -> CTE:
 PEOPLE_COLUMNS = ("assigned", "registered", "checked_in", "late", "far", "checked_out", "unreachable")
 
 
-def _rolled(
-    kind: str, table: CTE, key: ColumnElement[str] | None, values: list[str], groups: Select[tuple[int]]
-) -> Select:
+def _rolled(kind: str, table: CTE, key: ColumnElement[str] | None, values: list[str], groups: Select[int]) -> Select:
     """Sum a per-unit table into each group unit through the closure, padded to one row shape."""
-    sums = [cast(func.sum(table.c[name]), Integer) for name in values]
+    sums: list[ColumnElement[int]] = [cast(func.sum(table.c[name]), Integer) for name in values]
     sums += [literal(0, Integer)] * (len(PEOPLE_COLUMNS) - len(values))
     key_column = cast(key, String) if key is not None else cast(literal(None), String)
     query = (
@@ -375,7 +374,7 @@ def _rolled(
 
 
 async def figures_by_unit(
-    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[int], staffing: StaffingSettings
 ) -> dict[int, Figures]:
     """People, TPS coverage and open contingencies of `scope`, summed into each unit of `groups`.
 
@@ -391,7 +390,7 @@ async def figures_by_unit(
 
 
 async def direct_figures(
-    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[int], staffing: StaffingSettings
 ) -> dict[int, Figures]:
     """The same figures counted from the source tables: the fallback, and the reference the tallies are tested against."""
     statement = await direct_statement(session, shift_id=shift_id, scope=scope, groups=groups, staffing=staffing)
@@ -399,7 +398,7 @@ async def direct_figures(
 
 
 async def figures_statement(
-    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[int], staffing: StaffingSettings
 ) -> CompoundSelect:
     """The statement `figures_by_unit` counts with now (the benchmark prints its plan)."""
     built = await session.scalar(select(TallyShift.pattern).where(TallyShift.shift_id == shift_id))
@@ -415,7 +414,7 @@ def staffing_pattern(staffing: StaffingSettings) -> str:
     )
 
 
-def tally_statement(*, shift_id: int, scope: int | None, groups: Select[tuple[int]]) -> CompoundSelect:
+def tally_statement(*, shift_id: int, scope: int | None, groups: Select[int]) -> CompoundSelect:
     """Sums of the live tallies (bot/services/tally.py) and open contingencies, plus an `n` row: the pattern.
 
     A few thousand tally rows joined to the closure, whatever the size of the roster. No scope filter
@@ -453,7 +452,7 @@ def tally_statement(*, shift_id: int, scope: int | None, groups: Select[tuple[in
 
 
 async def direct_statement(
-    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[tuple[int]], staffing: StaffingSettings
+    session: AsyncSession, *, shift_id: int, scope: int | None, groups: Select[int], staffing: StaffingSettings
 ) -> CompoundSelect:
     """The same figures counted from assignments, check-ins, personnel and TPS (the definitions above)."""
     facts = tps_facts(shift_id=shift_id, scope=scope, staffing=staffing, narrow=await is_narrow(session, scope))

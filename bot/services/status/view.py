@@ -160,6 +160,7 @@ async def latest_sitreps(session: AsyncSession, *, scope: int | None, limit: int
     return [
         SitrepLine(id_, filed_at, category, unit_code, tps_code, f"{rank} {name}".strip(), text)
         for id_, filed_at, category, unit_code, tps_code, rank, name, text in await session.execute(query)
+        if filed_at is not None  # never, by the WHERE; says so to the type checker
     ]
 
 
