@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.ext import Application
 
 from bot.clock import Clock, system_clock
 from bot.delivery.dispatcher import DispatcherStats
@@ -109,9 +111,11 @@ class HealthServer:
         self._sampler: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_application(cls, application: object, *, listen: str, port: int, worker: str = "") -> HealthServer:
+    def for_application(
+        cls, application: Application[Any, Any, Any, Any, Any, Any], *, listen: str, port: int, worker: str = ""
+    ) -> HealthServer:
         """Wired to a bot built by `bot.app.build_application` (its runtime, dispatcher and processor)."""
-        rt = runtime_of(application.bot_data)  # type: ignore[attr-defined]
+        rt = runtime_of(application.bot_data)
 
         def stats() -> DispatcherStats | None:
             return rt.dispatcher.stats if rt.dispatcher is not None else None
@@ -122,11 +126,11 @@ class HealthServer:
             port=port,
             dispatcher_stats=stats,
             updates=lambda: update_metrics(application),
-            update_queue=application.update_queue.qsize,  # type: ignore[attr-defined]
+            update_queue=application.update_queue.qsize,
             alive=lambda: bool(application.running),
             clock=rt.clock,
-            worker=worker,  # type: ignore[attr-defined]
-            intake=lambda: getattr(application.updater, "stats", None),  # type: ignore[attr-defined]
+            worker=worker,
+            intake=lambda: getattr(application.updater, "stats", None),
         )
 
     async def start(self) -> None:

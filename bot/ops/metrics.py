@@ -118,8 +118,8 @@ class TimedUpdateProcessor(SimpleUpdateProcessor):
 
 def instrument(
     builder: ApplicationBuilder,
-    processor: type[TimedUpdateProcessor] = TimedUpdateProcessor,  # type: ignore[type-arg]
-) -> ApplicationBuilder:  # type: ignore[type-arg]
+    processor: type[TimedUpdateProcessor] = TimedUpdateProcessor,
+) -> ApplicationBuilder:
     """Build with the timed queue and processor (this replaces `.concurrent_updates(True)`)."""
     queue = ReceiptQueue()
     return builder.update_queue(queue).concurrent_updates(processor(queue))

@@ -75,7 +75,7 @@ def webhook_options(settings: Settings) -> WebhookOptions:
     return WebhookOptions(listen=tg.webhook_listen, port=tg.webhook_port, path=path, url=url, secret=secret)
 
 
-def run(application: Application, settings: Settings, *, webhook: bool, worker: str = "") -> int:  # type: ignore[type-arg]
+def run(application: Application, settings: Settings, *, webhook: bool, worker: str = "") -> int:
     """Run until SIGTERM or SIGINT, then stop cleanly: the exit status of `siaga run`."""
     options = webhook_options(settings) if webhook else None
     return asyncio.run(serve(application, settings, webhook=options, worker=worker))
@@ -85,7 +85,7 @@ async def serve(
     application: Application,
     settings: Settings,
     *,
-    webhook: WebhookOptions | None,  # type: ignore[type-arg]
+    webhook: WebhookOptions | None,
     worker: str = "",
     stop: asyncio.Event | None = None,
 ) -> int:
@@ -129,7 +129,7 @@ async def _start_health(health: HealthServer, settings: Settings) -> None:
         ) from None
 
 
-async def _start_updates(application: Application, webhook: WebhookOptions | None, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+async def _start_updates(application: Application, webhook: WebhookOptions | None, stop: asyncio.Event) -> None:
     updater = application.updater
     if updater is None:
         raise RuntimeError("the Application was built without an Updater")
@@ -157,7 +157,7 @@ async def _start_updates(application: Application, webhook: WebhookOptions | Non
         ) from None
 
 
-async def register_webhook(application: Application, webhook: WebhookOptions, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+async def register_webhook(application: Application, webhook: WebhookOptions, stop: asyncio.Event) -> None:
     """setWebhook until Telegram answers: retried while unreachable, fatal when refused."""
     pause, longest = SET_WEBHOOK_RETRY_SECONDS
     while not stop.is_set():
@@ -178,7 +178,7 @@ async def register_webhook(application: Application, webhook: WebhookOptions, st
         pause = min(longest, pause * 2)
 
 
-async def _stop(application: Application, health: HealthServer | None) -> None:  # type: ignore[type-arg]
+async def _stop(application: Application, health: HealthServer | None) -> None:
     """Reverse order of start; each step runs even if an earlier one failed."""
     steps: list[Any] = []
     if application.updater is not None and application.updater.running:
@@ -186,12 +186,12 @@ async def _stop(application: Application, health: HealthServer | None) -> None: 
     if application.running:
         steps.append(application.stop)
     if application.post_stop is not None:
-        steps.append(lambda: application.post_stop(application))  # type: ignore[misc]
+        steps.append(lambda: application.post_stop(application))
     if health is not None:
         steps.append(health.stop)
     steps.append(application.shutdown)
     if application.post_shutdown is not None:
-        steps.append(lambda: application.post_shutdown(application))  # type: ignore[misc]
+        steps.append(lambda: application.post_shutdown(application))
     for step in steps:
         try:
             await step()
