@@ -17,13 +17,6 @@ SERVICES = "bot.services"
 FORBIDDEN_IN_SERVICES = ("telegram", "handlers", "bot.render")
 
 KNOWN_CYCLES = [
-    [
-        "bot.emulator.control",
-        "bot.emulator.core",
-        "bot.emulator.methods",
-        "bot.emulator.server",
-        "bot.emulator.simulate",
-    ],
     ["bot.render.broadcast", "bot.services.broadcast"],
     ["bot.render.incidents", "bot.services.escalation", "bot.services.incident_copies", "bot.services.incidents"],
     ["bot.render.missed", "bot.services.missed"],

@@ -17,15 +17,41 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.emulator.simulate import ButtonNotFound, SimUser
+from bot.emulator.hub import Hub
+from bot.emulator.simulate import ButtonNotFound, SimGroup, SimUser
 from bot.emulator.state import SentMessage
 
-if TYPE_CHECKING:
-    from bot.emulator.core import Emulator
+
+class Directory(Hub, Protocol):
+    """The emulator as the control API uses it: it also makes users and groups."""
+
+    def user(
+        self,
+        first_name: str = "Budi",
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "id",
+        user_id: int | None = None,
+        started: bool = True,
+        phone_number: str | None = None,
+    ) -> SimUser: ...
+
+    def group(
+        self,
+        title: str = "Posko",
+        members: Iterable[SimUser] = (),
+        *,
+        supergroup: bool = True,
+        bot_admin: bool = False,
+        admins: Iterable[SimUser] = (),
+        username: str | None = None,
+    ) -> SimGroup: ...
 
 
 def sent_json(msg: SentMessage) -> dict[str, Any]:
@@ -46,7 +72,7 @@ def sent_json(msg: SentMessage) -> dict[str, Any]:
     }
 
 
-def add_control_routes(app: web.Application, emu: Emulator) -> None:
+def add_control_routes(app: web.Application, emu: Directory) -> None:
     users: dict[int, SimUser] = {}
 
     def user_for(body: dict[str, Any]) -> SimUser:

@@ -9,20 +9,18 @@ content validation (400 parse errors, length, keyboards) -> flood limits
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.emulator.errors import ApiError, bad_request, forbidden, too_many_requests
+from bot.emulator.hub import Hub
 from bot.emulator.params import Params
 from bot.emulator.state import CallbackAnswer, Chat, Rejection, SentMessage, StoredFile, Version
 from bot.emulator.validate import check_reply_markup, format_text
 
-if TYPE_CHECKING:
-    from bot.emulator.core import Emulator
-
-Handler = Callable[["Emulator", Params], Awaitable[Any]]
+Handler = Callable[[Hub, Params], Awaitable[Any]]
 
 
-def lookup_chat(emu: Emulator, p: Params, name: str = "chat_id") -> Chat:
+def lookup_chat(emu: Hub, p: Params, name: str = "chat_id") -> Chat:
     """The chat named by ``name`` or 400 "chat not found" (no permission checks)."""
     ref = p.chat_id(name)
     state = emu.state
@@ -39,7 +37,7 @@ def lookup_chat(emu: Emulator, p: Params, name: str = "chat_id") -> Chat:
     return chat
 
 
-def resolve_chat(emu: Emulator, p: Params, name: str = "chat_id") -> Chat:
+def resolve_chat(emu: Hub, p: Params, name: str = "chat_id") -> Chat:
     """The target chat of a send, or the 400/403 Telegram gives for it."""
     chat = lookup_chat(emu, p, name)
     faults = emu.faults
@@ -59,7 +57,7 @@ def resolve_chat(emu: Emulator, p: Params, name: str = "chat_id") -> Chat:
     return chat
 
 
-def flood_check(emu: Emulator, method: str, chat: Chat) -> None:
+def flood_check(emu: Hub, method: str, chat: Chat) -> None:
     """Apply :class:`Limits` to a counted method; raise 429 when refused."""
     if not emu.limits.counts(method):
         return
@@ -70,7 +68,7 @@ def flood_check(emu: Emulator, method: str, chat: Chat) -> None:
         raise too_many_requests(verdict.retry_after)
 
 
-def _reply_to(emu: Emulator, chat: Chat, p: Params) -> dict[str, Any] | None:
+def _reply_to(emu: Hub, chat: Chat, p: Params) -> dict[str, Any] | None:
     params = p.json("reply_parameters") or {}
     mid = params.get("message_id") if isinstance(params, dict) else None
     if mid is None:
@@ -89,7 +87,7 @@ def _reply_to(emu: Emulator, chat: Chat, p: Params) -> dict[str, Any] | None:
 
 
 def _deliver(
-    emu: Emulator,
+    emu: Hub,
     chat: Chat,
     p: Params,
     method: str,
@@ -125,7 +123,7 @@ def _deliver(
     return sent
 
 
-def _take_file(emu: Emulator, p: Params, name: str, kind: str) -> StoredFile:
+def _take_file(emu: Hub, p: Params, name: str, kind: str) -> StoredFile:
     """An uploaded part, ``attach://`` reference, known file_id or URL."""
     state = emu.state
     upload = p.uploads.get(name)
@@ -165,7 +163,7 @@ def _markup(p: Params) -> dict[str, Any] | None:
     return check_reply_markup(p.json("reply_markup"))
 
 
-async def send_message(emu: Emulator, p: Params) -> Any:
+async def send_message(emu: Hub, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     text, ents = format_text(p.string("text"), p.string("parse_mode"), p.json("entities"), strict_html=emu.strict_html)
     markup, reply = _markup(p), _reply_to(emu, chat, p)
@@ -175,7 +173,7 @@ async def send_message(emu: Emulator, p: Params) -> Any:
     ).to_json()
 
 
-async def _send_media(emu: Emulator, p: Params, method: str, kind: str) -> Any:
+async def _send_media(emu: Hub, p: Params, method: str, kind: str) -> Any:
     chat = resolve_chat(emu, p)
     caption, ents = format_text(
         p.string("caption"),
@@ -193,11 +191,11 @@ async def _send_media(emu: Emulator, p: Params, method: str, kind: str) -> Any:
     ).to_json()
 
 
-async def send_photo(emu: Emulator, p: Params) -> Any:
+async def send_photo(emu: Hub, p: Params) -> Any:
     return await _send_media(emu, p, "sendPhoto", "photo")
 
 
-async def send_document(emu: Emulator, p: Params) -> Any:
+async def send_document(emu: Hub, p: Params) -> Any:
     return await _send_media(emu, p, "sendDocument", "document")
 
 
@@ -218,14 +216,14 @@ def _location(p: Params) -> dict[str, Any]:
     return loc
 
 
-async def send_location(emu: Emulator, p: Params) -> Any:
+async def send_location(emu: Hub, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     loc, markup, reply = _location(p), _markup(p), _reply_to(emu, chat, p)
     flood_check(emu, "sendLocation", chat)
     return _deliver(emu, chat, p, "sendLocation", "location", {"location": loc}, markup=markup, reply=reply).to_json()
 
 
-async def send_venue(emu: Emulator, p: Params) -> Any:
+async def send_venue(emu: Hub, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     loc, markup, reply = _location(p), _markup(p), _reply_to(emu, chat, p)
     venue = {"location": loc, "title": p.string("title", ""), "address": p.string("address", "")}
@@ -235,7 +233,7 @@ async def send_venue(emu: Emulator, p: Params) -> Any:
     ).to_json()
 
 
-async def send_contact(emu: Emulator, p: Params) -> Any:
+async def send_contact(emu: Hub, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     contact = {"phone_number": p.string("phone_number") or "", "first_name": p.string("first_name") or ""}
     markup, reply = _markup(p), _reply_to(emu, chat, p)
@@ -246,7 +244,7 @@ async def send_contact(emu: Emulator, p: Params) -> Any:
 _CONTENT_KEYS = ("photo", "document", "location", "venue", "contact", "sticker", "video", "audio", "voice", "animation")
 
 
-async def _copy(emu: Emulator, p: Params, method: str) -> tuple[SentMessage, dict[str, Any]]:
+async def _copy(emu: Hub, p: Params, method: str) -> tuple[SentMessage, dict[str, Any]]:
     chat = resolve_chat(emu, p)
     source_chat = lookup_chat(emu, p, "from_chat_id")
     mid = p.integer("message_id")
@@ -268,17 +266,17 @@ async def _copy(emu: Emulator, p: Params, method: str) -> tuple[SentMessage, dic
     return sent, source
 
 
-async def copy_message(emu: Emulator, p: Params) -> Any:
+async def copy_message(emu: Hub, p: Params) -> Any:
     sent, _ = await _copy(emu, p, "copyMessage")
     return {"message_id": sent.message_id}
 
 
-async def forward_message(emu: Emulator, p: Params) -> Any:
+async def forward_message(emu: Hub, p: Params) -> Any:
     sent, _ = await _copy(emu, p, "forwardMessage")
     return sent.to_json()
 
 
-def _editable(emu: Emulator, p: Params) -> tuple[Chat, SentMessage]:
+def _editable(emu: Hub, p: Params) -> tuple[Chat, SentMessage]:
     if "chat_id" not in p and "inline_message_id" in p:
         raise bad_request("MESSAGE_ID_INVALID")
     chat = resolve_chat(emu, p)
@@ -305,7 +303,7 @@ _NOT_MODIFIED = (
 
 
 def _edit(
-    emu: Emulator,
+    emu: Hub,
     p: Params,
     method: str,
     sent: SentMessage,
@@ -332,7 +330,7 @@ def _edit(
     return sent.to_json()
 
 
-async def edit_message_text(emu: Emulator, p: Params) -> Any:
+async def edit_message_text(emu: Hub, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     if sent.current.text is None:
         raise bad_request("there is no text in the message to edit")
@@ -341,7 +339,7 @@ async def edit_message_text(emu: Emulator, p: Params) -> Any:
     return _edit(emu, p, "editMessageText", sent, chat, text=text, caption=None, entities=ents, markup=markup)
 
 
-async def edit_message_caption(emu: Emulator, p: Params) -> Any:
+async def edit_message_caption(emu: Hub, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     if sent.kind not in ("photo", "document", "video", "audio", "animation", "voice"):
         raise bad_request("there is no caption in the message to edit")
@@ -356,7 +354,7 @@ async def edit_message_caption(emu: Emulator, p: Params) -> Any:
     return _edit(emu, p, "editMessageCaption", sent, chat, text=None, caption=caption, entities=ents, markup=markup)
 
 
-async def edit_message_reply_markup(emu: Emulator, p: Params) -> Any:
+async def edit_message_reply_markup(emu: Hub, p: Params) -> Any:
     chat, sent = _editable(emu, p)
     cur = sent.current
     markup = check_reply_markup(p.json("reply_markup"), inline_only=True)
@@ -373,7 +371,7 @@ async def edit_message_reply_markup(emu: Emulator, p: Params) -> Any:
     )
 
 
-async def delete_message(emu: Emulator, p: Params) -> Any:
+async def delete_message(emu: Hub, p: Params) -> Any:
     chat = resolve_chat(emu, p)
     mid = p.integer("message_id")
     key = (chat.id, mid or 0)
@@ -387,7 +385,7 @@ async def delete_message(emu: Emulator, p: Params) -> Any:
     return True
 
 
-async def answer_callback_query(emu: Emulator, p: Params) -> Any:
+async def answer_callback_query(emu: Hub, p: Params) -> Any:
     state = emu.state
     query = state.callbacks.get(p.string("callback_query_id") or "")
     if query is None or query.answer is not None:
@@ -401,12 +399,12 @@ async def answer_callback_query(emu: Emulator, p: Params) -> Any:
     return True
 
 
-async def send_chat_action(emu: Emulator, p: Params) -> Any:
+async def send_chat_action(emu: Hub, p: Params) -> Any:
     resolve_chat(emu, p)
     return True
 
 
-async def get_file(emu: Emulator, p: Params) -> Any:
+async def get_file(emu: Hub, p: Params) -> Any:
     stored = emu.state.files.get(p.string("file_id") or "")
     if stored is None:
         raise bad_request("invalid file_id")

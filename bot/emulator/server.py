@@ -15,18 +15,16 @@ import asyncio
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from bot.emulator.errors import ApiError, bad_request, conflict, too_many_requests
+from bot.emulator.hub import Hub
 from bot.emulator.methods import MESSAGE_HANDLERS, Handler, lookup_chat
 from bot.emulator.params import Params, read_params
 from bot.emulator.state import CallRecord, Chat, Rejection
 from bot.emulator.updates import DEFAULT_ALLOWED
-
-if TYPE_CHECKING:
-    from bot.emulator.core import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ def _reply(status: int, body: dict[str, Any]) -> web.Response:
 class ApiServer:
     """Routes HTTP requests to method handlers; owns the getUpdates poller slot."""
 
-    def __init__(self, emu: Emulator):
+    def __init__(self, emu: Hub):
         self.emu = emu
         self.handlers: dict[str, Handler] = {**META_HANDLERS, **MESSAGE_HANDLERS}
         self.poller: object | None = None
@@ -111,7 +109,7 @@ class ApiServer:
         return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
 
 
-async def get_me(emu: Emulator, p: Params) -> Any:
+async def get_me(emu: Hub, p: Params) -> Any:
     return {
         **emu.state.bot.to_json(),
         "can_join_groups": True,
@@ -122,7 +120,7 @@ async def get_me(emu: Emulator, p: Params) -> Any:
     }
 
 
-async def get_updates(emu: Emulator, p: Params) -> Any:
+async def get_updates(emu: Hub, p: Params) -> Any:
     """Long polling: answer as soon as an update is queued or ``timeout`` ends.
 
     Like Telegram, a newer getUpdates call terminates an older one with 409, and
@@ -164,7 +162,7 @@ async def get_updates(emu: Emulator, p: Params) -> Any:
             server.poller = None
 
 
-async def set_webhook(emu: Emulator, p: Params) -> Any:
+async def set_webhook(emu: Hub, p: Params) -> Any:
     url = p.string("url") or ""
     if not url:
         return await delete_webhook(emu, p)
@@ -182,7 +180,7 @@ async def set_webhook(emu: Emulator, p: Params) -> Any:
     return Described(True, "Webhook was set")
 
 
-async def delete_webhook(emu: Emulator, p: Params) -> Any:
+async def delete_webhook(emu: Hub, p: Params) -> Any:
     was_set = emu.webhook.active
     if p.flag("drop_pending_updates"):
         emu.state.updates.clear()
@@ -190,11 +188,11 @@ async def delete_webhook(emu: Emulator, p: Params) -> Any:
     return Described(True, "Webhook was deleted" if was_set else "Webhook is already deleted")
 
 
-async def get_webhook_info(emu: Emulator, p: Params) -> Any:
+async def get_webhook_info(emu: Hub, p: Params) -> Any:
     return emu.webhook.info()
 
 
-def scope_key(emu: Emulator, scope: Any) -> tuple[Any, ...]:
+def scope_key(emu: Hub, scope: Any) -> tuple[Any, ...]:
     """Canonical key of a BotCommandScope (chat references resolved to ids)."""
     if not scope:
         return ("default",)
@@ -211,7 +209,7 @@ def scope_key(emu: Emulator, scope: Any) -> tuple[Any, ...]:
     raise bad_request("unsupported bot command scope type")
 
 
-async def set_my_commands(emu: Emulator, p: Params) -> Any:
+async def set_my_commands(emu: Hub, p: Params) -> Any:
     commands = p.json("commands")
     if not isinstance(commands, list):
         raise bad_request("can't parse commands JSON object")
@@ -229,12 +227,12 @@ async def set_my_commands(emu: Emulator, p: Params) -> Any:
     return True
 
 
-async def get_my_commands(emu: Emulator, p: Params) -> Any:
+async def get_my_commands(emu: Hub, p: Params) -> Any:
     key = (scope_key(emu, p.json("scope")), p.string("language_code") or "")
     return emu.state.commands.get(key, [])
 
 
-async def delete_my_commands(emu: Emulator, p: Params) -> Any:
+async def delete_my_commands(emu: Hub, p: Params) -> Any:
     emu.state.commands.pop((scope_key(emu, p.json("scope")), p.string("language_code") or ""), None)
     return True
 
@@ -256,7 +254,7 @@ _ADMIN_RIGHTS = {
 }
 
 
-def member_json(emu: Emulator, chat: Chat, user_id: int) -> dict[str, Any]:
+def member_json(emu: Hub, chat: Chat, user_id: int) -> dict[str, Any]:
     state = emu.state
     user = state.bot if user_id == state.bot.id else state.users.get(user_id)
     if user is None:
@@ -275,15 +273,15 @@ def member_json(emu: Emulator, chat: Chat, user_id: int) -> dict[str, Any]:
     return out
 
 
-async def get_chat(emu: Emulator, p: Params) -> Any:
+async def get_chat(emu: Hub, p: Params) -> Any:
     return lookup_chat(emu, p).full_json()
 
 
-async def get_chat_member(emu: Emulator, p: Params) -> Any:
+async def get_chat_member(emu: Hub, p: Params) -> Any:
     return member_json(emu, lookup_chat(emu, p), p.integer("user_id") or 0)
 
 
-async def get_chat_administrators(emu: Emulator, p: Params) -> Any:
+async def get_chat_administrators(emu: Hub, p: Params) -> Any:
     chat = lookup_chat(emu, p)
     ids = [uid for uid, status in chat.members.items() if status in ("creator", "administrator")]
     if chat.bot_status == "administrator":
@@ -291,22 +289,22 @@ async def get_chat_administrators(emu: Emulator, p: Params) -> Any:
     return [member_json(emu, chat, uid) for uid in ids]
 
 
-async def get_chat_member_count(emu: Emulator, p: Params) -> Any:
+async def get_chat_member_count(emu: Hub, p: Params) -> Any:
     chat = lookup_chat(emu, p)
     return 2 if chat.private else len(chat.members) + 1
 
 
-async def leave_chat(emu: Emulator, p: Params) -> Any:
+async def leave_chat(emu: Hub, p: Params) -> Any:
     lookup_chat(emu, p).bot_status = "left"
     return True
 
 
-async def accept(emu: Emulator, p: Params) -> Any:
+async def accept(emu: Hub, p: Params) -> Any:
     """Methods a bot may call at start-up whose effect no test observes."""
     return True
 
 
-async def get_chat_menu_button(emu: Emulator, p: Params) -> Any:
+async def get_chat_menu_button(emu: Hub, p: Params) -> Any:
     return {"type": "commands"}
 
 

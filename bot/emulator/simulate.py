@@ -19,13 +19,11 @@ import datetime as dtm
 import re
 import struct
 import zlib
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union
 
+from bot.emulator.hub import Hub
 from bot.emulator.markup import u16
 from bot.emulator.state import CallbackAnswer, CallbackQuery, Chat, SentMessage, User
-
-if TYPE_CHECKING:
-    from bot.emulator.core import Emulator
 
 ChatRef = Union[int, "SimUser", "SimGroup", Chat]
 _COMMAND = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
@@ -38,6 +36,12 @@ def chat_id_of(ref: ChatRef) -> int:
     if isinstance(ref, Chat):
         return ref.id
     return ref.chat_id
+
+
+class World(Hub, Protocol):
+    """The emulator as simulated users see it: it also upgrades a group to a supergroup."""
+
+    def migrate_to_supergroup(self, group: SimGroup) -> SimGroup: ...
 
 
 class ButtonNotFound(AssertionError):
@@ -80,7 +84,7 @@ def _unix(date: int | float | dtm.datetime | None) -> int:
 class Press:
     """An inline-button press that was sent to the bot as a callback query."""
 
-    def __init__(self, emu: Emulator, query: CallbackQuery):
+    def __init__(self, emu: World, query: CallbackQuery):
         self.emu, self.query = emu, query
 
     @property
@@ -95,7 +99,7 @@ class Press:
 class _Actor:
     """Shared cursor logic: ``next_message`` returns each delivered message once."""
 
-    def __init__(self, emu: Emulator, chat_id: int):
+    def __init__(self, emu: World, chat_id: int):
         self.emu = emu
         self.chat_id = chat_id
         self._cursor = 0
@@ -123,7 +127,7 @@ class _Actor:
 class SimUser(_Actor):
     """A user; their private chat with the bot has ``chat_id == id``."""
 
-    def __init__(self, emu: Emulator, user: User):
+    def __init__(self, emu: World, user: User):
         super().__init__(emu, user.id)
         self.user = user
 
@@ -392,7 +396,7 @@ class SimUser(_Actor):
 class SimGroup(_Actor):
     """A group or supergroup containing the bot and some simulated users."""
 
-    def __init__(self, emu: Emulator, chat: Chat):
+    def __init__(self, emu: World, chat: Chat):
         super().__init__(emu, chat.id)
         self.chat = chat
 
