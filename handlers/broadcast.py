@@ -6,8 +6,9 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot.render.broadcast import outcome_text
-from bot.services.broadcast import MAX_TEXT, send_broadcast
+from bot.services.broadcast import MAX_TEXT
 from bot.services.people import Actor
+from flows.broadcast import send_broadcast
 from handlers.common import Context, commander
 
 

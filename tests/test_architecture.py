@@ -17,14 +17,12 @@ SERVICES = "bot.services"
 FORBIDDEN_IN_SERVICES = ("telegram", "handlers", "bot.render")
 
 KNOWN_CYCLES = [
-    ["bot.render.broadcast", "bot.services.broadcast"],
     ["bot.render.incidents", "bot.services.escalation", "bot.services.incident_copies", "bot.services.incidents"],
     ["bot.render.missed", "bot.services.missed"],
 ]
 """Cycles that are older than this test (issue 15 opens them); the list only shrinks: a cycle not listed fails."""
 
 KNOWN_REACHING_UP = {
-    "bot.services.broadcast",
     "bot.services.escalation",
     "bot.services.incident_copies",
     "bot.services.incidents",

@@ -7,8 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.broadcast import MAX_TEXT, BroadcastOutcome, send_broadcast, sweep_broadcast_reports
+from bot.services.broadcast import MAX_TEXT, BroadcastOutcome
 from bot.services.people import Actor, actor_for
+from flows.broadcast import send_broadcast, sweep_broadcast_reports
 from models import AuditLog, Broadcast, Outbox, Personnel
 from models.enums import OutboxState, Priority
 from tests.factories import NOW, Roster, build_roster, link

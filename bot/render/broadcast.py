@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.render import Html, Msg, clip
-
-if TYPE_CHECKING:
-    from bot.services.broadcast import BroadcastResult
+from bot.services.broadcast import BroadcastOutcome, BroadcastResult
 
 EXCERPT = 80
 
@@ -101,8 +97,6 @@ def report_text(
 
 def outcome_text(result: BroadcastResult, lang: str, *, limit: int) -> Html:
     """The reply to the commander, whatever happened."""
-    from bot.services.broadcast import BroadcastOutcome  # here: the service renders through this module
-
     if result.outcome is BroadcastOutcome.queued:
         return queued_text(result, lang)
     if result.outcome is BroadcastOutcome.too_long:

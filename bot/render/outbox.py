@@ -40,9 +40,9 @@ def format_outbox_stats(
         lines.append(
             f"  {priority.value} {priority.name:<12}" + "".join(f"{by_state.get(s.value, 0):>11}" for s in STATES)
         )
-    for priority in sorted(set(stats.depth) - {int(p) for p in Priority}):
-        by_state = stats.depth[priority]
-        lines.append(f"  {priority} {'?':<12}" + "".join(f"{by_state.get(s.value, 0):>11}" for s in STATES))
+    for unknown in sorted(set(stats.depth) - {int(p) for p in Priority}):
+        by_state = stats.depth[unknown]
+        lines.append(f"  {unknown} {'?':<12}" + "".join(f"{by_state.get(s.value, 0):>11}" for s in STATES))
     lines.append(f"waiting: {stats.waiting}")
     if stats.oldest_due is not None:
         lag = f" ({_lag(now - stats.oldest_due)} ago)" if now is not None and now >= stats.oldest_due else ""

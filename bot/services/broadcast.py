@@ -11,6 +11,10 @@ admin may name any unit.
 The report goes to the sender once no row of the broadcast is waiting:
 delivered, unreachable (given up by the dispatcher, plus those known to be
 unreachable when it was sent) and not registered.
+
+Nothing here is worded: `draft`, `record` and `due_reports` say who is told
+what (`BroadcastText`, `BroadcastReport`); flows/broadcast.py words it,
+refuses what would not fit in one message, queues it and commits.
 """
 
 from __future__ import annotations
@@ -23,12 +27,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.render import MAX_TEXT as TELEGRAM_MAX
-from bot.render.broadcast import broadcast_text, report_text
-from bot.render.outbox import html_payload
 from bot.services import audit
-from bot.services.outbox import NewMessage, enqueue, enqueue_many, report_for_ref
+from bot.services.outbox import Outgoing, report_for_ref
 from bot.services.people import Actor, commands_unit, unit_by_code
+from bot.storage.db import rowcount
 from models import AuditLog, Broadcast, Personnel, Unit, UnitClosure
 from models.enums import Priority
 
@@ -56,41 +58,104 @@ class BroadcastResult:
 
 
 @dataclass(frozen=True)
-class _Person:
+class Recipient:
     personnel_id: int
     chat_id: int | None
     language: str
     reachable: bool
 
 
+@dataclass(frozen=True)
+class BroadcastDraft:
+    """A broadcast worked out with nothing written: who would read what, or why it cannot go.
+
+    `outcome` is `queued` when it may go; the flow still refuses it as
+    `too_long` when it does not fit in one message once worded.
+    """
+
+    outcome: BroadcastOutcome
+    sender: str = ""
+    unit_id: int = 0
+    unit_code: str = ""
+    unit_name: str = ""
+    body: str = ""
+    recipients: tuple[Recipient, ...] = ()
+    unregistered: int = 0
+    unreachable: int = 0
+
+    @property
+    def result(self) -> BroadcastResult:
+        """What the commander is told when it does not go."""
+        return BroadcastResult(
+            self.outcome, unit_name=self.unit_name, unregistered=self.unregistered, unreachable=self.unreachable
+        )
+
+
+@dataclass(frozen=True)
+class BroadcastText:
+    """What one recipient reads: who sent it, for which unit, the text as typed, in the recipient's language."""
+
+    sender: str
+    unit: str
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class BroadcastReport:
+    """The sender's delivery report of one broadcast, in the sender's language."""
+
+    broadcast_id: int
+    unit: str
+    text: str
+    language: str
+    recipients: int
+    delivered: int
+    pending: int
+    unreachable: int
+    unregistered: int
+
+
 def ref_of(broadcast_id: int) -> str:
     return f"broadcast:{broadcast_id}"
 
 
-async def send_broadcast(session: AsyncSession, *, actor: Actor, text: str, now: datetime) -> BroadcastResult:
-    """Queue `text` to the actor's subtree (or the unit named first); authority checked here."""
+async def draft(session: AsyncSession, *, actor: Actor, text: str) -> BroadcastDraft:
+    """Who `text` goes to (the actor's subtree, or the unit named first); authority checked here, nothing written."""
     text = text.strip()
     unit, body = await _target(session, actor=actor, text=text)
     if not body:
-        return BroadcastResult(BroadcastOutcome.empty)
-    if len(body) > MAX_TEXT or _rendered_too_long(actor, unit, body):
-        return BroadcastResult(BroadcastOutcome.too_long)
+        return BroadcastDraft(BroadcastOutcome.empty)
+    if len(body) > MAX_TEXT:
+        return BroadcastDraft(BroadcastOutcome.too_long)
     if not await commands_unit(session, actor=actor, unit_id=unit.id):
-        return BroadcastResult(BroadcastOutcome.forbidden, unit_name=unit.name)
+        return BroadcastDraft(BroadcastOutcome.forbidden, unit_name=unit.name)
     people = await _people(session, unit_id=unit.id, sender_id=actor.personnel_id)
-    recipients = [p for p in people if p.chat_id is not None and p.reachable]
+    recipients = tuple(p for p in people if p.chat_id is not None and p.reachable)
     unregistered = sum(p.chat_id is None for p in people)
     unreachable = sum(p.chat_id is not None and not p.reachable for p in people)
-    if not recipients:
-        return BroadcastResult(
-            BroadcastOutcome.no_recipients, unit_name=unit.name, unregistered=unregistered, unreachable=unreachable
-        )
+    outcome = BroadcastOutcome.queued if recipients else BroadcastOutcome.no_recipients
+    return BroadcastDraft(
+        outcome, actor.title, unit.id, unit.code, unit.name, body, recipients, unregistered, unreachable
+    )
+
+
+async def record(
+    session: AsyncSession, *, actor: Actor, draft: BroadcastDraft, now: datetime
+) -> tuple[BroadcastResult, list[Outgoing[BroadcastText]]]:
+    """Write the broadcast and its audit row; returns the reply and one message per recipient, for the flow to queue.
+
+    The caller queues the messages and commits: rows and messages are one transaction.
+    """
     row = Broadcast(
-        sender_id=actor.personnel_id, unit_id=unit.id, text=body, recipients=len(recipients), created_at=now
+        sender_id=actor.personnel_id,
+        unit_id=draft.unit_id,
+        text=draft.body,
+        recipients=len(draft.recipients),
+        created_at=now,
     )
     session.add(row)
     await session.flush()
-    await enqueue_many(session, (_message(row, actor, unit, person, now) for person in recipients), now=now)
     audit.record(
         session,
         action=SENT,
@@ -98,15 +163,17 @@ async def send_broadcast(session: AsyncSession, *, actor: Actor, text: str, now:
         entity_id=row.id,
         actor_id=actor.personnel_id,
         detail={
-            "unit": unit.code,
-            "recipients": len(recipients),
-            "unregistered": unregistered,
-            "unreachable": unreachable,
-            "length": len(body),
+            "unit": draft.unit_code,
+            "recipients": len(draft.recipients),
+            "unregistered": draft.unregistered,
+            "unreachable": draft.unreachable,
+            "length": len(draft.body),
         },
     )
-    await session.commit()
-    return BroadcastResult(BroadcastOutcome.queued, row.id, unit.name, len(recipients), unregistered, unreachable)
+    result = BroadcastResult(
+        BroadcastOutcome.queued, row.id, draft.unit_name, len(draft.recipients), draft.unregistered, draft.unreachable
+    )
+    return result, [_message(row, draft, person, now) for person in draft.recipients]
 
 
 async def _target(session: AsyncSession, *, actor: Actor, text: str) -> tuple[Unit, str]:
@@ -121,41 +188,32 @@ async def _target(session: AsyncSession, *, actor: Actor, text: str) -> tuple[Un
     return own, text
 
 
-def _rendered_too_long(actor: Actor, unit: Unit, body: str) -> bool:
-    """Escaping can lengthen a text (`<` becomes `&lt;`): what is sent must fit in one message."""
-    return any(
-        len(broadcast_text(sender=actor.title, unit=unit.name, text=body, lang=lang)) > TELEGRAM_MAX
-        for lang in ("id", "en")
-    )
-
-
-async def _people(session: AsyncSession, *, unit_id: int, sender_id: int) -> list[_Person]:
+async def _people(session: AsyncSession, *, unit_id: int, sender_id: int) -> list[Recipient]:
     query = (
         select(Personnel.id, Personnel.telegram_user_id, Personnel.language, Personnel.reachable)
         .join(UnitClosure, UnitClosure.unit_id == Personnel.unit_id)
         .where(UnitClosure.ancestor_id == unit_id, Personnel.id != sender_id)
         .order_by(Personnel.id)
     )
-    return [_Person(*row) for row in await session.execute(query)]
+    return [Recipient(*row) for row in await session.execute(query)]
 
 
-def _message(row: Broadcast, actor: Actor, unit: Unit, person: _Person, now: datetime) -> NewMessage:
+def _message(row: Broadcast, draft: BroadcastDraft, person: Recipient, now: datetime) -> Outgoing[BroadcastText]:
     assert person.chat_id is not None
-    return NewMessage(
+    return Outgoing(
+        BroadcastText(draft.sender, draft.unit_name, row.text, person.language),
         chat_id=person.chat_id,
         personnel_id=person.personnel_id,
         priority=Priority.broadcast,
         due_at=now,
-        text=broadcast_text(sender=actor.title, unit=unit.name, text=row.text, lang=person.language),
         dedup_key=f"{ref_of(row.id)}:{person.personnel_id}",
         ref=ref_of(row.id),
-        payload=html_payload(),
     )
 
 
-async def sweep_broadcast_reports(session: AsyncSession, *, now: datetime) -> int:
-    """Send each finished broadcast's delivery report to its sender, once; returns how many."""
-    sent = 0
+async def due_reports(session: AsyncSession, *, now: datetime) -> list[Outgoing[BroadcastReport]]:
+    """Each finished broadcast's delivery report, claimed once (audited), for the flow to queue and commit."""
+    reports: list[Outgoing[BroadcastReport]] = []
     unreported = select(Broadcast).where(Broadcast.reported_at.is_(None)).execution_options(populate_existing=True)
     for row in list(await session.scalars(unreported)):
         counts = await report_for_ref(session, ref_of(row.id))
@@ -167,14 +225,17 @@ async def sweep_broadcast_reports(session: AsyncSession, *, now: datetime) -> in
             .values(reported_at=now)
             .execution_options(synchronize_session=False)
         )
-        if not claimed.rowcount:
+        if not rowcount(claimed):
             continue  # another worker reported it
-        sent += await _report(session, row=row, counts=counts, now=now)
-    await session.commit()
-    return sent
+        report = await _report(session, row=row, counts=counts, now=now)
+        if report is not None:
+            reports.append(report)
+    return reports
 
 
-async def _report(session: AsyncSession, *, row: Broadcast, counts: dict[str, int], now: datetime) -> int:
+async def _report(
+    session: AsyncSession, *, row: Broadcast, counts: dict[str, int], now: datetime
+) -> Outgoing[BroadcastReport] | None:
     skipped = await _skipped(session, row.id)
     sender = await session.get(Personnel, row.sender_id)
     unit = await session.get(Unit, row.unit_id)
@@ -187,20 +248,16 @@ async def _report(session: AsyncSession, *, row: Broadcast, counts: dict[str, in
     }
     audit.record(session, action=REPORTED, entity="broadcast", entity_id=row.id, actor="scheduler", detail=numbers)
     if sender is None or sender.telegram_user_id is None or unit is None:
-        return 0
-    text = report_text(broadcast_id=row.id, unit=unit.name, text=row.text, lang=sender.language, **numbers)
-    queued = await enqueue(
-        session,
+        return None
+    return Outgoing(
+        BroadcastReport(row.id, unit.name, row.text, sender.language, **numbers),
         chat_id=sender.telegram_user_id,
         personnel_id=sender.id,
-        text=text,
         priority=Priority.reminder,
         dedup_key=f"broadcast-report:{row.id}",
         ref=f"broadcast-report:{row.id}",
-        payload=html_payload(),
-        now=now,
+        due_at=now,
     )
-    return int(queued)
 
 
 async def _skipped(session: AsyncSession, broadcast_id: int) -> dict[str, Any]:

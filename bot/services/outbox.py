@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from sqlalchemy.orm import aliased
 from bot.clock import system_clock
 from bot.services import audit, tally
 from bot.services.workers import alive
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, rowcount, table_of
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
 from models.enums import OutboxState, Priority
@@ -58,6 +58,43 @@ class NewMessage:
     method: str = "sendMessage"
     payload: dict[str, Any] | None = None
     ref: str | None = None
+
+
+Say = TypeVar("Say")
+
+
+@dataclass(frozen=True)
+class Outgoing(Generic[Say]):
+    """A message a service asks for before it is worded: to whom, how urgent, once (its key), and what to say.
+
+    A service decides who is told what (`say`, a plain value of its capability) but never
+    words it: the flow one layer up (flows/) renders `say` with bot/render and queues the
+    `worded` message in the service's transaction, so the outbox still commits with the change.
+    """
+
+    say: Say
+    chat_id: int
+    priority: int
+    dedup_key: str
+    due_at: datetime | None = None
+    send_by: datetime | None = None
+    personnel_id: int | None = None
+    ref: str | None = None
+
+    def worded(self, text: str, payload: dict[str, Any], *, page: int | None = None) -> NewMessage:
+        """The row to queue; a message worded over several pages keys each page apart (`<key>:<page>`)."""
+        key = self.dedup_key if page is None else f"{self.dedup_key}:{page}"
+        return NewMessage(
+            self.chat_id,
+            text,
+            self.priority,
+            key,
+            self.due_at,
+            self.send_by,
+            self.personnel_id,
+            payload=payload,
+            ref=self.ref,
+        )
 
 
 @dataclass(frozen=True)
@@ -282,7 +319,7 @@ async def mark_sent_many(session: AsyncSession, *, results: Sequence[SendResult]
     """Record many answers in one executemany, so a dispatcher at full speed writes in batches."""
     if not results:
         return
-    table = Outbox.__table__
+    table = table_of(Outbox)
     statement = (
         update(table)
         .where(table.c.id == bindparam("row_id"))
@@ -324,7 +361,7 @@ async def release(session: AsyncSession, *, row_ids: Sequence[int], next_attempt
         .where(Outbox.id.in_(list(row_ids)), Outbox.state == _SENDING)
         .values(state=_PENDING, next_attempt_at=next_attempt_at, **_clear_claim())
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 async def reclaim_worker(session: AsyncSession, *, worker: str) -> int:
@@ -334,7 +371,7 @@ async def reclaim_worker(session: AsyncSession, *, worker: str) -> int:
         .where(Outbox.state == _SENDING, Outbox.claimed_by == worker)
         .values(state=_PENDING, **_clear_claim())
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 async def mark_failed(session: AsyncSession, *, row_id: int, error: str, unreachable: bool = False) -> None:
@@ -423,7 +460,7 @@ async def migrate_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: 
         actor=ACTOR,
         detail={"new_chat_id": new_chat_id},
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 # -- reading ------------------------------------------------------------------------------------
