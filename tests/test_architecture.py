@@ -18,7 +18,6 @@ FORBIDDEN_IN_SERVICES = ("telegram", "handlers", "bot.render")
 
 KNOWN_CYCLES = [
     ["bot.render.incidents", "bot.services.escalation", "bot.services.incident_copies", "bot.services.incidents"],
-    ["bot.render.missed", "bot.services.missed"],
 ]
 """Cycles that are older than this test (issue 15 opens them); the list only shrinks: a cycle not listed fails."""
 
@@ -26,7 +25,6 @@ KNOWN_REACHING_UP = {
     "bot.services.escalation",
     "bot.services.incident_copies",
     "bot.services.incidents",
-    "bot.services.missed",
     "bot.services.reminders",
 }
 """Services that still render their outbox texts (issue 15 moves it up a layer); the set only shrinks."""

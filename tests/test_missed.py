@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.render import MAX_TEXT
-from bot.services.missed import UPDATE_EVERY, sweep_missed_checkins
+from bot.services.missed import UPDATE_EVERY
+from flows.missed import sweep_missed_checkins
 from models import Assignment, AuditLog, Checkin, CheckinAlert, CommandGroup, Outbox, Personnel
 from models.enums import Priority
 from tests.factories import NOW, TPS_PLACES, Roster, build_roster, link

@@ -1,18 +1,15 @@
 """Missed check-in digests for command groups: grouped by TPS, paged under Telegram's limit.
 
-Rendered by the sweep when it queues the digest (the outbox keeps the text),
-in the operation's language. No Telegram import: services render through here.
+Worded by flows/missed.py when it queues the digest (the outbox keeps the text),
+in the operation's language.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.render import MAX_TEXT, Html, Msg, local_time, pages
-
-if TYPE_CHECKING:
-    from bot.services.missed import Digest, MissingPerson, MissingPost
+from bot.services.missed import Digest, MissingPerson, MissingPost
 
 PAGE_MARK_ROOM = 16
 

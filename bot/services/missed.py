@@ -23,6 +23,10 @@ per person. Decisions:
 `CheckinAlert` holds the digest hash and a revision per (group unit, shift);
 the revision is in the outbox dedup key and advanced with a compare-and-set,
 so two sweepers on one database send each revision once.
+
+Nothing here is worded: `due_digests` says which group is told which
+`Digest`; flows/missed.py words it in pages and queues them in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -38,10 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Exists
 
 from bot.config import Settings
-from bot.render.missed import digest_pages
-from bot.render.outbox import html_payload
 from bot.services import audit
-from bot.services.outbox import NewMessage, enqueue_many
+from bot.services.outbox import Outgoing
+from bot.storage.db import rowcount
 from models import Assignment, Checkin, CheckinAlert, CommandGroup, Personnel, Shift, Tps, Unit, UnitClosure
 from models.enums import Priority
 
@@ -107,20 +110,23 @@ class Digest:
         return hashlib.sha256("|".join(items).encode()).hexdigest()
 
 
-async def sweep_missed_checkins(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
-    """Report every running shift past its grace period; returns how many messages were queued."""
+async def due_digests(session: AsyncSession, *, now: datetime, settings: Settings) -> list[Outgoing[Digest]]:
+    """The digests due for every running shift past its grace period, each revision claimed once.
+
+    The claims are written but not committed: the caller queues the digests
+    in the same transaction and commits.
+    """
     grace = timedelta(minutes=settings.checkin.grace_minutes)
     running = await session.scalars(
         select(Shift).where(Shift.starts_at <= now, Shift.ends_at > now).order_by(Shift.starts_at, Shift.id)
     )
-    queued = 0
+    due: list[Outgoing[Digest]] = []
     for shift in [shift for shift in running if shift.starts_at + grace <= now]:  # few: no date arithmetic in SQL
-        queued += await _sweep_shift(session, shift=shift, now=now, settings=settings)
-    await session.commit()
-    return queued
+        due += await _sweep_shift(session, shift=shift, now=now)
+    return due
 
 
-async def _sweep_shift(session: AsyncSession, *, shift: Shift, now: datetime, settings: Settings) -> int:
+async def _sweep_shift(session: AsyncSession, *, shift: Shift, now: datetime) -> list[Outgoing[Digest]]:
     groups = await _group_chats(session)
     posts = await missing_posts(session, shift_id=shift.id)
     route = await _routes(session, {post_unit for post_unit, _ in posts}, set(groups))
@@ -136,13 +142,13 @@ async def _sweep_shift(session: AsyncSession, *, shift: Shift, now: datetime, se
     }
     reported = set(by_group) | set(alerts)
     names = dict((await session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(reported)))).all())
-    queued = 0
+    due: list[Outgoing[Digest]] = []
     for unit_id in sorted(reported):
         if unit_id not in groups:
             continue
         posts_here = tuple(sorted(by_group[unit_id], key=lambda post: post.tps_code))
         digest = Digest(names[unit_id], shift.name, shift.starts_at, posts_here)
-        queued += await _report(
+        report = await _report(
             session,
             shift=shift,
             unit_id=unit_id,
@@ -150,9 +156,10 @@ async def _sweep_shift(session: AsyncSession, *, shift: Shift, now: datetime, se
             digest=digest,
             alert=alerts.get(unit_id),
             now=now,
-            settings=settings,
         )
-    return queued
+        if report is not None:
+            due.append(report)
+    return due
 
 
 async def _report(
@@ -164,20 +171,19 @@ async def _report(
     digest: Digest,
     alert: CheckinAlert | None,
     now: datetime,
-    settings: Settings,
-) -> int:
+) -> Outgoing[Digest] | None:
     """The first digest, an update, or nothing; the revision decides which, once."""
     if alert is None:
         if digest.missing == 0 or not await _claim_first(
             session, shift_id=shift.id, unit_id=unit_id, digest=digest, now=now
         ):
-            return 0
+            return None
         revision = 0
     else:
         if alert.digest == digest.hash:
-            return 0
+            return None
         if digest.missing > 0 and now - alert.updated_at < UPDATE_EVERY:
-            return 0
+            return None
         revision = alert.revision + 1
         claimed = await session.execute(
             update(CheckinAlert)
@@ -185,8 +191,8 @@ async def _report(
             .values(revision=revision, digest=digest.hash, missing=digest.missing, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if not claimed.rowcount:
-            return 0
+        if not rowcount(claimed):
+            return None
         arrived = await arrivals(session, shift_id=shift.id, since=alert.updated_at, unit_id=unit_id)
         digest = Digest(
             digest.unit_name, digest.shift_name, digest.starts_at, digest.posts, revision, alert.missing, tuple(arrived)
@@ -199,25 +205,14 @@ async def _report(
         actor=ACTOR,
         detail={"revision": revision, "missing": digest.missing},
     )
-    texts = digest_pages(
+    return Outgoing(  # worded in pages, each keyed `<key>:<page>`
         digest,
-        lang=settings.operation.language,
-        zone=settings.operation.zone,
-        grace_minutes=settings.checkin.grace_minutes,
+        chat_id=chat_id,
+        priority=Priority.group_alert,
+        due_at=now,
+        dedup_key=f"missed:{shift.id}:{unit_id}:{revision}",
+        ref=f"missed:{shift.id}:{unit_id}",
     )
-    messages = [
-        NewMessage(
-            chat_id=chat_id,
-            text=text,
-            priority=Priority.group_alert,
-            due_at=now,
-            payload=html_payload(),
-            dedup_key=f"missed:{shift.id}:{unit_id}:{revision}:{page}",
-            ref=f"missed:{shift.id}:{unit_id}",
-        )
-        for page, text in enumerate(texts)
-    ]
-    return await enqueue_many(session, messages, now=now)
 
 
 async def _claim_first(session: AsyncSession, *, shift_id: int, unit_id: int, digest: Digest, now: datetime) -> bool:
