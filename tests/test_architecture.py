@@ -25,7 +25,6 @@ KNOWN_REACHING_UP = {
     "bot.services.escalation",
     "bot.services.incident_copies",
     "bot.services.incidents",
-    "bot.services.reminders",
 }
 """Services that still render their outbox texts (issue 15 moves it up a layer); the set only shrinks."""
 

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import DeliverySettings, Settings
 from bot.render.outbox import format_outbox_stats
 from bot.services import outbox
-from bot.services.reminders import Key, plan_reminders
+from bot.services.reminders import Key
+from flows.reminders import plan_reminders
 from models import Assignment, AuditLog, Checkin, Outbox, Personnel, Shift, Tps, TpsLocation
 from models.enums import OutboxState, Priority
 from tests.factories import NOW, Roster, build_roster, link

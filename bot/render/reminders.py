@@ -1,12 +1,13 @@
 """Shift reminder texts, and the correction sent when a shift or a TPS moved after one.
 
-Rendered when the reminder is planned (the outbox keeps the text), in the
-recipient's language. No Telegram import: services render through here.
+Worded by flows/reminders.py when the reminder is planned (the outbox keeps
+the text), in the recipient's language.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -61,13 +62,13 @@ def correction_text(
     starts_at: datetime,
     old_starts_at: datetime | None,
     posts: Sequence[Post],
-    moved_tps_ids: set[int],
+    moved_tps_ids: AbstractSet[int],
     places_changed: bool,
     lang: str,
     zone: ZoneInfo,
 ) -> Html:
     """What changed since the last reminder: the new start, the TPS that moved, the posts now."""
-    lines = [CORRECTION(lang, shift=shift_name)]
+    lines: list[str] = [CORRECTION(lang, shift=shift_name)]
     if old_starts_at is not None:
         new, old = local_time(starts_at, zone, lang), local_time(old_starts_at, zone, lang)
         lines.append(NEW_START(lang, start=new, old=old))

@@ -19,27 +19,30 @@ takes over half an hour. Rows are spread backwards from their deadline at
 `REMINDER_SHARE` of the global rate (the rest is headroom for alerts and
 replies), so the last one is due at the offset time, which is also its
 `send_by`; a run that cannot make it is logged.
+
+Nothing here is worded: `work_out` says who is reminded of what
+(`Reminder`, `Correction`), flows/reminders.py words it and hands the
+messages to `write`, which makes the outbox agree in one transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.render.outbox import html_payload
-from bot.render.reminders import correction_text, reminder_text
 from bot.services import audit
-from bot.services.outbox import NewMessage, enqueue_many
+from bot.services.outbox import NewMessage, Outgoing, enqueue_many
 from bot.services.schedule import POST_COLUMNS, Post, post_from_row
+from bot.storage.db import rowcount
 from models import Assignment, Checkin, Outbox, Personnel, Shift, Tps, Unit
 from models.enums import OutboxState, Priority
 
@@ -66,6 +69,30 @@ class PlanResult:
     skipped_late: int = 0
     corrections: int = 0
     late_runs: int = 0
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """What a reminder says: the shift, when it starts, and every post of the person, in their language."""
+
+    shift_name: str
+    phase: str
+    starts_at: datetime
+    posts: tuple[Post, ...]
+    language: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What changed since the last reminder a person received: the start (`old_starts_at`, if it moved), the posts."""
+
+    shift_name: str
+    starts_at: datetime
+    old_starts_at: datetime | None
+    posts: tuple[Post, ...]
+    moved_tps_ids: frozenset[int]
+    places_changed: bool
+    language: str
 
 
 @dataclass(frozen=True)
@@ -148,7 +175,7 @@ class Run:
     send_by: datetime
     size: int
     fresh: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    messages: list[NewMessage] = field(default_factory=list)
+    messages: list[Outgoing[Reminder]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,17 +185,27 @@ class ShiftPlanning:
     runs: list[Run]
     stale: list[str]  # pending rows nobody should get any more
     forget: list[str]  # cancelled rows wanted again
-    corrections: list[NewMessage]
+    corrections: list[Outgoing[Correction]]
     skipped_late: int  # new rows of runs long past their time
 
 
-async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Settings) -> PlanResult:
-    """Make the outbox hold exactly the reminders the roster asks for in the next `HORIZON`.
+@dataclass(frozen=True)
+class ReminderPlan:
+    """What the outbox must come to hold in the next `HORIZON`, before anything is written or worded."""
 
-    Idempotent: safe to run every minute, from any worker, after any restart.
-    Everything is read and worked out first and written at the end, in one
-    transaction: on SQLite the writer's turn is held only while writing, not
-    for the seconds a large roster takes to work out (check-ins wait for it).
+    reminders: list[Outgoing[Reminder]]  # with their due times, run by run
+    corrections: list[Outgoing[Correction]]
+    stale: list[str]
+    forget: list[str]
+    skipped_late: int
+    late_runs: int
+
+
+async def work_out(session: AsyncSession, *, now: datetime, settings: Settings) -> ReminderPlan:
+    """Read the roster and the outbox and decide every reminder of the next `HORIZON`; nothing is written.
+
+    Idempotent with `write`: safe to run every minute, from any worker, after
+    any restart.
     """
     offsets = sorted({float(minutes) for minutes in settings.reminders.before_minutes}, reverse=True)
     latest = now + HORIZON + timedelta(minutes=max(offsets, default=0))
@@ -180,16 +217,40 @@ async def plan_reminders(session: AsyncSession, *, now: datetime, settings: Sett
     planned = [await _plan_shift(session, shift=shift, offsets=offsets, now=now, settings=settings) for shift in shifts]
     runs = [run for shift in planned for run in shift.runs]
     late_runs = schedule_runs(runs, now=now, rate=REMINDER_SHARE * settings.delivery.global_per_second)
-    cancelled = await _cancel(session, [key for shift in planned for key in shift.stale])
-    await _forget_cancelled(session, [key for shift in planned for key in shift.forget])
-    corrections = await enqueue_many(session, [m for shift in planned for m in shift.corrections], now=now)
-    queued = await enqueue_many(session, (m for run in runs for m in run.messages), now=now)
+    return ReminderPlan(
+        reminders=[m for run in runs for m in run.messages],
+        corrections=[m for shift in planned for m in shift.corrections],
+        stale=[key for shift in planned for key in shift.stale],
+        forget=[key for shift in planned for key in shift.forget],
+        skipped_late=sum(shift.skipped_late for shift in planned),
+        late_runs=late_runs,
+    )
+
+
+async def write(
+    session: AsyncSession,
+    plan: ReminderPlan,
+    *,
+    reminders: Iterable[NewMessage],
+    corrections: Iterable[NewMessage],
+    now: datetime,
+) -> PlanResult:
+    """Make the outbox agree with `plan`, its messages as the caller worded them, in one transaction.
+
+    Everything was worked out before: on SQLite the writer's turn is held only
+    while writing, not for the seconds a large roster takes to work out
+    (check-ins wait for it).
+    """
+    cancelled = await _cancel(session, plan.stale)
+    await _forget_cancelled(session, plan.forget)
+    corrected = await enqueue_many(session, corrections, now=now)
+    queued = await enqueue_many(session, reminders, now=now)
     result = PlanResult(
         planned=queued,
         cancelled=cancelled,
-        skipped_late=sum(shift.skipped_late for shift in planned),
-        corrections=corrections,
-        late_runs=late_runs,
+        skipped_late=plan.skipped_late,
+        corrections=corrected,
+        late_runs=plan.late_runs,
     )
     if result.planned or result.cancelled or result.corrections:  # one row per run that changed something
         audit.record(session, action="reminders.planned", entity="outbox", actor=ACTOR, detail=asdict(result))
@@ -207,7 +268,6 @@ async def _plan_shift(
     wanted = {r.key_text(shift, kind): (r, o) for r in recipients if not r.checked_in for kind, o in kinds}
     current_fixes = {r.key_text(shift, FIX) for r in recipients}
     received = _received(existing)  # an offset already sent under an older fingerprint: the correction tells
-    say = _reminder_texts(shift, settings)
     runs: list[Run] = []
     skipped = 0
     for offset in offsets:
@@ -221,7 +281,8 @@ async def _plan_shift(
         run = _run(shift, offset, size=len(keys), now=now)
         for position, key in fresh:
             recipient = wanted[key][0]
-            run.fresh.append((position, _row(shift, recipient, key, say(recipient.language, recipient.posts))))
+            say = Reminder(shift.name, shift.phase, shift.starts_at, recipient.posts, recipient.language)
+            run.fresh.append((position, _row(shift, recipient, key, say)))
         runs.append(run)
     fixes = _corrections(shift, recipients, existing)
     planned = [key for run in runs for key in _keys(run)]
@@ -232,8 +293,8 @@ async def _plan_shift(
         ],
         forget=[key for key in [*planned, *fixes] if key in existing],
         corrections=[
-            NewMessage(
-                **_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at, settings)),
+            Outgoing(
+                **_row(shift, recipient, key, _correction(shift, recipient, previous, sent_at)),
                 due_at=now,
                 send_by=max(shift.starts_at, now + LATE_TOLERANCE),
             )
@@ -241,23 +302,6 @@ async def _plan_shift(
         ],
         skipped_late=skipped,
     )
-
-
-def _reminder_texts(shift: Shift, settings: Settings) -> Callable[[str, tuple[Post, ...]], str]:
-    """The shift's reminder text by language and posts, each made once: the people of one TPS read the same text."""
-
-    @cache
-    def text(language: str, posts: tuple[Post, ...]) -> str:
-        return reminder_text(
-            shift_name=shift.name,
-            phase=shift.phase,
-            starts_at=shift.starts_at,
-            posts=posts,
-            lang=language,
-            zone=settings.operation.zone,
-        )
-
-    return text
 
 
 def _due_by(shift: Shift, offset: float) -> datetime:
@@ -279,14 +323,13 @@ def _keys(run: Run) -> list[str]:
     return [row["dedup_key"] for _, row in run.fresh]
 
 
-def _row(shift: Shift, recipient: Recipient, key: str, text: str) -> dict[str, Any]:
+def _row(shift: Shift, recipient: Recipient, key: str, say: Reminder | Correction) -> dict[str, Any]:
     return {
+        "say": say,
         "chat_id": recipient.chat_id,
-        "text": text,
         "priority": Priority.reminder,
         "dedup_key": key,
         "personnel_id": recipient.personnel_id,
-        "payload": html_payload(),
         "ref": ref_of(shift.id),
     }
 
@@ -332,19 +375,18 @@ def _received(existing: dict[str, Existing]) -> set[tuple[int, str]]:
     return {(key.personnel_id, key.kind) for key in keys if key is not None}
 
 
-def _correction(shift: Shift, recipient: Recipient, previous: Key, sent_at: datetime, settings: Settings) -> str:
+def _correction(shift: Shift, recipient: Recipient, previous: Key, sent_at: datetime) -> Correction:
     current = recipient.key(shift, FIX)
     old_start = datetime.fromtimestamp(previous.starts, UTC) if previous.starts != current.starts else None
     moved = {post.tps_id for post in recipient.posts if post.relocated_at is not None and post.relocated_at > sent_at}
-    return correction_text(
+    return Correction(
         shift_name=shift.name,
         starts_at=shift.starts_at,
         old_starts_at=old_start,
         posts=recipient.posts,
-        moved_tps_ids=moved,
+        moved_tps_ids=frozenset(moved),
         places_changed=previous.places != current.places,
-        lang=recipient.language,
-        zone=settings.operation.zone,
+        language=recipient.language,
     )
 
 
@@ -363,7 +405,7 @@ def schedule_runs(runs: list[Run], *, now: datetime, rate: float) -> int:
         first_due = end - step * (run.size - 1)
         for position, row in run.fresh:
             due = end - step * (run.size - 1 - position)
-            run.messages.append(NewMessage(**row, due_at=max(now, due), send_by=run.send_by))
+            run.messages.append(Outgoing(**row, due_at=max(now, due), send_by=run.send_by))
         cursor = end - step * run.size
         if first_due < now < run.due_by:
             late_runs += 1
@@ -406,6 +448,7 @@ async def recipients_of(session: AsyncSession, *, shift_id: int) -> list[Recipie
     checked_in = set(await session.scalars(select(Checkin.personnel_id).where(Checkin.shift_id == shift_id)))
     people: dict[int, tuple[int, str, list[Post]]] = {}
     for personnel_id, chat_id, language, tps_id in await session.execute(query):
+        assert chat_id is not None  # the WHERE keeps registered people only
         people.setdefault(personnel_id, (chat_id, language, []))[2].append(posts[tps_id])
     return [
         Recipient(pid, chat_id, language, tuple(sorted(mine, key=lambda post: post.tps_code)), pid in checked_in)
@@ -428,7 +471,7 @@ async def _cancel(session: AsyncSession, keys: Sequence[str]) -> int:
             .values(state=_CANCELLED)
             .execution_options(synchronize_session=False)
         )
-        cancelled += result.rowcount or 0
+        cancelled += rowcount(result)
     return cancelled
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from bot.app import build_application
 from bot.clock import ManualClock
 from bot.emulator import Emulator, Limits, running
-from bot.services.reminders import plan_reminders
+from flows.reminders import plan_reminders
 from models import Checkin, CommandGroup, Personnel
 from tests.e2e.conftest import e2e_now, e2e_settings
 from tests.factories import TPS_PLACES, build_roster, link

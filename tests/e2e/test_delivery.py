@@ -20,9 +20,9 @@ from bot.runtime import runtime_of
 from bot.services import outbox
 from bot.services.missed import UPDATE_EVERY
 from bot.services.outbox import NewMessage
-from bot.services.reminders import plan_reminders
 from flows.broadcast import sweep_broadcast_reports
 from flows.missed import sweep_missed_checkins
+from flows.reminders import plan_reminders
 from models import Assignment, Checkin, CommandGroup, Personnel, Tps
 from models.enums import Priority
 from tests.e2e.conftest import World, no_more_messages
