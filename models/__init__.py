@@ -3,6 +3,7 @@
 from models.audit import AuditLog
 from models.base import Base
 from models.delivery import Broadcast, CheckinAlert, Outbox
+from models.escorts import Escort, EscortAlert, EscortMember, EscortTrackPoint, EscortVia, Place
 from models.intake import InboxUpdate, WorkerBeat
 from models.operations import (
     ChatState,
@@ -40,8 +41,14 @@ __all__ = [
     "InboxUpdate",
     "ContingencyMessage",
     "ContingencyStep",
+    "Escort",
+    "EscortAlert",
+    "EscortMember",
+    "EscortTrackPoint",
+    "EscortVia",
     "Outbox",
     "Personnel",
+    "Place",
     "RegistrationCode",
     "RegistrationFailure",
     "Shift",

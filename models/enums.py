@@ -87,3 +87,46 @@ class OutboxState(StrEnum):
     sent = "sent"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class PlaceKind(StrEnum):
+    """Where an escort starts, passes or ends, besides a TPS."""
+
+    gudang = "gudang"
+    ppk = "ppk"
+    pps = "pps"
+    dermaga = "dermaga"
+    lainnya = "lainnya"
+
+
+class EscortKind(StrEnum):
+    logistik = "logistik"
+    kotak_suara = "kotak_suara"
+
+
+class EscortState(StrEnum):
+    terjadwal = "terjadwal"
+    berangkat = "berangkat"
+    tiba = "tiba"
+    diterima = "diterima"
+
+
+class EscortRole(StrEnum):
+    ketua = "ketua"
+    anggota = "anggota"
+
+
+class EscortAlertKind(StrEnum):
+    berhenti = "berhenti"
+    hilang_sinyal = "hilang_sinyal"
+    terlambat = "terlambat"
+    menyimpang = "menyimpang"
+
+
+class AlertClearReason(StrEnum):
+    """Why an automatic escort alert ended by itself (its contingency is resolved with this reason)."""
+
+    moved = "moved"
+    position = "position"
+    on_route = "on_route"
+    arrived = "arrived"
