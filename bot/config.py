@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -113,6 +113,38 @@ class EscalationSettings(Section):
     resolve_reminder_minutes: Minutes = 30
 
 
+class SilentMinutes(Section):
+    """No position for this long is `hilang_sinyal`; on water there is often no signal for a long while."""
+
+    darat: Minutes = Field(default=10, gt=0)
+    air: Minutes = Field(default=45, gt=0)
+
+
+SeverityName = Literal["rendah", "sedang", "tinggi"]
+
+
+class EscortSeverity(Section):
+    berhenti: SeverityName = "sedang"
+    hilang_sinyal: SeverityName = "sedang"
+    terlambat: SeverityName = "rendah"
+    menyimpang: SeverityName = "tinggi"
+
+    def of(self, kind: str) -> str:
+        """The severity of an alert kind (an `EscortAlertKind` value)."""
+        return str(getattr(self, kind))
+
+
+class EscortSettings(Section):
+    """Pengawalan: when an escort underway has stopped, gone silent, is late or off its route, and when it arrived."""
+
+    stop_minutes: Minutes = Field(default=15, gt=0)
+    stop_radius_meters: float = Field(default=200, gt=0)
+    silent_minutes: SilentMinutes = SilentMinutes()
+    arrive_radius_meters: float = Field(default=300, gt=0)
+    corridor_meters: float = Field(default=3000, ge=0)
+    severity: EscortSeverity = EscortSeverity()
+
+
 class StaffingPattern(Section):
     """`police` and `linmas` guard `tps` polling stations together."""
 
@@ -185,6 +217,7 @@ class Settings(BaseSettings):
     checkin: CheckinSettings = CheckinSettings()
     escalation: EscalationSettings = EscalationSettings()
     staffing: StaffingSettings = StaffingSettings()
+    escort: EscortSettings = EscortSettings()
     registration: RegistrationSettings = RegistrationSettings()
     delivery: DeliverySettings = DeliverySettings()
     scheduler: SchedulerSettings = SchedulerSettings()

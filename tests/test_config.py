@@ -73,3 +73,32 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     for section, model in settings:
         for key in type(model).model_fields:
             assert f"{key} " in text or f"{key}=" in text or f"[{section}.{key}]" in text, f"{section}.{key}"
+
+
+def test_escort_defaults_fractions_and_bad_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    escort = load_settings("config.toml").escort
+    assert (escort.stop_minutes, escort.stop_radius_meters) == (15, 200)
+    assert (escort.silent_minutes.darat, escort.silent_minutes.air) == (10, 45)
+    assert (escort.arrive_radius_meters, escort.corridor_meters) == (300, 3000)
+    assert [escort.severity.of(kind) for kind in ("berhenti", "hilang_sinyal", "terlambat", "menyimpang")] == [
+        "sedang",
+        "sedang",
+        "rendah",
+        "tinggi",
+    ]
+    config = tmp_path / "escort.toml"
+    config.write_text("[escort]\nstop_minutes = 0.5\ncorridor_meters = 0\nsilent_minutes = { air = 1.5 }\n")
+    escort = load_settings(config).escort
+    assert (escort.stop_minutes, escort.corridor_meters) == (0.5, 0)
+    assert (escort.silent_minutes.darat, escort.silent_minutes.air) == (10, 1.5)
+    config.write_text(
+        '[escort]\nstop_minutes = 0\ncorridor_meters = -1\nseverity = { berhenti = "parah" }\nsilent_minutes = { laut = 3 }\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config)
+    message = str(error.value)
+    assert "escort.stop_minutes: Input should be greater than 0" in message
+    assert "escort.corridor_meters: Input should be greater than or equal to 0" in message
+    assert "escort.severity.berhenti: Input should be 'rendah', 'sedang' or 'tinggi'" in message
+    assert "escort.silent_minutes.laut: unknown key" in message
