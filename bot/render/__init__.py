@@ -7,6 +7,7 @@ put into a text, and fragments that are already HTML are marked `Html`.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -70,7 +71,7 @@ def distance_text(metres: float) -> str:
     return f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
 
 
-def pages(blocks: list[str], limit: int = MAX_TEXT) -> list[Html]:
+def pages(blocks: Sequence[str], limit: int = MAX_TEXT) -> list[Html]:
     """Pack whole blocks into messages under Telegram's limit; a block too long alone is clipped."""
     result: list[str] = []
     current = ""

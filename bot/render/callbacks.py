@@ -46,14 +46,14 @@ class Pressed:
     kind: str
     values: tuple[Value, ...]
 
-    def int(self, index: int) -> int:
-        value = self.values[index]
-        assert isinstance(value, int)
-        return value
-
     def word(self, index: int) -> str:
         value = self.values[index]
         assert isinstance(value, str)
+        return value
+
+    def int(self, index: int) -> int:  # last: below it, `int` in this class's annotations means this method
+        value = self.values[index]
+        assert isinstance(value, int)
         return value
 
 

@@ -101,7 +101,7 @@ HELP_HEADER = Msg(id="<b>Perintah yang dapat Anda gunakan</b>", en="<b>Commands 
 
 
 def help_text(who: str, lang: Lang) -> Html:
-    lines = [HELP_HEADER(lang)]
+    lines: list[str] = [HELP_HEADER(lang)]
     for command in commands_for(who):
         alias = command.en if lang == "id" else command.id
         alias_note = f" (/{alias})" if alias != command.name(lang) else ""

@@ -43,7 +43,7 @@ MAP = Msg(
 
 
 def post_lines(post: Post, lang: str, zone: ZoneInfo) -> list[str]:
-    lines = [
+    lines: list[str] = [
         POST(
             lang,
             code=post.tps_code,
@@ -61,7 +61,7 @@ def post_lines(post: Post, lang: str, zone: ZoneInfo) -> list[str]:
 
 
 def shift_lines(plan: ShiftPlan, lang: str, zone: ZoneInfo, now: datetime) -> list[str]:
-    lines = [CURRENT(lang)] if plan.is_current(now) else []
+    lines: list[str] = [CURRENT(lang)] if plan.is_current(now) else []
     lines.append(
         SHIFT(
             lang,

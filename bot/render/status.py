@@ -171,7 +171,7 @@ def shift_line(shift: ShiftRef, now: datetime, zone: ZoneInfo, lang: str) -> Htm
 
 
 def status_text(view: UnitStatus, lang: str, zone: ZoneInfo, *, page: int = 0) -> Html:
-    lines = [HEADER(lang, code=view.unit.code, name=view.unit.name)]
+    lines: list[str] = [HEADER(lang, code=view.unit.code, name=view.unit.name)]
     if view.shift is None:
         lines += [NO_SHIFT(lang), AS_OF(lang, time=clock(view.as_of, zone))]
         return clip("\n".join(lines))
@@ -197,7 +197,7 @@ def _figure_lines(figures: Figures, *, started: bool, lang: str) -> list[str]:
     missing = MISSING(lang, missing=people.missing, unreachable=people.unreachable)
     if people.checked_out:
         missing = Html(missing + CHECKED_OUT(lang, n=people.checked_out))
-    lines = [
+    lines: list[str] = [
         head,
         CHECKED_IN(
             lang,
