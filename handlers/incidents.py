@@ -1,7 +1,7 @@
 """`/darurat TEXT`, its severity buttons and location, the alert's buttons, and `/insiden`.
 
 Alerts to groups, their edits and notes to reporters go through the outbox
-(queued by the services); what is answered here directly is the press
+(queued by flows/incidents.py); what is answered here directly is the press
 itself (a popup or a toast) and the presser's own `/insiden` page.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
@@ -39,6 +39,7 @@ from bot.services import chatstate
 from bot.services import incidents as service
 from bot.services.incidents import IncidentOutcome, ListOutcome
 from bot.services.people import Actor
+from flows import incidents as flow
 from handlers.common import Context, commander, edit_message, registered
 
 WAIT_FOR_LOCATION = timedelta(minutes=10)
@@ -49,7 +50,7 @@ CHANGED = {
     IncidentOutcome.escalated,
     IncidentOutcome.located,
 }
-ACTIONS = {"a": service.acknowledge, "r": service.resolve, "n": service.escalate_now}
+ACTIONS = {"a": flow.acknowledge, "r": flow.resolve, "n": flow.escalate_now}
 
 
 def markup(data: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
@@ -94,12 +95,13 @@ async def darurat(update: Update, context: Context, actor: Actor) -> None:
 async def severity_pressed(update: Update, context: Context, actor: Actor) -> None:
     """Raise it: the reporter's message now says which groups have it."""
     query = update.callback_query
-    assert query and query.data and query.message
+    assert query and query.data
+    assert isinstance(query.message, Message), "a pressed button's message is recent, hence accessible"
     press = BUTTONS.parse(query.data)
     raw_id, severity = press.int(0), press.word(1)
     rt = context.runtime
     async with rt.sessions() as session:
-        result = await service.choose_severity(
+        result = await flow.choose_severity(
             session, contingency_id=raw_id, actor=actor, severity=severity, now=rt.now(), settings=rt.settings
         )
     if result.outcome is not IncidentOutcome.raised:
@@ -120,7 +122,7 @@ async def attach_location(update: Update, context: Context, actor: Actor, contin
     assert message and message.location and update.effective_user
     rt = context.runtime
     async with rt.sessions() as session:
-        result = await service.attach_location(
+        result = await flow.attach_location(
             session,
             contingency_id=contingency_id,
             actor=actor,

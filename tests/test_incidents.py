@@ -14,10 +14,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings, load_settings
-from bot.services import escalation, incidents, outbox
+from bot.services import escalation, incident_copies, incidents, outbox
 from bot.services.incidents import IncidentOutcome, ListOutcome
 from bot.services.outbox import SendResult
 from bot.services.people import Actor, actor_for
+from flows import incidents as flow
 from models import CommandGroup, Contingency, ContingencyMessage, ContingencyStep, Outbox
 from models.enums import OutboxState
 from tests.factories import NOW, Roster, build_roster, link
@@ -52,7 +53,7 @@ async def _raise(
     session: AsyncSession, actor: Actor, settings: Settings, severity: str = "tinggi", text: str = "Massa berkumpul"
 ) -> int:
     contingency_id = await incidents.draft(session, actor=actor, text=text, now=NOW, opens_before=OPENS)
-    result = await incidents.choose_severity(
+    result = await flow.choose_severity(
         session, contingency_id=contingency_id, actor=actor, severity=severity, now=NOW, settings=settings
     )
     assert result.outcome is IncidentOutcome.raised
@@ -103,7 +104,7 @@ async def test_a_border_tps_reaches_both_groups_once(session: AsyncSession, sett
     assert row is not None
     assert (row.tps_id, row.severity, row.state, row.version) == (roster.tps["TPS-A2-001"].id, "tinggi", "open", 1)
     assert row.shift_id == roster.shifts["PAGI"].id and row.deadline_at == NOW + 5 * MINUTE
-    again = await incidents.choose_severity(
+    again = await flow.choose_severity(
         session, contingency_id=contingency_id, actor=actors["eko"], severity="rendah", now=NOW, settings=settings
     )
     assert again.outcome is IncidentOutcome.already_raised
@@ -117,13 +118,13 @@ async def test_unacknowledged_it_climbs_one_group_per_timeout_to_the_top(
 ) -> None:
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["eko"], settings)
-    assert await escalation.sweep(session, now=NOW + 4 * MINUTE, settings=settings) == 0
-    assert await escalation.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 1
-    assert await escalation.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 4 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 1
+    assert await flow.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 0
     assert (await _sends(session))[2:] == [RES]
-    assert await escalation.sweep(session, now=NOW + 10 * MINUTE, settings=settings) == 1
+    assert await flow.sweep(session, now=NOW + 10 * MINUTE, settings=settings) == 1
     assert (await _sends(session))[2:] == [RES, DA]
-    assert await escalation.sweep(session, now=NOW + 60 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 60 * MINUTE, settings=settings) == 0
     assert await _steps(session, contingency_id) == [(1, "raised"), (2, "escalated"), (3, "escalated")]
     row = await session.get(Contingency, contingency_id, populate_existing=True)
     assert row is not None and row.deadline_at is None and row.state == "open"
@@ -133,10 +134,8 @@ async def test_a_level_without_a_group_is_skipped_in_the_same_step(session: Asyn
     _, actors = await _world(session, without=("POLSEK-A1", "POLRES-A"))
     await _raise(session, actors["budi"], settings)
     assert await _sends(session) == [DA]
-    assert await escalation.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 0
-    result = await incidents.escalate_now(
-        session, contingency_id=1, actor=actors["kapolda"], now=NOW, settings=settings
-    )
+    assert await flow.sweep(session, now=NOW + 5 * MINUTE, settings=settings) == 0
+    result = await flow.escalate_now(session, contingency_id=1, actor=actors["kapolda"], now=NOW, settings=settings)
     assert result.outcome is IncidentOutcome.at_top and await _sends(session) == [DA]
 
 
@@ -144,7 +143,7 @@ async def test_acknowledging_stops_the_climb_and_edits_every_copy(session: Async
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["eko"], settings)
     assert sorted(await _deliver(session, NOW)) == sorted([A1, A2])
-    result = await incidents.acknowledge(
+    result = await flow.acknowledge(
         session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW + 2 * MINUTE, settings=settings
     )
     assert result.outcome is IncidentOutcome.acknowledged
@@ -163,35 +162,35 @@ async def test_acknowledging_stops_the_climb_and_edits_every_copy(session: Async
     assert {chat: message_id for chat, message_id, _ in edits} == sent_ids
     note = await session.scalar(select(Outbox.text).where(Outbox.personnel_id == actors["eko"].personnel_id))
     assert note and "diterima oleh <b>AKP Kapolsek A1</b>" in note
-    twice = await incidents.acknowledge(
+    twice = await flow.acknowledge(
         session, contingency_id=contingency_id, actor=actors["kapolres"], now=NOW + 3 * MINUTE, settings=settings
     )
     assert (twice.outcome, twice.view and twice.view.acknowledged_by) == (
         IncidentOutcome.already_acknowledged,
         "AKP Kapolsek A1",
     )
-    assert await escalation.sweep(session, now=NOW + 20 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 20 * MINUTE, settings=settings) == 0
     assert RES not in await _sends(session)
 
 
 async def test_the_acknowledger_is_reminded_once_while_unresolved(session: AsyncSession, settings: Settings) -> None:
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["budi"], settings)
-    await incidents.acknowledge(
+    await flow.acknowledge(
         session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
     )
-    assert await escalation.sweep(session, now=NOW + 29 * MINUTE, settings=settings) == 0
-    assert await escalation.sweep(session, now=NOW + 30 * MINUTE, settings=settings) == 1
-    assert await escalation.sweep(session, now=NOW + 90 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 29 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 30 * MINUTE, settings=settings) == 1
+    assert await flow.sweep(session, now=NOW + 90 * MINUTE, settings=settings) == 0
     reminders = (
         await session.scalars(select(Outbox.text).where(Outbox.personnel_id == actors["kapolsek_a1"].personnel_id))
     ).all()
     assert len(reminders) == 1 and "belum selesai" in reminders[0]
-    done = await incidents.resolve(
+    done = await flow.resolve(
         session, contingency_id=contingency_id, actor=actors["kapolres"], now=NOW + 91 * MINUTE, settings=settings
     )
     assert done.outcome is IncidentOutcome.resolved
-    again = await incidents.resolve(
+    again = await flow.resolve(
         session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
     )
     assert (again.outcome, again.view and again.view.resolved_by) == (IncidentOutcome.already_resolved, "AKBP Kapolres")
@@ -217,11 +216,11 @@ async def test_members_and_sibling_commanders_are_refused(session: AsyncSession,
         ("kapolda", inner, True),
         ("ani", border, True),
     ]:
-        result = await incidents.escalate_now(
+        result = await flow.escalate_now(
             session, contingency_id=contingency_id, actor=actors[who], now=NOW, settings=settings
         )
         assert (result.outcome is not IncidentOutcome.forbidden) is allowed, (who, contingency_id)
-    refused = await incidents.acknowledge(
+    refused = await flow.acknowledge(
         session, contingency_id=inner, actor=actors["kapolsek_a2"], now=NOW, settings=settings
     )
     assert refused.outcome is IncidentOutcome.forbidden
@@ -238,8 +237,8 @@ async def test_two_concurrent_sweeps_make_each_step_once(
     for minutes in (5, 10):
         async with sessions() as first, sessions() as second:
             made = await asyncio.gather(
-                escalation.sweep(first, now=NOW + minutes * MINUTE, settings=settings),
-                escalation.sweep(second, now=NOW + minutes * MINUTE, settings=settings),
+                flow.sweep(first, now=NOW + minutes * MINUTE, settings=settings),
+                flow.sweep(second, now=NOW + minutes * MINUTE, settings=settings),
             )
         assert sum(made) == len(ids), minutes
     async with sessions() as session:
@@ -255,21 +254,21 @@ async def test_a_crash_between_steps_neither_loses_nor_repeats_one(
     async with sessions() as session:
         _, actors = await _world(session)
         contingency_id = await _raise(session, actors["eko"], settings)
-    real_reach = escalation.reach
+    real_reach = incident_copies.reach
 
     async def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed mid-step")
 
-    monkeypatch.setattr(escalation, "reach", crash)
+    monkeypatch.setattr(incident_copies, "reach", crash)
     async with sessions() as session:
         with pytest.raises(RuntimeError):
-            await escalation.sweep(session, now=NOW + 5 * MINUTE, settings=settings)
-    monkeypatch.setattr(escalation, "reach", real_reach)
+            await flow.sweep(session, now=NOW + 5 * MINUTE, settings=settings)
+    monkeypatch.setattr(incident_copies, "reach", real_reach)
     async with sessions() as session:
         assert await _steps(session, contingency_id) == [(1, "raised")]
-        assert await escalation.sweep(session, now=NOW + 6 * MINUTE, settings=settings) == 1
+        assert await flow.sweep(session, now=NOW + 6 * MINUTE, settings=settings) == 1
     async with sessions() as session:
-        assert await escalation.sweep(session, now=NOW + 6 * MINUTE, settings=settings) == 0
+        assert await flow.sweep(session, now=NOW + 6 * MINUTE, settings=settings) == 0
         assert await _steps(session, contingency_id) == [(1, "raised"), (2, "escalated")]
         assert (await _sends(session)).count(RES) == 1
 
@@ -279,7 +278,7 @@ async def test_an_old_reading_cannot_act_on_a_newer_state(session: AsyncSession,
     contingency_id = await _raise(session, actors["budi"], settings)
     seen = await escalation.load(session, contingency_id)
     assert seen is not None
-    await incidents.acknowledge(
+    await flow.acknowledge(
         session, contingency_id=contingency_id, actor=actors["kapolsek_a1"], now=NOW, settings=settings
     )
     assert await escalation.climb(session, seen, now=NOW + 5 * MINUTE, settings=settings) is None
@@ -294,7 +293,7 @@ async def test_a_change_before_the_send_rewrites_it_and_one_on_the_wire_is_edite
     contingency_id = await _raise(session, actors["eko"], settings)
     on_the_wire = await outbox.claim(session, worker="w", limit=1, now=NOW, lease_seconds=60)
     await session.commit()
-    await incidents.acknowledge(
+    await flow.acknowledge(
         session, contingency_id=contingency_id, actor=actors["kapolsek_a2"], now=NOW, settings=settings
     )
     assert await _edits(session) == []
@@ -302,8 +301,8 @@ async def test_a_change_before_the_send_rewrites_it_and_one_on_the_wire_is_edite
     assert len(waiting) == 1 and "DITERIMA" in waiting[0]
     await outbox.mark_sent(session, row_id=on_the_wire[0].id, telegram_message_id=55, at=NOW)
     await session.commit()
-    await escalation.sweep(session, now=NOW, settings=settings)
-    await escalation.sweep(session, now=NOW, settings=settings)
+    await flow.sweep(session, now=NOW, settings=settings)
+    await flow.sweep(session, now=NOW, settings=settings)
     edits = await _edits(session)
     assert [(chat, message_id) for chat, message_id, _ in edits] == [(on_the_wire[0].chat_id, 55)]
     assert "DITERIMA" in edits[0][2]
@@ -316,14 +315,14 @@ async def test_a_draft_without_severity_goes_out_as_tinggi(session: AsyncSession
     contingency_id = await incidents.draft(
         session, actor=actors["budi"], text="Kotak suara hilang", now=NOW, opens_before=OPENS
     )
-    assert await escalation.sweep(session, now=NOW + MINUTE, settings=settings) == 0
-    assert await escalation.sweep(session, now=NOW + 2 * MINUTE, settings=settings) == 1
+    assert await flow.sweep(session, now=NOW + MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=NOW + 2 * MINUTE, settings=settings) == 1
     row = await session.get(Contingency, contingency_id, populate_existing=True)
     assert row is not None and (row.severity, row.raised_at) == ("tinggi", NOW + 2 * MINUTE)
     assert await _sends(session) == [A1]
     note = await session.scalar(select(Outbox.text).where(Outbox.personnel_id == actors["budi"].personnel_id))
     assert note and "TINGGI" in note
-    late = await incidents.choose_severity(
+    late = await flow.choose_severity(
         session,
         contingency_id=contingency_id,
         actor=actors["budi"],
@@ -338,11 +337,11 @@ async def test_a_location_attaches_and_updates_the_copies(session: AsyncSession,
     _, actors = await _world(session)
     contingency_id = await _raise(session, actors["budi"], settings)
     await _deliver(session, NOW)
-    other = await incidents.attach_location(
+    other = await flow.attach_location(
         session, contingency_id=contingency_id, actor=actors["eko"], lat=-3.0, lon=104.7, now=NOW, settings=settings
     )
     assert other.outcome is IncidentOutcome.not_yours
-    result = await incidents.attach_location(
+    result = await flow.attach_location(
         session, contingency_id=contingency_id, actor=actors["budi"], lat=-2.99, lon=104.76, now=NOW, settings=settings
     )
     assert result.outcome is IncidentOutcome.located
@@ -355,7 +354,7 @@ async def test_insiden_lists_the_subtree_oldest_first_in_pages(session: AsyncSes
     inner = await _raise(session, actors["budi"], settings)
     border = await _raise(session, actors["eko"], settings)
     closed = await _raise(session, actors["budi"], settings)
-    await incidents.resolve(session, contingency_id=closed, actor=actors["kapolsek_a1"], now=NOW, settings=settings)
+    await flow.resolve(session, contingency_id=closed, actor=actors["kapolsek_a1"], now=NOW, settings=settings)
     await session.execute(update(Contingency).where(Contingency.id == inner).values(raised_at=NOW - MINUTE))
     await session.commit()
     seen = {}
@@ -393,9 +392,9 @@ async def test_a_contingency_read_late_shows_when_it_was_sent_and_its_timers_run
     row = await session.get(Contingency, contingency_id)
     assert row is not None and (row.sent_at, row.created_at, row.deadline_at) == (sent, NOW, NOW + 2 * MINUTE)
     assert (row.shift_id, row.tps_id) == (roster.shifts["PAGI"].id, roster.tps["TPS-A2-001"].id)
-    assert await escalation.sweep(session, now=NOW + MINUTE, settings=settings) == 0, "no auto-raise from the sent time"
+    assert await flow.sweep(session, now=NOW + MINUTE, settings=settings) == 0, "no auto-raise from the sent time"
     alerted = NOW + MINUTE
-    result = await incidents.choose_severity(
+    result = await flow.choose_severity(
         session, contingency_id=contingency_id, actor=actors["eko"], severity="tinggi", now=alerted, settings=settings
     )
     assert result.outcome is IncidentOutcome.raised
@@ -403,9 +402,9 @@ async def test_a_contingency_read_late_shows_when_it_was_sent_and_its_timers_run
     assert len(texts) == 1 and "Pelapor: Bripka Eko · dikirim 14 Feb 07:52 WIB · diterima 8 menit kemudian" in texts[0]
     row = await session.get(Contingency, contingency_id, populate_existing=True)
     assert row is not None and row.deadline_at == alerted + 5 * MINUTE
-    assert await escalation.sweep(session, now=alerted + 4 * MINUTE, settings=settings) == 0
+    assert await flow.sweep(session, now=alerted + 4 * MINUTE, settings=settings) == 0
     assert RES not in await _sends(session)
-    assert await escalation.sweep(session, now=alerted + 5 * MINUTE, settings=settings) == 1
+    assert await flow.sweep(session, now=alerted + 5 * MINUTE, settings=settings) == 1
     assert (await _sends(session))[2:] == [RES]
 
 
@@ -414,7 +413,7 @@ async def test_an_alert_read_at_once_names_only_the_sent_time(session: AsyncSess
     contingency_id = await incidents.draft(
         session, actor=actors["budi"], text="Aman", now=NOW, sent_at=NOW - timedelta(seconds=40), opens_before=OPENS
     )
-    await incidents.choose_severity(
+    await flow.choose_severity(
         session, contingency_id=contingency_id, actor=actors["budi"], severity="rendah", now=NOW, settings=settings
     )
     text = await session.scalar(select(Outbox.text).where(Outbox.chat_id == A1))

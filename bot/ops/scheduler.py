@@ -26,11 +26,11 @@ from telegram.ext import Application, ContextTypes
 
 from bot.clock import system_clock
 from bot.runtime import Runtime, runtime_of
-from bot.services.escalation import sweep as sweep_escalations
 from bot.services.updates import RETENTION, forget_old
 from bot.services.workers import forget_dead
 from bot.storage.db import make_engine, make_sessionmaker
 from flows.broadcast import sweep_broadcast_reports
+from flows.incidents import sweep as sweep_escalations
 from flows.missed import sweep_missed_checkins
 from flows.reminders import plan_reminders
 

@@ -1,8 +1,8 @@
 """Contingency texts and keyboards: the group alert, the reporter's replies, popups, `/insiden`.
 
 This module imports nothing from Telegram: keyboards are Bot API JSON
-(`{"inline_keyboard": ...}`), which is what an outbox row carries, so the
-escalation service can render the alerts it queues. Handlers turn them into
+(`{"inline_keyboard": ...}`), which is what an outbox row carries, so
+flows/incidents.py can queue the alerts it words. Handlers turn them into
 PTB objects with `InlineKeyboardMarkup.de_json`.
 
 Callback data: `ct:s:<id>:<severity>` (the reporter's choice),
@@ -13,13 +13,15 @@ Callback data: `ct:s:<id>:<severity>` (the reporter's choice),
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.render import Html, Msg, clip, local_time
 from bot.render.callbacks import Codec
+from bot.render.outbox import html_payload
+from bot.services.escalation import Announcement, Note, NoteKind
 from models.enums import ContingencyState, Severity
 
 if TYPE_CHECKING:
@@ -192,6 +194,15 @@ def alert_markup(view: ContingencyView, lang: str) -> Markup | None:
     return {"inline_keyboard": [first, [_button(ESCALATE(lang), PRESS_ESCALATE.data(view.id))]]}
 
 
+def alert_payload(view: ContingencyView, lang: str) -> dict[str, Any]:
+    """The alert's Bot API options: HTML, no link preview (its map link), and its buttons while it has any."""
+    payload = html_payload()
+    markup = alert_markup(view, lang)
+    if markup is not None:
+        payload["reply_markup"] = markup
+    return payload
+
+
 def _severity(view: ContingencyView, lang: str) -> str:
     return SEVERITIES[Severity(view.severity)](lang) if view.severity else "-"
 
@@ -253,7 +264,7 @@ def raised_text(result: IncidentResult, lang: str) -> Html:
     return RAISED(lang, id=view.id, severity=_severity(view, lang), groups=_groups(result.targets))
 
 
-def auto_raised(view: ContingencyView, targets: list[GroupTarget], lang: str) -> Html:
+def auto_raised(view: ContingencyView, targets: Sequence[GroupTarget], lang: str) -> Html:
     if not targets:
         return NO_GROUP(lang, id=view.id, severity=SEVERITIES[Severity.tinggi](lang))
     return AUTO_RAISED(lang, id=view.id, groups=_groups(targets))
@@ -278,6 +289,16 @@ def reporter_update(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
 
 def resolve_reminder(view: ContingencyView, lang: str) -> Html:
     return REMINDER(lang, id=view.id, tps=view.tps_code or "-")
+
+
+def note_text(note: Note, announcement: Announcement, zone: ZoneInfo) -> Html:
+    """A private note about the announced contingency, in its recipient's language."""
+    view, lang = announcement.view, note.language
+    if note.kind is NoteKind.auto_raised:
+        return auto_raised(view, announcement.reach, lang)
+    if note.kind is NoteKind.resolve_reminder:
+        return resolve_reminder(view, lang)
+    return reporter_update(view, lang, zone)
 
 
 def result_popup(result: IncidentResult, lang: str, zone: ZoneInfo) -> tuple[str, bool]:

@@ -31,17 +31,19 @@ primary unit's chain of command to its root; secondary units climb
 alongside, level by level. `level_unit_id` is the primary unit's ancestor
 at the current level.
 
-Copies of the alert in the groups are kept in step by
-`bot/services/incident_copies.py`.
-
-Texts come from `bot/render/incidents.py`, which imports nothing from
-Telegram, so this module stays free of it as every service is.
+Nothing here is worded. A transition returns an `Announcement`: the
+contingency as it now stands, the groups it reaches for the first time,
+whether the copies already posted must be brought in step, and private
+notes. flows/incidents.py words it (bot/render/incidents.py) and queues it
+in the same transaction (copies: `bot/services/incident_copies.py`); the
+timers' sweep is there too, one transaction per contingency.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
@@ -49,11 +51,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.config import Settings
-from bot.render import incidents as texts
 from bot.services import audit
 from bot.services.groups import GroupTarget, nearest_groups
-from bot.services.incident_copies import notify_person, reach, sync_copies
 from bot.services.units import ancestors
+from bot.storage.db import rowcount
 from models import Contingency, ContingencyMessage, ContingencyStep, Personnel, Tps, TpsSecondaryUnit, Unit
 from models.enums import ContingencyState, Severity
 
@@ -106,6 +107,40 @@ class ContingencyView:
     @property
     def origins(self) -> tuple[int, ...]:
         return (self.unit_id, *self.secondary_unit_ids)
+
+
+class NoteKind(StrEnum):
+    """Private notes about a contingency: to its reporter, or to whoever acknowledged it."""
+
+    reporter_update = "reporter_update"  # acknowledged or resolved, by whom and when
+    auto_raised = "auto_raised"  # no severity was chosen: it went out as `tinggi`
+    resolve_reminder = "resolve_reminder"  # acknowledged long ago and still not resolved
+
+
+@dataclass(frozen=True)
+class Note:
+    """One private note: what it says (`kind`, about the announcement's contingency), to whom, once (the key)."""
+
+    kind: NoteKind
+    chat_id: int | None  # None: not registered, nobody to tell
+    personnel_id: int
+    language: str
+    dedup_key: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What one transition asks to be told, for the flow to word and queue before the transaction commits.
+
+    `view` is the contingency as it now stands; `reach` the groups that get
+    its alert for the first time; `sync` asks every copy already posted to
+    show `view`; `notes` go to people privately.
+    """
+
+    view: ContingencyView
+    reach: tuple[GroupTarget, ...] = ()
+    sync: bool = False
+    notes: tuple[Note, ...] = ()
 
 
 def _title(rank: str | None, name: str | None) -> str:
@@ -205,7 +240,7 @@ async def transition(
         .values(version=view.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     session.add(
         ContingencyStep(
@@ -289,7 +324,7 @@ async def raise_now(
     now: datetime,
     settings: Settings,
     actor_id: int | None,
-) -> list[GroupTarget] | None:
+) -> Announcement | None:
     """Raise a draft: reach the level-0 groups and start the timer; None if someone raised it first."""
     lad = await ladder(session, view)
     targets = list(lad.targets(0).values())
@@ -303,25 +338,25 @@ async def raise_now(
         return None
     fresh = await load(session, view.id)
     assert fresh is not None
-    await reach(session, fresh, targets, now=now, settings=settings)
-    return targets
+    return Announcement(fresh, reach=tuple(targets))
 
 
 async def climb(
     session: AsyncSession, view: ContingencyView, *, now: datetime, settings: Settings, actor_id: int | None = None
-) -> list[GroupTarget] | None:
+) -> Announcement | None:
     """One step up: the next level that reaches a group not reached yet.
 
-    Returns the groups newly reached ([] when the top was reached with
-    nobody new), or None when the compare-and-set lost. A manual climb
-    (`actor_id`) at the top changes nothing and returns [] without a step.
+    Its announcement reaches the groups newly reached (none when the top was
+    reached with nobody new) and brings the copies in step; None when the
+    compare-and-set lost. A manual climb (`actor_id`) at the top changes
+    nothing and announces nothing, without a step.
     """
     lad = await ladder(session, view)
     reached = await reached_chats(session, view.id)
     current = lad.level_of(view.level_unit_id)
     level, fresh = lad.next_step(current, reached)
     if not fresh and actor_id is not None:
-        return []
+        return Announcement(view)
     if not fresh:
         level = lad.top
     values: dict[str, Any] = {"level_unit_id": lad.unit_at(level)}
@@ -341,47 +376,34 @@ async def climb(
         return None
     after = await load(session, view.id)
     assert after is not None
-    await sync_copies(session, after, now=now, settings=settings)
-    await reach(session, after, fresh, now=now, settings=settings)
-    return fresh
+    return Announcement(after, reach=tuple(fresh), sync=True)
 
 
-async def remind(session: AsyncSession, view: ContingencyView, *, now: datetime) -> bool:
+async def remind(session: AsyncSession, view: ContingencyView, *, now: datetime) -> Announcement | None:
     """Remind the acknowledger once per acknowledgement that the contingency is still unresolved."""
     if not await transition(
         session, view, kind="reminded", now=now, values={"deadline_at": None}, unit_id=view.level_unit_id
     ):
-        return False
+        return None
     assert view.acknowledged_by_id is not None
-    text = texts.resolve_reminder(view, view.acknowledger_language)
-    await notify_person(
-        session,
-        chat_id=view.acknowledger_chat,
-        personnel_id=view.acknowledged_by_id,
-        text=text,
-        dedup_key=f"cont:{view.id}:m{view.version + 1}",
-        now=now,
+    after = await load(session, view.id)
+    assert after is not None
+    note = Note(
+        NoteKind.resolve_reminder,
+        view.acknowledger_chat,
+        view.acknowledged_by_id,
+        view.acknowledger_language,
+        f"cont:{view.id}:m{after.version}",
     )
-    return True
+    return Announcement(after, notes=(note,))
 
 
-# -- the sweep -----------------------------------------------------------------------------------------
+# -- the timers -----------------------------------------------------------------------------------
 
 
-async def sweep(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
-    """Fire every timer that has passed; returns how many transitions were made.
-
-    Each contingency is handled in its own transaction, and every transition
-    is a compare-and-set on the version read just before: two sweeps on two
-    workers (or a sweep and a button press) never make the same step twice,
-    and a sweep killed half-way leaves nothing half-done (its transaction
-    rolls back, the deadline is still in the past, the next sweep makes the
-    step). A contingency that fails is rolled back and the others still
-    fire; the first error is raised at the end, for the job to log. Then
-    `reconcile` catches up copies that were on the wire when their
-    contingency changed.
-    """
-    due = list(
+async def due(session: AsyncSession, *, now: datetime) -> list[int]:
+    """Contingencies whose timer has passed, oldest deadline first; the read transaction is ended."""
+    found = list(
         await session.scalars(
             select(Contingency.id)
             .where(Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.deadline_at <= now)
@@ -390,52 +412,40 @@ async def sweep(session: AsyncSession, *, now: datetime, settings: Settings) -> 
         )
     )
     await session.rollback()
-    made = 0
-    failure: Exception | None = None
-    for contingency_id in due:
-        try:
-            made += await _fire(session, contingency_id, now=now, settings=settings)
-            await session.commit()
-        except Exception as error:  # one broken contingency must not hold back the others' timers
-            await session.rollback()
-            failure = failure or error
-    await reconcile(session, now=now, settings=settings)
-    if failure is not None:
-        raise failure
-    return made
+    return found
 
 
-async def _fire(session: AsyncSession, contingency_id: int, *, now: datetime, settings: Settings) -> int:
-    """The one transition a passed deadline calls for; 0 when the state moved on since it was read."""
+async def fire(session: AsyncSession, contingency_id: int, *, now: datetime, settings: Settings) -> Announcement | None:
+    """The one transition a passed deadline calls for; None (rolled back) when the state moved on since it was read."""
     view = await load(session, contingency_id)
     if view is None or view.deadline_at is None or view.deadline_at > now or view.state == RESOLVED:
-        return 0
+        return None
+    announcement: Announcement | None
     if view.raised_at is None:
-        targets = await raise_now(
+        announcement = await raise_now(
             session, view, severity=Severity.tinggi.value, now=now, settings=settings, actor_id=None
         )
-        if targets is not None:
-            await notify_person(
-                session,
-                chat_id=view.reporter_chat,
-                personnel_id=view.reporter_id,
-                text=texts.auto_raised(view, targets, view.reporter_language),
-                dedup_key=f"cont:{view.id}:r{view.version + 1}",
-                now=now,
+        if announcement is not None:
+            note = Note(
+                NoteKind.auto_raised,
+                view.reporter_chat,
+                view.reporter_id,
+                view.reporter_language,
+                f"cont:{view.id}:r{view.version + 1}",
             )
-        changed = targets is not None
+            announcement = replace(announcement, notes=(note,))
     elif view.state == OPEN:
-        changed = await climb(session, view, now=now, settings=settings) is not None
+        announcement = await climb(session, view, now=now, settings=settings)
     else:
-        changed = await remind(session, view, now=now)
-    if not changed:
+        announcement = await remind(session, view, now=now)
+    if announcement is None:
         await session.rollback()
-    return int(changed)
+    return announcement
 
 
-async def reconcile(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
-    """Copies whose send was on the wire when the contingency changed: record their id, edit if stale."""
-    waiting = list(
+async def unsent_copies(session: AsyncSession) -> list[int]:
+    """Contingencies with a copy whose message id is not known yet: sent since, or on the wire when it changed."""
+    return list(
         await session.scalars(
             select(ContingencyMessage.contingency_id)
             .where(ContingencyMessage.message_id.is_(None))
@@ -443,10 +453,3 @@ async def reconcile(session: AsyncSession, *, now: datetime, settings: Settings)
             .limit(RECONCILE_LIMIT)
         )
     )
-    edits = 0
-    for contingency_id in waiting:
-        view = await load(session, contingency_id)
-        if view is not None:
-            edits += await sync_copies(session, view, now=now, settings=settings, only_stale=True)
-        await session.commit()
-    return edits

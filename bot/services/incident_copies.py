@@ -13,6 +13,10 @@ latest state, with one message.
 Edits of one copy are keyed by the contingency's version, so a state is
 edited in once however many workers notice it; an older edit still waiting
 is cancelled so that a stale state never lands last.
+
+The alert comes worded (its text, and its Bot API options with the
+keyboard) from flows/incidents.py: every copy shows the same wording, and
+a copy shows the latest state when its text and keyboard are the latest.
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
-from bot.render import incidents as texts
 from bot.services.groups import GroupTarget
 from bot.services.outbox import enqueue
+from bot.storage.db import rowcount
 from models import ContingencyMessage, Outbox
 from models.enums import OutboxState, Priority
 
@@ -45,21 +48,21 @@ def _ref(contingency_id: int, chat_id: int) -> str:
     return f"cont:{contingency_id}:{chat_id}"
 
 
-def _payload(markup: dict[str, Any] | None, message_id: int | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
-    if markup is not None:
-        payload["reply_markup"] = markup
-    if message_id is not None:
-        payload["message_id"] = message_id
-    return payload
+def _shown(text: str, payload: dict[str, Any] | None) -> tuple[str, Any]:
+    """What a copy shows: its text and its keyboard."""
+    return text, (payload or {}).get("reply_markup")
 
 
 async def reach(
-    session: AsyncSession, view: ContingencyView, targets: Iterable[GroupTarget], *, now: datetime, settings: Settings
+    session: AsyncSession,
+    view: ContingencyView,
+    targets: Iterable[GroupTarget],
+    *,
+    text: str,
+    payload: dict[str, Any],
+    now: datetime,
 ) -> None:
     """Post the alert in each group, once: the (contingency, chat) row and the dedup key both guard it."""
-    lang = settings.operation.language
-    text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
     for target in targets:
         session.add(ContingencyMessage(contingency_id=view.id, chat_id=target.chat_id))
         await enqueue(
@@ -68,7 +71,7 @@ async def reach(
             text=text,
             priority=Priority.escalation,
             dedup_key=send_key(view.id, target.chat_id),
-            payload=_payload(markup),
+            payload=payload,
             ref=_ref(view.id, target.chat_id),
             now=now,
         )
@@ -76,7 +79,13 @@ async def reach(
 
 
 async def sync_copies(
-    session: AsyncSession, view: ContingencyView, *, now: datetime, settings: Settings, only_stale: bool = False
+    session: AsyncSession,
+    view: ContingencyView,
+    *,
+    text: str,
+    payload: dict[str, Any],
+    now: datetime,
+    only_stale: bool = False,
 ) -> int:
     """Bring every copy of the alert to `view`'s state; returns how many edits or rewrites were queued.
 
@@ -94,24 +103,23 @@ async def sync_copies(
             .execution_options(populate_existing=True)
         )
     )
-    lang = settings.operation.language
-    text, markup = texts.alert_text(view, lang, settings.operation.zone), texts.alert_markup(view, lang)
     sent_as = await _fill_message_ids(session, view.id, [copy for copy in copies if copy.message_id is None])
+    latest = _shown(text, payload)
     changed = 0
     for copy in copies:
         shown = sent_as.get(copy.chat_id)
-        if copy.message_id == NO_MESSAGE or shown == (text, markup) or (only_stale and shown is None):
+        if copy.message_id == NO_MESSAGE or shown == latest or (only_stale and shown is None):
             continue
         if copy.message_id is None:
-            changed += await _rewrite_waiting(session, view, copy.chat_id, text, markup)
+            changed += await _rewrite_waiting(session, view, copy.chat_id, text, payload)
         else:
-            changed += await _enqueue_edit(session, view, copy, text, markup, now=now)
+            changed += await _enqueue_edit(session, view, copy, text, payload, now=now)
     return changed
 
 
 async def _fill_message_ids(
     session: AsyncSession, contingency_id: int, copies: list[ContingencyMessage]
-) -> dict[int, tuple[str, dict[str, Any] | None]]:
+) -> dict[int, tuple[str, Any]]:
     """Take the message ids the dispatcher recorded; returns what each newly known copy showed."""
     if not copies:
         return {}
@@ -121,12 +129,12 @@ async def _fill_message_ids(
             Outbox.dedup_key.in_(list(keys))
         )
     )
-    shown: dict[int, tuple[str, dict[str, Any] | None]] = {}
+    shown: dict[int, tuple[str, Any]] = {}
     for key, state, message_id, text, payload in rows:
         copy = keys[key]
         if state == OutboxState.sent.value:
             copy.message_id = message_id or NO_MESSAGE
-            shown[copy.chat_id] = (text, (payload or {}).get("reply_markup"))
+            shown[copy.chat_id] = _shown(text, payload)
         elif state in (OutboxState.failed.value, OutboxState.cancelled.value):
             copy.message_id = NO_MESSAGE
     await session.flush()
@@ -134,16 +142,16 @@ async def _fill_message_ids(
 
 
 async def _rewrite_waiting(
-    session: AsyncSession, view: ContingencyView, chat_id: int, text: str, markup: dict[str, Any] | None
+    session: AsyncSession, view: ContingencyView, chat_id: int, text: str, payload: dict[str, Any]
 ) -> int:
     """A send not yet claimed by a dispatcher goes out with the new text; 0 if it is already on the wire."""
     result = await session.execute(
         update(Outbox)
         .where(Outbox.dedup_key == send_key(view.id, chat_id), Outbox.state == OutboxState.pending.value)
-        .values(text=text, payload=_payload(markup))
+        .values(text=text, payload=payload)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 async def _enqueue_edit(
@@ -151,7 +159,7 @@ async def _enqueue_edit(
     view: ContingencyView,
     copy: ContingencyMessage,
     text: str,
-    markup: dict[str, Any] | None,
+    payload: dict[str, Any],
     *,
     now: datetime,
 ) -> int:
@@ -175,7 +183,7 @@ async def _enqueue_edit(
         priority=Priority.escalation,
         dedup_key=key,
         method="editMessageText",
-        payload=_payload(markup, copy.message_id),
+        payload={**payload, "message_id": copy.message_id},
         ref=_ref(view.id, copy.chat_id),
         now=now,
     )
@@ -183,7 +191,14 @@ async def _enqueue_edit(
 
 
 async def notify_person(
-    session: AsyncSession, *, chat_id: int | None, personnel_id: int, text: str, dedup_key: str, now: datetime
+    session: AsyncSession,
+    *,
+    chat_id: int | None,
+    personnel_id: int,
+    text: str,
+    payload: dict[str, Any],
+    dedup_key: str,
+    now: datetime,
 ) -> None:
     """A private note about a contingency (to its reporter or acknowledger), ahead of bulk reminders."""
     if chat_id is None:
@@ -195,6 +210,6 @@ async def notify_person(
         text=text,
         priority=Priority.group_alert,
         dedup_key=dedup_key,
-        payload={"parse_mode": "HTML"},
+        payload=payload,
         now=now,
     )

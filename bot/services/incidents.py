@@ -7,6 +7,10 @@ an admin and to a komandan of a unit the contingency reached or of a unit
 above one: its TPS's primary and secondary units and everything above them.
 That is decided here, from the database, on every press. The state machine
 itself is `bot/services/escalation.py`.
+
+A press that changes the contingency leaves its transaction open and
+returns what must be told with it (`IncidentResult.announcement`):
+flows/incidents.py words and queues that, then commits.
 """
 
 from __future__ import annotations
@@ -17,14 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.render import incidents as texts
-from bot.services import audit, escalation, incident_copies
+from bot.services import audit, escalation
 from bot.services.checkin import sent_time
-from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, ContingencyView
+from bot.services.escalation import ACKNOWLEDGED, OPEN, RESOLVED, Announcement, ContingencyView, Note, NoteKind
 from bot.services.groups import GroupTarget
 from bot.services.people import Actor, commands_unit, group_unit
 from bot.services.schedule import on_duty
@@ -55,11 +58,12 @@ class IncidentOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class IncidentResult:
-    """What a press did, the contingency as it now stands, and the groups it newly reached."""
+    """What a press did, the contingency as it now stands, the groups it newly reached, and what to tell."""
 
     outcome: IncidentOutcome
     view: ContingencyView | None = None
     targets: tuple[GroupTarget, ...] = ()
+    announcement: Announcement | None = None
 
 
 class ListOutcome(StrEnum):
@@ -126,14 +130,16 @@ Decide = Callable[[ContingencyView], Awaitable[IncidentResult | None]]
 
 
 async def _with_retries(session: AsyncSession, contingency_id: int, decide: Decide) -> IncidentResult:
-    """Read, decide, compare-and-set; a lost race re-reads and decides again on the newer state."""
+    """Read, decide, compare-and-set; a lost race re-reads and decides again on the newer state.
+
+    The decided change is left uncommitted: the caller queues its announcement and commits.
+    """
     for _ in range(ATTEMPTS):
         view = await escalation.load(session, contingency_id)
         if view is None:
             return IncidentResult(IncidentOutcome.unknown)
         result = await decide(view)
         if result is not None:
-            await session.commit()
             return result
         await session.rollback()
     return IncidentResult(IncidentOutcome.busy)
@@ -161,12 +167,12 @@ async def choose_severity(
             return IncidentResult(IncidentOutcome.not_yours)
         if view.raised_at is not None:
             return IncidentResult(IncidentOutcome.already_raised, view)
-        targets = await escalation.raise_now(
+        announcement = await escalation.raise_now(
             session, view, severity=severity, now=now, settings=settings, actor_id=actor.personnel_id
         )
-        if targets is None:
+        if announcement is None:
             return None
-        return IncidentResult(IncidentOutcome.raised, await escalation.load(session, view.id), tuple(targets))
+        return IncidentResult(IncidentOutcome.raised, announcement.view, announcement.reach, announcement)
 
     return await _with_retries(session, contingency_id, decide)
 
@@ -193,16 +199,13 @@ async def acknowledge(
             kind="acknowledged",
             values=values,
             now=now,
-            settings=settings,
             outcome=IncidentOutcome.acknowledged,
         )
 
     return await _as_commander(session, contingency_id, actor, act)
 
 
-async def resolve(
-    session: AsyncSession, *, contingency_id: int, actor: Actor, now: datetime, settings: Settings
-) -> IncidentResult:
+async def resolve(session: AsyncSession, *, contingency_id: int, actor: Actor, now: datetime) -> IncidentResult:
     """Close it, acknowledged or not; every copy shows who closed it and when."""
     values = {"state": RESOLVED, "resolved_by_id": actor.personnel_id, "resolved_at": now, "deadline_at": None}
 
@@ -214,7 +217,6 @@ async def resolve(
             kind="resolved",
             values=values,
             now=now,
-            settings=settings,
             outcome=IncidentOutcome.resolved,
         )
 
@@ -227,11 +229,11 @@ async def escalate_now(
     """A commander sends it one level up without waiting for the timer."""
 
     async def act(view: ContingencyView) -> IncidentResult | None:
-        targets = await escalation.climb(session, view, now=now, settings=settings, actor_id=actor.personnel_id)
-        if targets is None:
+        announcement = await escalation.climb(session, view, now=now, settings=settings, actor_id=actor.personnel_id)
+        if announcement is None:
             return None
-        outcome = IncidentOutcome.escalated if targets else IncidentOutcome.at_top
-        return IncidentResult(outcome, await escalation.load(session, view.id), tuple(targets))
+        outcome = IncidentOutcome.escalated if announcement.reach else IncidentOutcome.at_top
+        return IncidentResult(outcome, announcement.view, announcement.reach, announcement)
 
     return await _as_commander(session, contingency_id, actor, act)
 
@@ -244,9 +246,8 @@ async def attach_location(
     lat: float,
     lon: float,
     now: datetime,
-    settings: Settings,
 ) -> IncidentResult:
-    """The reporter's shared location; every copy already posted is edited to show it."""
+    """The reporter's shared location; every copy already posted is to show it."""
 
     async def decide(view: ContingencyView) -> IncidentResult | None:
         if view.reporter_id != actor.personnel_id:
@@ -265,8 +266,7 @@ async def attach_location(
             return None
         after = await escalation.load(session, view.id)
         assert after is not None
-        await incident_copies.sync_copies(session, after, now=now, settings=settings)
-        return IncidentResult(IncidentOutcome.located, after)
+        return IncidentResult(IncidentOutcome.located, after, announcement=Announcement(after, sync=True))
 
     return await _with_retries(session, contingency_id, decide)
 
@@ -299,26 +299,23 @@ async def _apply(
     kind: str,
     values: dict[str, object],
     now: datetime,
-    settings: Settings,
     outcome: IncidentOutcome,
 ) -> IncidentResult | None:
-    """Compare-and-set, then edit every copy and tell the reporter who acted."""
+    """Compare-and-set; every copy is to show the new state, and the reporter hears who acted."""
     if not await escalation.transition(
         session, view, kind=kind, now=now, values=values, unit_id=actor.unit_id, actor_id=actor.personnel_id
     ):
         return None
     after = await escalation.load(session, view.id)
     assert after is not None
-    await incident_copies.sync_copies(session, after, now=now, settings=settings)
-    await incident_copies.notify_person(
-        session,
-        chat_id=after.reporter_chat,
-        personnel_id=after.reporter_id,
-        text=texts.reporter_update(after, after.reporter_language, settings.operation.zone),
-        dedup_key=f"cont:{after.id}:r{after.version}",
-        now=now,
+    note = Note(
+        NoteKind.reporter_update,
+        after.reporter_chat,
+        after.reporter_id,
+        after.reporter_language,
+        f"cont:{after.id}:r{after.version}",
     )
-    return IncidentResult(outcome, after)
+    return IncidentResult(outcome, after, announcement=Announcement(after, sync=True, notes=(note,)))
 
 
 async def open_incidents(
@@ -339,7 +336,7 @@ async def open_incidents(
         scope = unit.id
     elif not actor.is_commander:
         return IncidentPage(ListOutcome.forbidden)
-    where = [Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.raised_at.is_not(None)]
+    where: list[ColumnElement[bool]] = [Contingency.state.in_([OPEN, ACKNOWLEDGED]), Contingency.raised_at.is_not(None)]
     if chat_id is not None or not actor.is_admin:
         subtree = select(UnitClosure.unit_id).where(UnitClosure.ancestor_id == scope)
         border = select(TpsSecondaryUnit.tps_id).where(TpsSecondaryUnit.unit_id.in_(subtree))

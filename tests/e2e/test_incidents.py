@@ -14,7 +14,7 @@ from telegram.ext import CommandHandler
 
 from bot.emulator import SentMessage, SimGroup, SimUser
 from bot.render import local_time
-from bot.services.escalation import sweep
+from flows.incidents import sweep
 from tests.e2e.conftest import World, no_more_messages
 
 UNITS = ["POLSEK-A1", "POLSEK-A2", "POLRES-A", "POLDA-X"]
