@@ -38,9 +38,18 @@ from pydantic import (
     field_validator,
 )
 
-from models.enums import Access, Force, Kerawanan, Phase, Role, UnitKind
+from models.enums import Access, EscortKind, EscortRole, Force, Kerawanan, Phase, PlaceKind, Role, UnitKind
 
-ENTITIES: tuple[str, ...] = ("units", "personnel", "tps", "shifts", "assignments")
+ENTITIES: tuple[str, ...] = (
+    "units",
+    "personnel",
+    "tps",
+    "shifts",
+    "assignments",
+    "places",
+    "escorts",
+    "escort_members",
+)
 
 # Never echoed back in an error message: a report may be pasted into a chat.
 SENSITIVE_COLUMNS = frozenset({"nrp", "phone"})
@@ -100,6 +109,7 @@ Text = Annotated[str, Field(max_length=200)]
 Latitude = Annotated[float, BeforeValidator(_decimal), Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, BeforeValidator(_decimal), Field(ge=-180, le=180, allow_inf_nan=False)]
 Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+Cargo = Annotated[str, Field(min_length=1, max_length=200)]
 Phone = Annotated[str, Field(max_length=32, pattern=r"^(\+?[0-9][0-9 ().-]*)?$")]
 
 
@@ -160,10 +170,14 @@ class TpsRow(Row):
     @field_validator("lon")
     @classmethod
     def _not_null_island(cls, lon: float, info: ValidationInfo) -> float:
-        """0,0 is where empty cells land, in the Gulf of Guinea: never a TPS."""
-        if lon == 0 and info.data.get("lat") == 0:
-            raise ValueError("lat,lon 0,0 is not a place (empty or zeroed cells?)")
-        return lon
+        return not_null_island(lon, info)
+
+
+def not_null_island(lon: float, info: ValidationInfo) -> float:
+    """0,0 is where empty cells land, in the Gulf of Guinea: never a TPS or a place."""
+    if lon == 0 and info.data.get("lat") == 0:
+        raise ValueError("lat,lon 0,0 is not a place (empty or zeroed cells?)")
+    return lon
 
 
 class ShiftRow(Row):
@@ -192,8 +206,67 @@ class AssignmentRow(Row):
     shift_code: Code
 
 
+class PlaceRow(Row):
+    """A warehouse, PPK, PPS, jetty or other stop of an escort; `unit_code` guards it (and receives there)."""
+
+    entity: ClassVar[str] = "places"
+
+    code: Code
+    name: Name
+    kind: Annotated[PlaceKind, BeforeValidator(_enum_text)]
+    lat: Latitude
+    lon: Longitude
+    unit_code: Code
+
+    @field_validator("lon")
+    @classmethod
+    def _not_null_island(cls, lon: float, info: ValidationInfo) -> float:
+        return not_null_island(lon, info)
+
+
+class EscortRow(Row):
+    """`from_code`, `to_code` and `via_codes` (in travel order) each name a place or a TPS."""
+
+    entity: ClassVar[str] = "escorts"
+
+    code: Code
+    kind: Annotated[EscortKind, BeforeValidator(_enum_text)]
+    cargo: Cargo
+    from_code: Code
+    to_code: Code
+    via_codes: Annotated[tuple[str, ...], BeforeValidator(_code_list)] = ()
+    unit_code: Code
+    depart_at: Moment
+    arrive_by: Moment
+    access: Annotated[Access, BeforeValidator(_enum_text)] = Field(default=Access.darat, validate_default=True)
+
+    @field_validator("to_code")
+    @classmethod
+    def _goes_somewhere(cls, to_code: str, info: ValidationInfo) -> str:
+        if to_code == info.data.get("from_code"):
+            raise ValueError("to_code must differ from from_code")
+        return to_code
+
+    @field_validator("arrive_by")
+    @classmethod
+    def _after_departure(cls, arrive_by: datetime, info: ValidationInfo) -> datetime:
+        depart_at = info.data.get("depart_at")
+        if depart_at is not None and arrive_by <= depart_at:
+            raise ValueError("arrive_by must be after depart_at")
+        return arrive_by
+
+
+class EscortMemberRow(Row):
+    entity: ClassVar[str] = "escort_members"
+
+    escort_code: Code
+    nrp: Nrp
+    role: Annotated[EscortRole, BeforeValidator(_enum_text)] = Field(default=EscortRole.anggota, validate_default=True)
+
+
 SCHEMAS: dict[str, type[Row]] = {
-    schema.entity: schema for schema in (UnitRow, PersonnelRow, TpsRow, ShiftRow, AssignmentRow)
+    schema.entity: schema
+    for schema in (UnitRow, PersonnelRow, TpsRow, ShiftRow, AssignmentRow, PlaceRow, EscortRow, EscortMemberRow)
 }
 COLUMNS: dict[str, tuple[str, ...]] = {entity: tuple(schema.model_fields) for entity, schema in SCHEMAS.items()}
 

@@ -7,7 +7,8 @@ row anywhere rejects everything, and the report lists every bad row with
 its sheet, spreadsheet row number (header = 1) and column, so the officer
 fixes the file once instead of once per error.
 
-Upsert rules (bot/services/roster_write.py writes them):
+Upsert rules (bot/services/roster_write.py writes them; places, escorts and
+escort_members: bot/services/escorts/imports.py):
 - units, personnel, TPS and shifts are keyed by code / NRP. A row equal to
   what is stored is not written at all, so a re-import writes nothing and
   audits nothing. A changed row is updated in place and audited with its
@@ -48,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
 from bot.services import roster_write, tally
+from bot.services.escorts import imports as escort_imports
 from bot.services.roster_write import Counts, Stored
 from bot.services.spreadsheet import Parsed, RowError, parse_files
 from bot.services.units import closure_of, find_cycles
@@ -71,7 +73,7 @@ class ImportReport:
         if self.ok:
             lines = ["Import done."]
             for entity, counts in self.counts.items():
-                deleted = f", {counts.deleted} deleted" if entity == "assignments" else ""
+                deleted = f", {counts.deleted} deleted" if entity in ("assignments", "escort_members") else ""
                 lines.append(
                     f"  {entity}: {counts.created} created, {counts.updated} updated, "
                     f"{counts.unchanged} unchanged{deleted}"
@@ -108,8 +110,10 @@ async def import_files(
         # A moved unit can break kept assignments anywhere: then the whole roster is needed.
         needed = parsed.present | ({"assignments"} if "units" in parsed.present else set())
         stored = await roster_write.load(session, needed)
+        await escort_imports.load(session, stored, needed)
         checker = Checker(parsed, stored)
         checker.references()
+        await escort_imports.check(session, parsed, stored, units=checker.parent_of.keys())
         if not parsed.errors:
             await checker.kept_assignments(session)
     if parsed.errors:
@@ -117,7 +121,9 @@ async def import_files(
         log.info("roster import rejected: %d errors", len(parsed.errors))
         return ImportReport(ok=False, errors=parsed.report_errors())
     checked_at = time.perf_counter()
-    counts = await roster_write.write(session, parsed, stored, actor=actor, files=[p.name for p in paths])
+    counts = await roster_write.write(
+        session, parsed, stored, actor=actor, files=[p.name for p in paths], more=escort_imports.WRITERS
+    )
     shift_ids = await tallied_shifts(session, parsed, counts)
     if shift_ids is None or shift_ids:
         await tally.rebuild(session, shift_ids=shift_ids, staffing=staffing)

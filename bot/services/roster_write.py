@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -31,14 +31,19 @@ log = logging.getLogger(__name__)
 CHUNK = 10_000
 TOLERANCE = 1e-9  # degrees: 0.1 mm, far below any real move
 
-UNITS, PERSONNEL, TPS, SHIFTS = Unit.__table__, Personnel.__table__, Tps.__table__, Shift.__table__
+# Declarative `__table__` is typed as any FromClause; these are Tables.
+UNITS, PERSONNEL, TPS, SHIFTS = (cast(Table, model.__table__) for model in (Unit, Personnel, Tps, Shift))
 ASSIGNMENTS, SECONDARY, LOCATIONS, AUDIT = (
-    Assignment.__table__,
-    TpsSecondaryUnit.__table__,
-    TpsLocation.__table__,
-    AuditLog.__table__,
+    cast(Table, model.__table__) for model in (Assignment, TpsSecondaryUnit, TpsLocation, AuditLog)
 )
-AUDIT_ENTITY = {"units": "unit", "personnel": "personnel", "tps": "tps", "shifts": "shift"}
+AUDIT_ENTITY = {
+    "units": "unit",
+    "personnel": "personnel",
+    "tps": "tps",
+    "shifts": "shift",
+    "places": "place",
+    "escorts": "escort",
+}
 
 
 @dataclass
@@ -59,6 +64,9 @@ class Stored:
     tps: dict[str, Any] = field(default_factory=dict)
     secondaries: dict[int, tuple[int, ...]] = field(default_factory=dict)
     shifts: dict[str, Any] = field(default_factory=dict)
+    places: dict[str, Any] = field(default_factory=dict)
+    escorts: dict[str, Any] = field(default_factory=dict)  # endpoints as codes: from_code, to_code
+    vias: dict[int, tuple[str, ...]] = field(default_factory=dict)  # escort id -> via codes in order
 
 
 async def load(session: AsyncSession, present: set[str]) -> Stored:
@@ -67,7 +75,7 @@ async def load(session: AsyncSession, present: set[str]) -> Stored:
     for row in await session.execute(select(UNITS)):
         stored.units[row.code] = row
         stored.unit_code[row.id] = row.code
-    if present & {"personnel", "assignments"}:
+    if present & {"personnel", "assignments", "escort_members"}:
         query = select(
             *(
                 PERSONNEL.c[name]
@@ -357,23 +365,37 @@ class Writer:
             await self.connection.execute(insert(AUDIT), list(chunk))
 
 
+Step = Callable[["Writer"], Awaitable[Counts]]
+
+
 async def write(
-    session: AsyncSession, parsed: Parsed, stored: Stored, *, actor: str, files: Sequence[str]
+    session: AsyncSession,
+    parsed: Parsed,
+    stored: Stored,
+    *,
+    actor: str,
+    files: Sequence[str],
+    more: Mapping[str, Step] | None = None,
 ) -> dict[str, Counts]:
-    """Apply an accepted import in the session's transaction; counts per entity present."""
+    """Apply an accepted import in the session's transaction; counts per entity present.
+
+    `more`: the writers of entities whose capability keeps them elsewhere
+    (escorts: bot/services/escorts/imports.py), run in ENTITIES order too.
+    """
     writer = Writer(session, await session.connection(), parsed, stored, actor)
-    steps = {
-        "units": writer.units,
-        "personnel": writer.personnel,
-        "tps": writer.tps,
-        "shifts": writer.shifts,
-        "assignments": writer.assignments,
+    steps: dict[str, Step] = {
+        "units": Writer.units,
+        "personnel": Writer.personnel,
+        "tps": Writer.tps,
+        "shifts": Writer.shifts,
+        "assignments": Writer.assignments,
+        **(more or {}),
     }
     counts = {}
     for entity in ENTITIES:
         if entity in parsed.present:
             started = time.perf_counter()
-            counts[entity] = await steps[entity]()
+            counts[entity] = await steps[entity](writer)
             log.debug("import wrote %s in %.2fs", entity, time.perf_counter() - started)
     await writer.finish(counts, files)
     return counts

@@ -47,7 +47,14 @@ from pydantic import ValidationError
 from models.schemas import COLUMNS, ENTITIES, SCHEMAS, describe, with_value
 
 Cells = tuple[Any, ...]
-KEY_COLUMN = {"units": "code", "personnel": "nrp", "tps": "code", "shifts": "code"}
+KEY_COLUMN = {
+    "units": "code",
+    "personnel": "nrp",
+    "tps": "code",
+    "shifts": "code",
+    "places": "code",
+    "escorts": "code",
+}
 TPS_BITS, SHIFT_BITS = 24, 20  # an assignment packed in one int: 16M TPS and 1M shifts per invocation
 
 
@@ -278,9 +285,9 @@ def row_values(columns: Sequence[str], cells: Cells, *, csv: bool = False) -> tu
 
 
 # Validated rows are kept as named tuples: a pydantic model per row costs five times the memory.
-VALUES: dict[str, type[tuple[Any, ...]]] = {
-    entity: namedtuple(f"{entity.title()}Values", columns)
-    for entity, columns in COLUMNS.items()  # type: ignore[misc]
+# Any: each is a namedtuple class of its own, and `_make` is not on `type[tuple]`.
+VALUES: dict[str, Any] = {
+    entity: namedtuple(f"{entity.title().replace('_', '')}Values", columns) for entity, columns in COLUMNS.items()
 }
 
 
@@ -314,6 +321,7 @@ class Parsed:
     labels: list[str] = field(default_factory=list)
     rows: dict[str, dict[str, tuple[Any, int]]] = field(default_factory=lambda: {e: {} for e in KEY_COLUMN})
     assignments: dict[int, int] = field(default_factory=dict)  # packed (person, TPS, shift) -> where
+    members: dict[tuple[str, str], tuple[Any, int]] = field(default_factory=dict)  # (escort, nrp) -> row, where
     nrps: Codes = field(default_factory=Codes)
     tps_codes: Codes = field(default_factory=lambda: Codes(TPS_BITS))
     shift_codes: Codes = field(default_factory=lambda: Codes(SHIFT_BITS))
@@ -363,10 +371,10 @@ def parse_files(paths: Sequence[Path]) -> Parsed:
 def parse_sheet(parsed: Parsed, sheet: Sheet) -> None:
     index = len(parsed.labels)
     parsed.labels.append(sheet.label)
-    problems = check_header(sheet.entity, sheet.header)
-    for problem in problems:
-        parsed.add_error(where(index, 1), problem.column, problem.reason)
-    if problems:
+    header_problems = check_header(sheet.entity, sheet.header)
+    for header_problem in header_problems:
+        parsed.add_error(where(index, 1), header_problem.column, header_problem.reason)
+    if header_problems:
         parsed.structural = True
         return
     parsed.present.add(sheet.entity)
@@ -388,6 +396,16 @@ def parse_sheet(parsed: Parsed, sheet: Sheet) -> None:
                 parsed.add_error(at, column, reason)
             if keyed is not None and all(column != keyed for column, _ in problems):
                 parsed.rejected[sheet.entity].add(str(raw[keyed]).strip())
+            continue
+        if sheet.entity == "escort_members":
+            member = make(values(row))
+            seen = parsed.members.setdefault((member.escort_code, member.nrp), (member, at))
+            if seen[1] != at:
+                parsed.add_error(
+                    at,
+                    "nrp",
+                    f"duplicate member: same person on escort {member.escort_code!r} as {_at(parsed, seen[1])}",
+                )
             continue
         if keyed is None:  # an assignment
             person, place, when = values(row)

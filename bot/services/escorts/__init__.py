@@ -1,0 +1,1 @@
+"""Pengawalan: escorts of logistics and ballot boxes (see DESIGN.md, "Escorts (pengawalan)")."""
