@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.units import rebuild_closure
-from models import Assignment, Personnel, Shift, Tps, TpsSecondaryUnit, Unit
+from models import Assignment, Escort, EscortMember, EscortVia, Personnel, Place, Shift, Tps, TpsSecondaryUnit, Unit
 
 NOW = datetime(2024, 2, 14, 1, 0, tzinfo=UTC)  # 08:00 WIB on voting day
 
@@ -143,3 +143,65 @@ async def link(session: AsyncSession, person: Personnel, telegram_user_id: int, 
     person.registered_at = now
     session.add(person)
     await session.commit()
+
+
+# --- escorts (pengawalan) ------------------------------------------------------------------------
+#
+#   KWL-1  PPS-A1 (-3.000, 104.700) -> DERMAGA-A1 (-3.000, 104.750) -> PPK-A2 (-3.000, 104.800)
+#          unit POLSEK-A1, darat_air, budi (ketua) and citra; departs NOW, due NOW+2h
+#   KWL-2  TPS-A1-001 -> PPS-A1, unit POLSEK-A1, darat, dedi (ketua); departs NOW, due NOW+1h
+#   KWL-3  PPS-A1 -> TPS-A2-001 (the border TPS), unit POLSEK-A1, darat, citra (ketua); departs NOW+1h
+# PPS-A1 and DERMAGA-A1 belong to POLSEK-A1, PPK-A2 to POLSEK-A2. 0.001 degree of longitude here is 111 m.
+
+ESCORT_PLACES = {
+    "PPS-A1": ("PPS Desa Uji", "pps", -3.000, 104.700, "POLSEK-A1"),
+    "DERMAGA-A1": ("Dermaga Uji", "dermaga", -3.000, 104.750, "POLSEK-A1"),
+    "PPK-A2": ("PPK Kec. Uji", "ppk", -3.000, 104.800, "POLSEK-A2"),
+}
+
+
+async def build_escorts(session: AsyncSession, roster: Roster, *, now: datetime = NOW) -> dict[str, Escort]:
+    places = {
+        code: Place(code=code, name=name, kind=kind, lat=lat, lon=lon, unit_id=roster.units[unit].id)
+        for code, (name, kind, lat, lon, unit) in ESCORT_PLACES.items()
+    }
+    session.add_all(places.values())
+    await session.flush()
+    plans = [
+        ("KWL-1", "12 kotak suara", ("place", "PPS-A1"), ("place", "PPK-A2"), "darat_air", now, 2, ["budi", "citra"]),
+        ("KWL-2", "3 kotak suara", ("tps", "TPS-A1-001"), ("place", "PPS-A1"), "darat", now, 1, ["dedi"]),
+        (
+            "KWL-3",
+            "logistik TPS",
+            ("place", "PPS-A1"),
+            ("tps", "TPS-A2-001"),
+            "darat",
+            now + timedelta(hours=1),
+            2,
+            ["citra"],
+        ),
+    ]
+    escorts = {}
+    for code, cargo, origin, destination, access, depart_at, hours, _ in plans:
+        ends = {}
+        for side, (kind, key) in (("from", origin), ("to", destination)):
+            ends[f"{side}_{kind}_id"] = places[key].id if kind == "place" else roster.tps[key].id
+        escorts[code] = Escort(
+            code=code,
+            kind="kotak_suara",
+            cargo=cargo,
+            unit_id=roster.units["POLSEK-A1"].id,
+            depart_at=depart_at,
+            arrive_by=depart_at + timedelta(hours=hours),
+            access=access,
+            **ends,
+        )
+    session.add_all(escorts.values())
+    await session.flush()
+    session.add(EscortVia(escort_id=escorts["KWL-1"].id, seq=1, place_id=places["DERMAGA-A1"].id))
+    for code, (_, _, _, _, _, _, _, crew) in zip(escorts, plans, strict=True):
+        for index, key in enumerate(crew):
+            role = "ketua" if index == 0 else "anggota"
+            session.add(EscortMember(escort_id=escorts[code].id, personnel_id=roster.people[key].id, role=role))
+    await session.commit()
+    return escorts

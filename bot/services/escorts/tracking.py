@@ -1,0 +1,278 @@
+"""Tracking: the depart and arrive buttons, and every position of an escort member.
+
+A position counts at the time it was taken (`message.date`, or the edit
+date of a live location), capped at the time it was read. It is judged
+against the escort row alone (last position, berhenti anchor, last kept
+track point) and the escort's vias: two reads, the escort row locked so
+that two members' positions handled at once on two workers apply one
+after the other, and a few writes (the track point when kept, the escort
+row, a via passed, an episode cleared or opened).
+
+A position older than the escort's last one still counts for the track
+(and a via it shows passed) but moves nothing back: not the last position,
+not the anchor, not the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import EscortSettings
+from bot.services import audit
+from bot.services.escorts import alerts
+from bot.services.escorts.results import ActionOutcome, ActionResult, AlertEpisode, PositionResult, Route
+from bot.services.escorts.route import episode, escort_query, route_of, summaries, vias_of
+from bot.services.geo import distance_m, distance_to_polyline_m
+from models import Escort, EscortMember, EscortTrackPoint, EscortVia
+from models.enums import EscortAlertKind, EscortState
+
+KEEP_EVERY = timedelta(seconds=30)
+KEEP_MOVED_M = 50.0
+# A planned escort departs by a position away from its origin only this close to `depart_at`: a member's
+# location from a TPS hours before is a check-in, not the start of the journey.
+EARLY_DEPARTURE = timedelta(minutes=30)
+PLANNED, UNDERWAY, ARRIVED = EscortState.terjadwal.value, EscortState.berangkat.value, EscortState.tiba.value
+
+
+@dataclass
+class _Change:
+    """What one position changed, gathered for the result."""
+
+    latest: bool = False
+    kept: bool = False
+    departed: bool = False
+    arrived: bool = False
+    passed: tuple[str, ...] = ()
+    cleared: tuple[AlertEpisode, ...] = ()
+    opened: tuple[AlertEpisode, ...] = ()
+
+
+async def record_position(
+    session: AsyncSession,
+    *,
+    personnel_id: int,
+    lat: float,
+    lon: float,
+    at: datetime,
+    now: datetime,
+    settings: EscortSettings,
+) -> PositionResult | None:
+    """Apply a position of an escort member; None when it is no escort's (the caller takes it as a check-in).
+
+    It is an escort's when the sender is a member of one underway, or of a
+    planned one within `EARLY_DEPARTURE` of its `depart_at` whose origin the
+    position is farther than `escort.arrive_radius_meters` from (that
+    position departs it). Does not commit.
+    """
+    at = min(at, now)
+    found = await _member_escort(session, personnel_id, lat, lon, at, settings)
+    if found is None:
+        return None
+    row, route = found
+    escort: Escort = row.Escort
+    change = _Change()
+    if escort.state == PLANNED:
+        _depart(escort, at)
+        audit.record(
+            session,
+            action="escort.departed",
+            entity="escort",
+            entity_id=escort.id,
+            actor_id=personnel_id,
+            detail={"code": escort.code, "by": "position", "at": at.isoformat()},
+        )
+        change.departed = True
+    change.kept = _keep(session, escort, personnel_id, lat, lon, at)
+    change.passed = await _pass_vias(session, escort, route, lat, lon, at, settings)
+    change.latest = escort.last_at is None or at > escort.last_at
+    if change.latest:
+        await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change)
+    await session.flush()
+    return PositionResult(
+        escort_id=escort.id,
+        escort_code=escort.code,
+        unit_id=escort.unit_id,
+        state=escort.state,
+        lat=lat,
+        lon=lon,
+        at=at,
+        latest=change.latest,
+        kept=change.kept,
+        departed=change.departed,
+        arrived=change.arrived,
+        passed=change.passed,
+        cleared=change.cleared,
+        opened=change.opened,
+        live_chat_id=escort.live_chat_id,
+        live_message_id=escort.live_message_id,
+    )
+
+
+async def _member_escort(
+    session: AsyncSession, personnel_id: int, lat: float, lon: float, at: datetime, settings: EscortSettings
+) -> tuple[Any, Route] | None:
+    """The escort this position is for, locked, with its route: underway first, then the next planned one."""
+    query = (
+        escort_query()
+        .join(EscortMember, EscortMember.escort_id == Escort.id)
+        .where(EscortMember.personnel_id == personnel_id, Escort.state.in_((PLANNED, UNDERWAY)))
+        .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
+        .with_for_update(of=Escort)
+    )
+    rows = (await session.execute(query)).all()
+    chosen = next((row for row in rows if row.Escort.state == UNDERWAY), None)
+    if chosen is None:
+        chosen = next((row for row in rows if at >= row.Escort.depart_at - EARLY_DEPARTURE), None)
+    if chosen is None:
+        return None
+    vias = (await vias_of(session, [chosen.Escort.id])).get(chosen.Escort.id, ())
+    route = route_of(chosen, vias)
+    if chosen.Escort.state == PLANNED and distance_m(lat, lon, *route.origin.point) <= settings.arrive_radius_meters:
+        return None  # still at the origin: not yet a journey
+    return chosen, route
+
+
+def _depart(escort: Escort, at: datetime) -> None:
+    escort.state = UNDERWAY
+    escort.departed_at = at
+
+
+def _keep(session: AsyncSession, escort: Escort, personnel_id: int, lat: float, lon: float, at: datetime) -> bool:
+    """A track point at most every 30 s or 50 m from the last kept one."""
+    if escort.kept_at is not None and escort.kept_lat is not None and escort.kept_lon is not None:
+        close_in_time = abs(at - escort.kept_at) < KEEP_EVERY
+        if close_in_time and distance_m(lat, lon, escort.kept_lat, escort.kept_lon) < KEEP_MOVED_M:
+            return False
+    session.add(EscortTrackPoint(escort_id=escort.id, personnel_id=personnel_id, lat=lat, lon=lon, at=at))
+    if escort.kept_at is None or at > escort.kept_at:
+        escort.kept_lat, escort.kept_lon, escort.kept_at = lat, lon, at
+    return True
+
+
+async def _pass_vias(
+    session: AsyncSession, escort: Escort, route: Route, lat: float, lon: float, at: datetime, settings: EscortSettings
+) -> tuple[str, ...]:
+    near = [
+        via
+        for via in route.vias
+        if via.passed_at is None and distance_m(lat, lon, *via.waypoint.point) <= settings.arrive_radius_meters
+    ]
+    if not near:
+        return ()
+    await session.execute(
+        update(EscortVia)
+        .where(EscortVia.escort_id == escort.id, EscortVia.seq.in_([via.seq for via in near]))
+        .values(passed_at=at)
+    )
+    if route.last_dermaga() in {via.seq for via in near}:
+        escort.on_water = True
+    return tuple(via.waypoint.code for via in near)
+
+
+async def _move(
+    session: AsyncSession,
+    escort: Escort,
+    route: Route,
+    personnel_id: int,
+    lat: float,
+    lon: float,
+    at: datetime,
+    now: datetime,
+    settings: EscortSettings,
+    change: _Change,
+) -> None:
+    """The newest position: last position, berhenti anchor, arrival, and the episodes it ends or begins."""
+    escort.last_lat, escort.last_lon, escort.last_at = lat, lon, at
+    ending = [EscortAlertKind.hilang_sinyal.value]
+    moved = (
+        escort.anchor_lat is None
+        or escort.anchor_lon is None
+        or distance_m(lat, lon, escort.anchor_lat, escort.anchor_lon) > settings.stop_radius_meters
+    )
+    if moved:
+        escort.anchor_lat, escort.anchor_lon, escort.anchor_at = lat, lon, at
+        ending.append(EscortAlertKind.berhenti.value)
+    if distance_m(lat, lon, *route.destination.point) <= settings.arrive_radius_meters:
+        mark_arrived(session, escort, personnel_id, at, by="position")
+        change.arrived = True
+        change.cleared = tuple(
+            await alerts.clear(session, escort=escort, kinds=(), now=now, settings=settings, arrived=True)
+        )
+        return
+    off_route = (
+        settings.corridor_meters > 0 and distance_to_polyline_m(lat, lon, route.points()) > settings.corridor_meters
+    )
+    if not off_route:
+        ending.append(EscortAlertKind.menyimpang.value)
+    change.cleared = tuple(await alerts.clear(session, escort=escort, kinds=ending, now=now, settings=settings))
+    if off_route:
+        opened = await alerts.open_once(session, [(escort.id, EscortAlertKind.menyimpang.value)], now=now)
+        severity = settings.severity.of(EscortAlertKind.menyimpang.value)
+        change.opened = tuple(episode(row, escort.code, escort.unit_id, severity) for row in opened)
+
+
+def mark_arrived(session: AsyncSession, escort: Escort, personnel_id: int, at: datetime, *, by: str) -> None:
+    if escort.departed_at is None:
+        escort.departed_at = at
+    escort.state = ARRIVED
+    escort.arrived_at = at
+    audit.record(
+        session,
+        action="escort.arrived",
+        entity="escort",
+        entity_id=escort.id,
+        actor_id=personnel_id,
+        detail={"code": escort.code, "by": by, "at": at.isoformat()},
+    )
+
+
+async def _for_member(session: AsyncSession, escort_id: int, personnel_id: int) -> tuple[Any, ActionOutcome | None]:
+    row = (await session.execute(escort_query().where(Escort.id == escort_id).with_for_update(of=Escort))).first()
+    if row is None:
+        return None, ActionOutcome.not_found
+    member = await session.scalar(
+        select(EscortMember.id).where(EscortMember.escort_id == escort_id, EscortMember.personnel_id == personnel_id)
+    )
+    return row, None if member is not None else ActionOutcome.not_member
+
+
+async def depart(session: AsyncSession, *, escort_id: int, personnel_id: int, now: datetime) -> ActionResult:
+    """The depart button: a planned escort is underway from now; pressed again, `already`. Does not commit."""
+    row, refused = await _for_member(session, escort_id, personnel_id)
+    if refused is not None:
+        return ActionResult(refused)
+    escort: Escort = row.Escort
+    if escort.state != PLANNED:
+        return ActionResult(ActionOutcome.already, (await summaries(session, [row], now))[0])
+    _depart(escort, now)
+    audit.record(
+        session,
+        action="escort.departed",
+        entity="escort",
+        entity_id=escort.id,
+        actor_id=personnel_id,
+        detail={"code": escort.code, "by": "button", "at": now.isoformat()},
+    )
+    await session.flush()
+    return ActionResult(ActionOutcome.done, (await summaries(session, [row], now))[0])
+
+
+async def arrive(
+    session: AsyncSession, *, escort_id: int, personnel_id: int, now: datetime, settings: EscortSettings
+) -> ActionResult:
+    """The arrive button (arrival implies departure); ends every open episode. Pressed again, `already`."""
+    row, refused = await _for_member(session, escort_id, personnel_id)
+    if refused is not None:
+        return ActionResult(refused)
+    escort: Escort = row.Escort
+    if escort.state not in (PLANNED, UNDERWAY):
+        return ActionResult(ActionOutcome.already, (await summaries(session, [row], now))[0])
+    mark_arrived(session, escort, personnel_id, now, by="button")
+    cleared = await alerts.clear(session, escort=escort, kinds=(), now=now, settings=settings, arrived=True)
+    await session.flush()
+    return ActionResult(ActionOutcome.done, (await summaries(session, [row], now))[0], tuple(cleared))
