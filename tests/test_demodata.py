@@ -38,6 +38,20 @@ EXPECTED_HEADERS = {
     ],
     "shifts": ["code", "name", "phase", "starts_at", "ends_at"],
     "assignments": ["nrp", "tps_code", "shift_code"],
+    "places": ["code", "name", "kind", "lat", "lon", "unit_code"],
+    "escorts": [
+        "code",
+        "kind",
+        "cargo",
+        "from_code",
+        "to_code",
+        "via_codes",
+        "unit_code",
+        "depart_at",
+        "arrive_by",
+        "access",
+    ],
+    "escort_members": ["escort_code", "nrp", "role"],
 }
 SUMSEL_TPS = 25_985
 
@@ -78,6 +92,19 @@ def assert_referential_integrity(p: Province) -> None:
             assert code in units and code != t.unit_code, t
     for a in p.assignments:
         assert a.nrp in people and a.tps_code in tps and a.shift_code in shifts, a
+    places = {place.code for place in p.places}
+    assert len(places) == len(p.places) and not places & tps
+    assert len({e.code for e in p.escorts}) == len(p.escorts)
+    for place in p.places:
+        assert place.unit_code in units, place
+    for e in p.escorts:
+        assert e.unit_code in units and {e.from_code, e.to_code} <= places | tps, e
+        assert all(code in places for code in e.via_codes.split(";") if code), e
+        assert datetime.fromisoformat(e.arrive_by) > datetime.fromisoformat(e.depart_at), e
+    escorts = {e.code for e in p.escorts}
+    for m in p.escort_members:
+        assert m.escort_code in escorts and m.nrp in people, m
+    assert len({(m.escort_code, m.nrp) for m in p.escort_members}) == len(p.escort_members)
 
 
 def test_headers_match_the_import_format() -> None:
@@ -327,3 +354,28 @@ def test_cli(out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     if out.endswith("csv"):
         written = sorted(f.name for f in (tmp_path / out).iterdir())
         assert written == sorted(f"{n}.csv" for n in EXPECTED_HEADERS)
+
+
+def test_one_escort_per_pps_to_ppk_leg_on_the_counting_night(small: Province) -> None:
+    kinds = Counter(place.kind for place in small.places)
+    villages = {(t.unit_code, t.village) for t in small.tps}
+    assert kinds["pps"] == len(villages) == len(small.escorts)
+    assert kinds["ppk"] == len({t.unit_code for t in small.tps})
+    assert kinds["gudang"] == len({u.code for u in small.units if u.kind == "polres"})
+    assert kinds["dermaga"] == sum(1 for e in small.escorts if e.access == "darat_air") > 0
+    places = {place.code: place for place in small.places}
+    for e in small.escorts:
+        assert (places[e.from_code].kind, places[e.to_code].kind) == ("pps", "ppk")
+        assert e.kind == "kotak_suara" and re.fullmatch(r"\d+ kotak suara", e.cargo)
+        depart = datetime.fromisoformat(e.depart_at)
+        assert (depart.date(), depart.hour) in {(date(2024, 2, 14), h) for h in (22, 23)} | {
+            (date(2024, 2, 15), h) for h in (0, 1)
+        }
+    crews: dict[str, list[str]] = defaultdict(list)
+    for m in small.escort_members:
+        crews[m.escort_code].append(m.role)
+    unit_of = {x.nrp: x.unit_code for x in small.personnel}
+    escort_unit = {e.code: e.unit_code for e in small.escorts}
+    assert all(unit_of[m.nrp] == escort_unit[m.escort_code] for m in small.escort_members)  # the Polsek's own guards
+    assert all(roles[0] == "ketua" and roles.count("ketua") == 1 and 2 <= len(roles) <= 3 for roles in crews.values())
+    assert set(crews) == {e.code for e in small.escorts}

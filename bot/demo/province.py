@@ -76,16 +76,53 @@ class Assignment(NamedTuple):
     shift_code: str
 
 
+class Place(NamedTuple):
+    """A row of the ``places`` sheet."""
+
+    code: str
+    name: str
+    kind: str  # gudang, ppk, pps, dermaga, lainnya
+    lat: float
+    lon: float
+    unit_code: str  # the unit guarding it, whose people receive there
+
+
+class Escort(NamedTuple):
+    """A row of the ``escorts`` sheet; endpoints and vias name places or TPS."""
+
+    code: str
+    kind: str  # logistik, kotak_suara
+    cargo: str
+    from_code: str
+    to_code: str
+    via_codes: str  # ';'-separated, in travel order
+    unit_code: str
+    depart_at: str  # ISO 8601 with an offset
+    arrive_by: str
+    access: str  # darat, air, darat_air
+
+
+class EscortMember(NamedTuple):
+    """A row of the ``escort_members`` sheet."""
+
+    escort_code: str
+    nrp: str
+    role: str  # ketua, anggota
+
+
 ROW_TYPES: dict[str, type[tuple]] = {
     "units": Unit,
     "personnel": Person,
     "tps": Tps,
     "shifts": Shift,
     "assignments": Assignment,
+    "places": Place,
+    "escorts": Escort,
+    "escort_members": EscortMember,
 }
 HEADERS: dict[str, tuple[str, ...]] = {
-    name: cls._fields
-    for name, cls in ROW_TYPES.items()  # type: ignore[attr-defined]
+    name: cls._fields  # type: ignore[attr-defined]
+    for name, cls in ROW_TYPES.items()
 }
 
 
@@ -98,6 +135,9 @@ class Province:
     tps: list[Tps] = field(default_factory=list)
     shifts: list[Shift] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
+    places: list[Place] = field(default_factory=list)
+    escorts: list[Escort] = field(default_factory=list)
+    escort_members: list[EscortMember] = field(default_factory=list)
 
     def sheets(self) -> dict[str, list[tuple]]:
         """Rows per entity name, in the order the importer expects them."""

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from itertools import accumulate
 from pathlib import Path
 
+from bot.demo.demodata.escorts import add_escorts
 from bot.demo.demodata.figures import (
     ADMINS,
     BASE_DATE,
@@ -269,6 +270,7 @@ def generate(
     )
     province.shifts = make_shifts(base_date, tz)
     _build_assignments(province, polseks)
+    add_escorts(province, base_date, tz, seed)
     return province
 
 
