@@ -11,7 +11,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import EscortSettings
@@ -289,3 +289,26 @@ async def test_views_list_underway_first_with_what_is_left_to_go(session: AsyncS
     assert (counts.berangkat, counts.terjadwal, counts.total) == (1, 2, 3)
     mine = await escorts.escorts_of_member(session, personnel_id=roster.person("citra").id, now=NOW)
     assert [(m.escort.code, m.role) for m in mine] == [("KWL-1", "anggota"), ("KWL-3", "ketua")]
+
+
+async def test_a_position_underway_costs_a_few_statements(session: AsyncSession, roster: Roster) -> None:
+    await position(session, roster, "budi", 1_000, minutes(1))
+    statements: list[str] = []
+
+    def spy(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sync_engine = session.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(sync_engine, "before_cursor_execute", spy)
+    try:
+        await position(session, roster, "budi", 1_400, minutes(2))
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", spy)
+    # The escort (locked) and its vias; the track point, the escort row, the episodes it could end.
+    assert sorted(s for s in statements if s not in ("BEGIN", "COMMIT")) == [
+        "INSERT",
+        "SELECT",
+        "SELECT",
+        "UPDATE",
+        "UPDATE",
+    ]
