@@ -11,18 +11,23 @@ the operation's language, notes in their recipient's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.render import escort_alerts as escort_texts
 from bot.render import incidents as texts
 from bot.render.outbox import html_payload
-from bot.services import escalation, incident_copies, incidents
+from bot.services import escalation, escort_incidents, escorts, incident_copies, incidents
 from bot.services.escalation import Announcement, ContingencyView
+from bot.services.escorts import AlertEpisode
 from bot.services.incidents import IncidentResult
 from bot.services.people import Actor
+
+UNRAISED_BATCH = 50
 
 
 async def choose_severity(
@@ -157,3 +162,59 @@ async def reconcile(session: AsyncSession, *, now: datetime, settings: Settings)
             )
         await session.commit()
     return edits
+
+
+# -- automatic escort alerts ----------------------------------------------------------------------
+
+
+async def raise_escort_alerts(
+    session: AsyncSession, *, settings: Settings, episodes: Sequence[AlertEpisode], now: datetime
+) -> None:
+    """Each opened episode becomes a contingency raised by the bot, alerted to its escort's unit group.
+
+    Queued in the caller's transaction, not committed: the episode, its
+    contingency and the alert commit together or not at all. An episode
+    raised already (or ended meanwhile) is skipped, so raising twice is harmless.
+    """
+    lang = settings.operation.language
+    for episode in episodes:
+        announcement = await escort_incidents.raise_episode(
+            session,
+            episode=episode,
+            text=escort_texts.summary(episode.escort_code, episode.kind, lang),
+            now=now,
+            settings=settings,
+        )
+        if announcement is not None:
+            await announce(session, announcement, now=now, settings=settings)
+
+
+async def clear_escort_alerts(
+    session: AsyncSession, *, settings: Settings, episodes: Sequence[AlertEpisode], now: datetime
+) -> None:
+    """Episodes whose condition ended by themselves: resolved with the reason, every copy edited to say so.
+
+    Queued in the caller's transaction, not committed.
+    """
+    for episode in episodes:
+        announcement = await escort_incidents.clear_episode(session, episode=episode, now=now)
+        if announcement is not None:
+            await announce(session, announcement, now=now, settings=settings)
+
+
+async def sweep_escort_alerts(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
+    """Open what has become due and raise it; then raise the open episodes a crash left without a contingency.
+
+    The episodes opened now and their contingencies commit in one
+    transaction; the catch-up commits per batch. Two sweeps at once open
+    each episode once (the open index) and raise it once (its claim).
+    Returns how many episodes were looked at for raising.
+    """
+    opened = await escorts.sweep_alerts(session, settings=settings.escort, now=now)
+    await raise_escort_alerts(session, settings=settings, episodes=opened, now=now)
+    await session.commit()
+    stale = await escorts.unraised(session, settings=settings.escort)
+    for start in range(0, len(stale), UNRAISED_BATCH):
+        await raise_escort_alerts(session, settings=settings, episodes=stale[start : start + UNRAISED_BATCH], now=now)
+        await session.commit()
+    return len(opened) + len(stale)

@@ -76,6 +76,11 @@ class Contingency(Base):
     `sent_at` is when the reporter sent `/darurat` (`message.date`),
     `created_at` when the bot read it (NULL `sent_at`: rows from before it
     was kept); the timers run from the bot's own moments, never from `sent_at`.
+
+    An automatic escort alert is a contingency nobody reported: `reporter_id`
+    is NULL (the alert says Siaga raised it), `escort_id` names the escort,
+    `lat`/`lon` and `position_at` are its last position when the alert was
+    raised, and `sent_at` is when the episode opened.
     """
 
     __tablename__ = "contingencies"
@@ -86,7 +91,8 @@ class Contingency(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    reporter_id: Mapped[int] = mapped_column(ForeignKey("personnel.id"), index=True)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("personnel.id"), index=True)
+    escort_id: Mapped[int | None] = mapped_column(ForeignKey("escorts.id", ondelete="SET NULL"), index=True)
     tps_id: Mapped[int | None] = mapped_column(ForeignKey("tps.id"), index=True)
     shift_id: Mapped[int | None] = mapped_column(ForeignKey("shifts.id"))
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
@@ -94,6 +100,7 @@ class Contingency(Base):
     text: Mapped[str] = mapped_column(Text)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
+    position_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(String(16), default=ContingencyState.open.value)
     level_unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     deadline_at: Mapped[datetime | None]

@@ -31,6 +31,7 @@ from bot.services.workers import forget_dead
 from bot.storage.db import make_engine, make_sessionmaker
 from flows.broadcast import sweep_broadcast_reports
 from flows.incidents import sweep as sweep_escalations
+from flows.incidents import sweep_escort_alerts
 from flows.missed import sweep_missed_checkins
 from flows.reminders import plan_reminders
 
@@ -54,6 +55,10 @@ async def _escalations(session: AsyncSession, rt: Runtime) -> int:
     return await sweep_escalations(session, now=rt.now(), settings=rt.settings)
 
 
+async def _escort_alerts(session: AsyncSession, rt: Runtime) -> int:
+    return await sweep_escort_alerts(session, now=rt.now(), settings=rt.settings)
+
+
 async def _reminders(session: AsyncSession, rt: Runtime) -> int:
     result = await plan_reminders(session, now=rt.now(), settings=rt.settings)
     return result.planned + result.corrections
@@ -73,11 +78,15 @@ async def _forget_updates(session: AsyncSession, rt: Runtime) -> int:
     return await forget_old(session, before=rt.now() - RETENTION)
 
 
+ESCORT_ALERTS_SECONDS = 15.0
+"""An alert due is raised at most this late: well within the minute `berhenti` may take past `stop_minutes`."""
+
 REMINDERS = Sweep(
     "reminders", _reminders, lambda rt: rt.settings.scheduler.reminders_seconds, own_thread=True, after_backlog=True
 )
 SWEEPS = (
     Sweep("escalation", _escalations, lambda rt: rt.settings.scheduler.escalation_seconds),
+    Sweep("escort_alerts", _escort_alerts, lambda rt: ESCORT_ALERTS_SECONDS),
     REMINDERS,
     Sweep("missed_checkins", _missed, lambda rt: rt.settings.scheduler.missed_checkins_seconds, after_backlog=True),
     Sweep("broadcast_reports", _broadcast_reports, lambda rt: rt.settings.scheduler.broadcast_reports_seconds),

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.render import Html, Msg, clip, local_time
+from bot.render import Html, Msg, clip, escort_alerts, local_time
 from bot.render.callbacks import Codec
 from bot.render.outbox import html_payload
 from bot.services.escalation import Announcement, Note, NoteKind
@@ -218,6 +218,8 @@ def _status(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
     def at(moment: datetime | None) -> str:
         return local_time(moment, zone, lang, with_date=False) if moment else "-"
 
+    if view.state == ContingencyState.resolved and not view.resolved_by and view.escort is not None:
+        return escort_alerts.cleared_status(view, lang, zone)
     if view.state == ContingencyState.resolved:
         return STATUS_RESOLVED(lang, who=view.resolved_by, at=at(view.resolved_at))
     if view.state == ContingencyState.acknowledged:
@@ -239,6 +241,10 @@ def alert_text(view: ContingencyView, lang: str, zone: ZoneInfo) -> Html:
     units = ALERT_UNITS(lang, unit=view.unit_name)
     if view.secondary_names:
         units = Html(units + ALERT_BORDER(lang, units=", ".join(view.secondary_names)))
+    if view.escort is not None:
+        head = ALERT_HEAD(lang, id=view.id, severity=_severity(view, lang))
+        body = escort_alerts.lines(view, view.escort, lang, zone)
+        return clip("\n".join([head, *body[:3], units, *body[3:], "", _status(view, lang, zone)]))
     lines = [
         ALERT_HEAD(lang, id=view.id, severity=_severity(view, lang)),
         ALERT_TPS(lang, tps=view.tps_code, address=view.tps_address or "-") if view.tps_code else ALERT_NO_TPS(lang),
@@ -339,7 +345,7 @@ def list_page(page: IncidentPage, lang: str, now: datetime) -> tuple[Html, Marku
                 severity=_severity(view, lang),
                 state=STATES[ContingencyState(view.state)](lang),
                 age=_age(view, now, lang),
-                tps=view.tps_code or "-",
+                tps=view.tps_code or (view.escort.code if view.escort else "-"),
                 unit=view.unit_name,
                 level=view.level_name,
                 text=view.text[:200],

@@ -52,6 +52,7 @@ from sqlalchemy.orm import aliased
 
 from bot.config import Settings
 from bot.services import audit
+from bot.services.escort_alert_view import EscortAlertView, load_escort_alert
 from bot.services.groups import GroupTarget, nearest_groups
 from bot.services.units import ancestors
 from bot.storage.db import rowcount
@@ -69,7 +70,8 @@ class ContingencyView:
     """One contingency as texts and decisions need it, read in one go and never attached to a session.
 
     `sent_at` is when the reporter sent it (`created_at`, when the bot read
-    it, for rows from before sent times were kept).
+    it, for rows from before sent times were kept). An automatic escort
+    alert has no reporter (`reporter_id` None) and names its `escort`.
     """
 
     id: int
@@ -86,7 +88,7 @@ class ContingencyView:
     secondary_names: tuple[str, ...]
     level_unit_id: int
     level_name: str
-    reporter_id: int
+    reporter_id: int | None
     reporter: str
     reporter_chat: int | None
     reporter_language: str
@@ -103,6 +105,7 @@ class ContingencyView:
     acknowledger_language: str
     resolved_by: str
     resolved_at: datetime | None
+    escort: EscortAlertView | None = None
 
     @property
     def origins(self) -> tuple[int, ...]:
@@ -155,7 +158,7 @@ async def load(session: AsyncSession, contingency_id: int) -> ContingencyView | 
             select(Contingency, Tps, primary.name, level.name, reporter, acker, resolver.rank, resolver.name)
             .join(primary, primary.id == Contingency.unit_id)
             .join(level, level.id == Contingency.level_unit_id)
-            .join(reporter, reporter.id == Contingency.reporter_id)
+            .outerjoin(reporter, reporter.id == Contingency.reporter_id)
             .outerjoin(Tps, Tps.id == Contingency.tps_id)
             .outerjoin(acker, acker.id == Contingency.acknowledged_by_id)
             .outerjoin(resolver, resolver.id == Contingency.resolved_by_id)
@@ -193,10 +196,10 @@ async def load(session: AsyncSession, contingency_id: int) -> ContingencyView | 
         secondary_names=tuple(s.name for s in secondaries),
         level_unit_id=c.level_unit_id,
         level_name=level_name,
-        reporter_id=rep.id,
-        reporter=_title(rep.rank, rep.name),
-        reporter_chat=rep.telegram_user_id,
-        reporter_language=rep.language,
+        reporter_id=rep.id if rep else None,
+        reporter=_title(rep.rank, rep.name) if rep else "",
+        reporter_chat=rep.telegram_user_id if rep else None,
+        reporter_language=rep.language if rep else "id",
         lat=c.lat,
         lon=c.lon,
         sent_at=c.sent_at or c.created_at,
@@ -210,6 +213,11 @@ async def load(session: AsyncSession, contingency_id: int) -> ContingencyView | 
         acknowledger_language=ack.language if ack else "id",
         resolved_by=_title(res_rank, res_name),
         resolved_at=c.resolved_at,
+        escort=(
+            await load_escort_alert(session, contingency_id=c.id, escort_id=c.escort_id, position_at=c.position_at)
+            if c.escort_id is not None
+            else None
+        ),
     )
 
 
@@ -425,7 +433,7 @@ async def fire(session: AsyncSession, contingency_id: int, *, now: datetime, set
         announcement = await raise_now(
             session, view, severity=Severity.tinggi.value, now=now, settings=settings, actor_id=None
         )
-        if announcement is not None:
+        if announcement is not None and view.reporter_id is not None:
             note = Note(
                 NoteKind.auto_raised,
                 view.reporter_chat,

@@ -308,14 +308,18 @@ async def _apply(
         return None
     after = await escalation.load(session, view.id)
     assert after is not None
-    note = Note(
-        NoteKind.reporter_update,
-        after.reporter_chat,
-        after.reporter_id,
-        after.reporter_language,
-        f"cont:{after.id}:r{after.version}",
-    )
-    return IncidentResult(outcome, after, announcement=Announcement(after, sync=True, notes=(note,)))
+    notes: tuple[Note, ...] = ()
+    if after.reporter_id is not None:  # an automatic escort alert has nobody to tell privately
+        notes = (
+            Note(
+                NoteKind.reporter_update,
+                after.reporter_chat,
+                after.reporter_id,
+                after.reporter_language,
+                f"cont:{after.id}:r{after.version}",
+            ),
+        )
+    return IncidentResult(outcome, after, announcement=Announcement(after, sync=True, notes=notes))
 
 
 async def open_incidents(
