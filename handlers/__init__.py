@@ -12,6 +12,7 @@ from handlers import (
     broadcast,
     checkin,
     common,
+    escorts,
     fallback,
     groups,
     incidents,
@@ -29,6 +30,19 @@ DEDUPE_GROUP = -1
 
 def register_all(application: Application) -> None:
     common.register(application, group=DEDUPE_GROUP)
-    for capability in (registration, menus, schedule, checkin, sitrep, incidents, groups, broadcast, status, reports):
+    capabilities = (
+        registration,
+        menus,
+        schedule,
+        checkin,
+        escorts,
+        sitrep,
+        incidents,
+        groups,
+        broadcast,
+        status,
+        reports,
+    )
+    for capability in capabilities:
         capability.register_handlers(application)
     fallback.register_handlers(application)

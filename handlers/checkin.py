@@ -10,7 +10,7 @@ from bot.services import chatstate
 from bot.services.checkin import Presence, check_out
 from bot.services.people import Actor
 from bot.storage.db import quick
-from handlers import incidents, sitrep
+from handlers import escorts, incidents, sitrep
 from handlers.common import Context, registered, waiting_for
 
 
@@ -36,7 +36,9 @@ ATTACHERS = {"sitrep": sitrep.attach_location, "contingency": incidents.attach_l
 
 @registered
 async def location(update: Update, context: Context, actor: Actor) -> None:
-    """A location is a check-in, unless a report is waiting for it; check-ins of the moment are made together.
+    """A location is an escort's position if the sender's escort takes it, else a check-in, unless a report is
+    waiting for it; check-ins of the moment are made together. Whether the sender rides an escort came with
+    their lookup (`Actor.escorting`), so a plain check-in asks nothing more.
 
     It counts at the time it was sent: `message.date`, or for a moved live
     location the time of that position (`edit_date`), however late it is read.
@@ -44,6 +46,8 @@ async def location(update: Update, context: Context, actor: Actor) -> None:
     message = update.effective_message
     assert message and message.location and update.effective_user
     rt = context.runtime
+    if actor.escorting and await escorts.track(update, context, actor):
+        return
     waiting = waiting_for(context)
     if waiting is not None and waiting.ref_id is not None and waiting.kind in ATTACHERS:
         await ATTACHERS[waiting.kind](update, context, actor, waiting.ref_id)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.render import incidents, sitrep, status
+from bot.render import escorts, incidents, sitrep, status
 from bot.render.callbacks import Codec
 
 
@@ -31,7 +31,7 @@ def test_bad_values_and_foreign_data_are_refused() -> None:
             codec.parse(foreign)
 
 
-@pytest.mark.parametrize("codec", [status.BUTTONS, sitrep.BUTTONS, incidents.BUTTONS])
+@pytest.mark.parametrize("codec", [status.BUTTONS, sitrep.BUTTONS, incidents.BUTTONS, escorts.BUTTONS])
 def test_every_button_of_a_capability_matches_its_handler_pattern_and_no_other(codec: Codec) -> None:
     for button in codec.buttons:
         data = button.data(*(2**40 if t is int else "sangat_rawan" for t in button.types))

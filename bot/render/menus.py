@@ -25,6 +25,8 @@ class Command:
     en: str
     audience: Audience
     description: Msg
+    also: tuple[Audience, ...] = ()
+    """Further audiences that see it (`/kawal`: members in private, and command groups)."""
 
     def name(self, lang: Lang) -> str:
         return self.en if lang == "en" else self.id
@@ -54,6 +56,22 @@ COMMANDS: tuple[Command, ...] = (
         Msg(id="Laporan situasi: /lapor TEKS", en="Situation report: /report TEXT"),
     ),
     Command("darurat", "sos", Audience.personnel, Msg(id="Kontinjensi: /darurat TEKS", en="Contingency: /sos TEXT")),
+    Command(
+        "kawal",
+        "escort",
+        Audience.personnel,
+        Msg(
+            id="Pengawalan: tombol berangkat/tiba, atau pantauan satuan",
+            en="Escorts: depart/arrive, or the unit's board",
+        ),
+        also=(Audience.group,),
+    ),
+    Command(
+        "terima",
+        "receive",
+        Audience.personnel,
+        Msg(id="Serah terima pengawalan: /terima KODE", en="Escort handover: /receive CODE"),
+    ),
     Command("status", "status", Audience.commander, Msg(id="Status satuan [KODE]", en="Unit status [CODE]")),
     Command(
         "insiden", "incidents", Audience.commander, Msg(id="Kontinjensi yang masih terbuka", en="Open contingencies")
@@ -89,7 +107,7 @@ AUDIENCES_OF = {
 
 def commands_for(who: str) -> list[Command]:
     audiences = AUDIENCES_OF[who]
-    return [command for command in COMMANDS if command.audience in audiences]
+    return [command for command in COMMANDS if any(a in audiences for a in (command.audience, *command.also))]
 
 
 def menu(who: str, lang: Lang) -> list[tuple[str, str]]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
 from bot.services.units import is_within
-from models import CommandGroup, Personnel, Unit
-from models.enums import Role
+from models import CommandGroup, Escort, EscortMember, Personnel, Unit
+from models.enums import EscortState, Role
+
+ESCORT_TAKES = (EscortState.terjadwal.value, EscortState.berangkat.value)
+"""The states in which an escort may take its members' positions (bot/services/escorts/tracking.py)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Actor:
     unit_code: str
     unit_name: str
     language: str
+    escorting: bool = False
+    """On an escort planned or underway: a location from them may be the escort's position."""
 
     @property
     def is_commander(self) -> bool:
@@ -54,7 +59,15 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
 
     Asked on every update (for a bunch of updates at once, see
     bot/intake/coalesce.py), so columns only: no ORM objects to build.
+    Whether each is on an escort that may take a position rides in the same
+    statement, so a check-in costs no extra query to be told apart from
+    an escort's position.
     """
+    escorting = exists().where(
+        EscortMember.personnel_id == Personnel.id,
+        Escort.id == EscortMember.escort_id,
+        Escort.state.in_(ESCORT_TAKES),
+    )
     rows = await session.execute(
         select(
             Personnel.telegram_user_id,
@@ -66,6 +79,7 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
             Unit.code,
             Unit.name,
             Personnel.language,
+            escorting.label("escorting"),
         )
         .join(Unit, Unit.id == Personnel.unit_id)
         .where(Personnel.telegram_user_id.in_(set(telegram_user_ids)))
@@ -80,8 +94,9 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int])
             unit_code=unit_code,
             unit_name=unit_name,
             language=language,
+            escorting=bool(on_escort),
         )
-        for user_id, personnel_id, name, rank, role, unit_id, unit_code, unit_name, language in rows
+        for user_id, personnel_id, name, rank, role, unit_id, unit_code, unit_name, language, on_escort in rows
         if user_id is not None  # never, by the IN; says so to the type checker
     }
 
