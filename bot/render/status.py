@@ -6,6 +6,7 @@ the service on every press):
   st:r:<unit>:<page>   the same message refreshed, at a page of child units
   st:m:<unit>          the missing list of a unit, as a new message
   st:mp:<unit>:<page>  the missing list refreshed, at a page
+  kw:u:<unit>          the subtree's escorts (bot/render/escorts.py), when it has any
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.render import ZONE_NAMES, Html, Msg, clip, local_time
 from bot.render.callbacks import Codec
+from bot.render.escorts import PRESS_UNIT as PRESS_ESCORTS
 from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, UNREGISTERED_GROUP
 from bot.render.sitrep import CATEGORIES
 from bot.services.status import (
@@ -103,6 +105,11 @@ CHILD_LINE = Msg(
 )
 PAGE = Msg(id=" (hal. {page}/{pages})", en=" (page {page}/{pages})")
 
+ESCORTS = Msg(
+    id="🚚 Pengawalan <b>{total}</b>: berangkat {berangkat} · terjadwal {terjadwal} · tiba {tiba} · diterima {diterima} · ⚠️ dengan alert {alerts}",
+    en="🚚 Escorts <b>{total}</b>: underway {berangkat} · planned {terjadwal} · arrived {tiba} · received {diterima} · ⚠️ with alerts {alerts}",
+)
+ESCORTS_BUTTON = Msg(id="🚚 Pengawalan ({n})", en="🚚 Escorts ({n})")
 MISSING_BUTTON = Msg(id="❌ Belum hadir ({n})", en="❌ Not checked in ({n})")
 REFRESH = Msg(id="🔄 Perbarui", en="🔄 Refresh")
 UP = Msg(id="⬆️ {code}", en="⬆️ {code}")
@@ -174,9 +181,13 @@ def status_text(view: UnitStatus, lang: str, zone: ZoneInfo, *, page: int = 0) -
     lines: list[str] = [HEADER(lang, code=view.unit.code, name=view.unit.name)]
     if view.shift is None:
         lines += [NO_SHIFT(lang), AS_OF(lang, time=clock(view.as_of, zone))]
+        if view.escorts.total:
+            lines.append(_escort_line(view, lang))
         return clip("\n".join(lines))
     lines += [shift_line(view.shift, view.as_of, zone, lang), AS_OF(lang, time=clock(view.as_of, zone)), ""]
     lines += _figure_lines(view.figures, started=view.shift.started(view.as_of), lang=lang)
+    if view.escorts.total:
+        lines.append(_escort_line(view, lang))
     if view.sitreps:
         lines += ["", SITREPS(lang), *(_sitrep_line(item, lang, zone) for item in view.sitreps)]
     if view.children:
@@ -184,6 +195,19 @@ def status_text(view: UnitStatus, lang: str, zone: ZoneInfo, *, page: int = 0) -
         lines += ["", CHILDREN(lang, page=PAGE(lang, page=page + 1, pages=pages) if pages > 1 else "")]
         lines += [_child_line(child, lang) for child in shown]
     return clip("\n".join(lines))
+
+
+def _escort_line(view: UnitStatus, lang: str) -> Html:
+    counts = view.escorts
+    return ESCORTS(
+        lang,
+        total=counts.total,
+        berangkat=counts.berangkat,
+        terjadwal=counts.terjadwal,
+        tiba=counts.tiba,
+        diterima=counts.diterima,
+        alerts=counts.with_alerts,
+    )
 
 
 def _figure_lines(figures: Figures, *, started: bool, lang: str) -> list[str]:
@@ -295,6 +319,11 @@ def status_keyboard(view: UnitStatus, lang: str, *, page: int = 0) -> InlineKeyb
             InlineKeyboardButton(
                 MISSING_BUTTON(lang, n=view.figures.people.missing), callback_data=PRESS_MISSING.data(unit)
             ),
+        )
+    if view.escorts.total:
+        last.insert(
+            0,
+            InlineKeyboardButton(ESCORTS_BUTTON(lang, n=view.escorts.total), callback_data=PRESS_ESCORTS.data(unit)),
         )
     if view.parent is not None:
         last.append(

@@ -315,3 +315,49 @@ async def test_help_lists_the_escort_commands(escorted: World) -> None:
     budi = await world.registered("budi")
     text = (await world.reply(budi, "/bantuan")).text or ""
     assert "/kawal (/escort)" in text and "/terima (/receive)" in text
+
+
+# -- alerts a position opens or ends -------------------------------------------------------------------
+
+
+async def test_off_the_corridor_raises_one_alert_and_back_on_the_route_ends_it(escorted: World) -> None:
+    """The episode is raised once in the escort unit's group however long it lasts, and its copy says it ended."""
+    world = escorted
+    citra, kapolsek = await world.registered("citra"), await world.registered("kapolsek_a1")
+    group = await world.command_group("POLSEK-A1", members=[kapolsek])
+    await world.send_location_now(citra, LAT, PPS + 0.01)
+    await citra.next_message()
+    world.clock.advance(timedelta(minutes=1))
+    live = await citra.send_location(LAT, PPS + 0.02, live_period=3600, date=world.clock())
+    await citra.next_message()
+
+    def alerts() -> list[SentMessage]:
+        return [m for m in world.emu.sent_to(group) if "MENYIMPANG" in (m.text or "")]
+
+    for off in (0.05, 0.06):
+        world.clock.advance(timedelta(minutes=1))
+        await citra.move_live_location(live, LAT - off, PPS + 0.03)
+    await world.outbox_drained()
+    await world.eventually(lambda: len(alerts()) == 1)
+    assert "KWL-1" in (alerts()[0].text or "")
+    world.clock.advance(timedelta(minutes=1))
+    await citra.move_live_location(live, LAT, PPS + 0.04)
+    await world.outbox_drained()
+    await world.eventually(lambda: "kembali ke rute" in (alerts()[0].text or ""))
+    assert "Berakhir sendiri" in (alerts()[0].text or "") and len(alerts()) == 1
+    await no_more_messages(world, citra, 2)
+
+
+async def test_status_has_the_escort_line_and_a_button_to_the_board(escorted: World) -> None:
+    world = escorted
+    users = await _users(world, "budi", "kapolsek_a1", "kapolsek_a2")
+    await world.send_location_now(users["budi"], LAT, PPS + 0.01)
+    await users["budi"].next_message()
+    status = await world.reply(users["kapolsek_a1"], "/status")
+    line = "🚚 Pengawalan 3: berangkat 1 · terjadwal 2 · tiba 0 · diterima 0 · ⚠️ dengan alert 0"
+    assert line in (status.text or "")
+    await _press(users["kapolsek_a1"], status, "🚚 Pengawalan (3)")
+    board = (await users["kapolsek_a1"].next_message()).text or ""
+    assert "Pengawalan POLSEK-A1" in board and board.index("KWL-1") < board.index("KWL-2")
+    other = (await world.reply(users["kapolsek_a2"], "/status")).text or ""
+    assert "Pengawalan" not in other, "POLSEK-A2 has no escort of its own"

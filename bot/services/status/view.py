@@ -17,6 +17,7 @@ from sqlalchemy import Select, exists, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import StaffingSettings
+from bot.services.escorts import EscortCounts, escort_counts
 from bot.services.status.counting import (
     Figures,
     Refusal,
@@ -60,6 +61,8 @@ class UnitStatus:
     figures: Figures
     children: list[ChildStatus]
     sitreps: list[SitrepLine]
+    escorts: EscortCounts = EscortCounts()
+    """The subtree's escorts by state, and how many have an alert open (all zero: no escort line)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ async def status_for(
         figures=figures.get(unit.id, Figures()),
         children=[ChildStatus(child, figures.get(child.id, Figures())) for child in children],
         sitreps=await latest_sitreps(session, scope=unit.id),
+        escorts=await escort_counts(session, unit_ids=[unit.id]),
     )
 
 
