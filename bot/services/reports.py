@@ -1,6 +1,6 @@
 """`/rekap` and `siaga export`: the shift as a chart, a workbook and a map layer.
 
-Everything is counted by SQL (the figures of bot/services/status.py, the
+Everything is counted by SQL (the figures of bot/services/status/counting.py, the
 check-ins per 15 minutes) and only written out here, as bytes: a PNG
 (matplotlib, Agg, drawn off the event loop), an .xlsx workbook and a
 GeoJSON FeatureCollection. Text a person typed goes into the workbook as a

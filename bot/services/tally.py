@@ -1,6 +1,6 @@
 """Live tallies for `/status`: rebuilt from the source tables, then kept by hooks in the transactions that change them.
 
-The counts mean exactly what bot/services/status.py defines; `rebuild`
+The counts mean exactly what bot/services/status/counting.py defines; `rebuild`
 stores that module's own statements, and the hooks apply the same
 definitions one change at a time. Who calls what, in their transaction:
 
