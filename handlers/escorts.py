@@ -15,6 +15,7 @@ from telegram.constants import ChatType
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.render import Lang, lang_of
+from bot.render import escort_board as board_texts
 from bot.render import escorts as texts
 from bot.render.registration import NOT_REGISTERED
 from bot.render.status import popup, refusal_text
@@ -91,8 +92,12 @@ async def _board(
         await answer(update, popup(said) if query is not None else said)
         return
     zone = rt.settings.operation.zone
-    text = texts.board_text(view.unit, view.counts, view.escorts, lang, zone, now=now, page=view.page, pages=view.pages)
-    keyboard = texts.board_keyboard(view.unit, view.escorts, view.children, lang, page=view.page, pages=view.pages)
+    text = board_texts.board_text(
+        view.unit, view.counts, view.escorts, lang, zone, now=now, page=view.page, pages=view.pages
+    )
+    keyboard = board_texts.board_keyboard(
+        view.unit, view.escorts, view.children, lang, page=view.page, pages=view.pages
+    )
     if query is not None and edit:
         await query.answer()
         await edit_message(query, text, keyboard)
@@ -132,7 +137,7 @@ async def _detail(update: Update, context: Context, viewer: Viewer, lang: Lang, 
         return
     await query.answer()
     assert isinstance(query.message, Message), "a pressed button's message is recent, hence accessible"
-    await query.message.reply_html(texts.detail_text(found, lang, rt.settings.operation.zone))
+    await query.message.reply_html(board_texts.detail_text(found, lang, rt.settings.operation.zone))
 
 
 @registered

@@ -1,4 +1,7 @@
-"""`/kawal` and `/terima` texts and keyboards: a member's escorts, a subtree's board, one escort, serah terima.
+"""`/kawal` and `/terima` texts and keyboards: a member's escorts and the answers to them, serah terima.
+
+A subtree's board and one escort in detail, for commanders and groups, are
+in bot/render/escort_board.py, with the same words for states and alerts.
 
 Callback data (ids only; who may press is decided again on every press):
   kw:d:<escort>        the depart button of a member
@@ -6,15 +9,13 @@ Callback data (ids only; who may press is decided again on every press):
   kw:e:<escort>        one escort in detail, as a new message (commander, group)
   kw:u:<unit>          a unit's board, as a new message (drill down)
   kw:p:<unit>:<page>   the board redrawn in place, at a page
-Free text (cargo, place names) is shortened before it is escaped, so a
-board page of `flows.escorts.PER_PAGE` blocks stays under Telegram's 4096.
+Free text (cargo, place names) is shortened (`short`) before it is escaped.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -25,14 +26,12 @@ from bot.render.registration import NOT_REGISTERED
 from bot.services.escorts import (
     ActionOutcome,
     ActionResult,
-    EscortCounts,
     EscortDetail,
     EscortSummary,
     Member,
     ReceiveOutcome,
     ReceiveResult,
 )
-from bot.services.status import UnitRef
 
 BUTTONS = Codec("kw")
 PRESS_DEPART = BUTTONS.button("d", int)
@@ -77,6 +76,7 @@ STATE_LINE = {
     "diterima": Msg(id="Status: diterima {at}", en="State: received {at}"),
 }
 CREW = Msg(id="👥 {crew}", en="👥 {crew}")
+OPEN_ALERTS = Msg(id="⚠️ {alerts}", en="⚠️ {alerts}")
 LIVE_GUIDE = Msg(
     id=(
         "📡 <b>Bagikan lokasi langsung</b> selama perjalanan: di chat ini tekan 📎 (lampiran) → <b>Lokasi</b> → "
@@ -163,68 +163,24 @@ REFUSED = {
     ),
 }
 
-# -- a subtree's board, one escort ------------------------------------------------------------------
 
-BOARD_HEADER = Msg(id="🚚 <b>Pengawalan {code}</b> — {name}", en="🚚 <b>Escorts {code}</b> — {name}")
-AS_OF = Msg(id="<i>per {time}</i>{page}", en="<i>as of {time}</i>{page}")
-PAGE = Msg(id=" · hal. {page}/{pages}", en=" · page {page}/{pages}")
-COUNTS = Msg(
-    id="Berangkat <b>{berangkat}</b> · terjadwal {terjadwal} · tiba {tiba} · diterima {diterima} · ⚠️ dengan alert {alerts}",
-    en="Underway <b>{berangkat}</b> · planned {terjadwal} · arrived {tiba} · received {diterima} · ⚠️ with alerts {alerts}",
-)
-NO_ESCORTS = Msg(id="Tidak ada pengawalan di satuan ini.", en="No escorts in this unit.")
-BOARD_HEAD = Msg(id="{icon} <b>{code}</b> · {state} · {cargo}", en="{icon} <b>{code}</b> · {state} · {cargo}")
-BOARD_ROUTE = Msg(id="{origin} → {destination} · {unit}", en="{origin} → {destination} · {unit}")
-WHERE = Msg(
-    id="📍 posisi {age} · sisa {remaining} · batas {due}", en="📍 position {age} · {remaining} to go · due {due}"
-)
-NO_POSITION = Msg(id="belum ada", en="none yet")
-PLANNED = Msg(id="🕒 berangkat {depart} · batas {due}", en="🕒 departs {depart} · due {due}")
-WAITING = Msg(id="🏁 tiba {at} · menunggu serah terima", en="🏁 arrived {at} · awaiting handover")
-DONE = Msg(id="✅ diterima {at}", en="✅ received {at}")
-OPEN_ALERTS = Msg(id="⚠️ {alerts}", en="⚠️ {alerts}")
-JUST_NOW = Msg(id="baru saja", en="just now")
-MINUTES_AGO = Msg(id="{m} mnt lalu", en="{m} min ago")
-HOURS_AGO = Msg(id="{h} j {m} mnt lalu", en="{h} h {m} min ago")
-UNIT_BUTTON = Msg(id="⬇️ {code}", en="⬇️ {code}")
-DETAIL_BUTTON = Msg(id="🔎 {code}", en="🔎 {code}")
-REFRESH = Msg(id="🔄 Perbarui", en="🔄 Refresh")
-DETAIL_UNIT = Msg(id="Satuan {unit} · akses {access}", en="Unit {unit} · access {access}")
-TRACK = Msg(id="🛰 {n} titik jejak", en="🛰 {n} track points")
-ALERT_OPEN = Msg(id="{kind} sejak {at}", en="{kind} since {at}")
-ALERT_CLEARED = Msg(id="{kind} {at}–{until}", en="{kind} {at}–{until}")
-ALERTS_LINE = Msg(id="⚠️ Alert: {alerts}", en="⚠️ Alerts: {alerts}")
-RECEIVED_BY = Msg(id="✅ diterima oleh {who} {at}", en="✅ received by {who} {at}")
-
-
-def _short(text: str, limit: int) -> str:
+def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _place(name: str) -> str:
-    return _short(name, NAME_CHARS)
+def place_name(name: str) -> str:
+    return short(name, NAME_CHARS)
 
 
-def _at(moment: datetime | None, zone: ZoneInfo, lang: str) -> str:
+def at_text(moment: datetime | None, zone: ZoneInfo, lang: str) -> str:
     return "–" if moment is None else local_time(moment, zone, lang)
 
 
-def age_text(age: timedelta | None, lang: str) -> Html:
-    if age is None:
-        return NO_POSITION(lang)
-    minutes = int(age.total_seconds() // 60)
-    if minutes < 1:
-        return JUST_NOW(lang)
-    if minutes < 60:
-        return MINUTES_AGO(lang, m=minutes)
-    return HOURS_AGO(lang, h=minutes // 60, m=minutes % 60)
-
-
-def _remaining(escort: EscortSummary) -> str:
+def remaining_text(escort: EscortSummary) -> str:
     return "–" if escort.remaining_m is None else distance_text(escort.remaining_m)
 
 
-def _alert_names(kinds: Sequence[str], lang: str) -> str:
+def alert_names(kinds: Sequence[str], lang: str) -> str:
     return ", ".join(ALERTS[kind](lang) if kind in ALERTS else kind for kind in kinds)
 
 
@@ -238,28 +194,28 @@ def duty_block(role: str, detail: EscortDetail, lang: str, zone: ZoneInfo) -> Ht
             lang,
             icon=ICONS.get(escort.state, "🚚"),
             code=escort.code,
-            cargo=_short(escort.cargo, CARGO_CHARS),
+            cargo=short(escort.cargo, CARGO_CHARS),
             role=ROLES[role](lang) if role in ROLES else role,
         ),
-        ROUTE(lang, origin=_place(escort.origin.name), destination=_place(escort.destination.name)),
+        ROUTE(lang, origin=place_name(escort.origin.name), destination=place_name(escort.destination.name)),
     ]
     if detail.route.vias:
         vias = ", ".join(
-            ("✅ " if via.passed_at is not None else "") + _place(via.waypoint.name) for via in detail.route.vias
+            ("✅ " if via.passed_at is not None else "") + place_name(via.waypoint.name) for via in detail.route.vias
         )
         lines.append(VIAS(lang, vias=vias))
-    lines.append(TIMES(lang, depart=_at(escort.depart_at, zone, lang), due=_at(escort.arrive_by, zone, lang)))
+    lines.append(TIMES(lang, depart=at_text(escort.depart_at, zone, lang), due=at_text(escort.arrive_by, zone, lang)))
     moment = {"berangkat": escort.departed_at, "tiba": escort.arrived_at, "diterima": escort.received_at}
-    lines.append(STATE_LINE[escort.state](lang, at=_at(moment.get(escort.state), zone, lang), code=escort.code))
+    lines.append(STATE_LINE[escort.state](lang, at=at_text(moment.get(escort.state), zone, lang), code=escort.code))
     if escort.open_alerts:
-        lines.append(OPEN_ALERTS(lang, alerts=_alert_names(escort.open_alerts, lang)))
-    crew = ", ".join(_member_name(member, lang) for member in detail.members)
+        lines.append(OPEN_ALERTS(lang, alerts=alert_names(escort.open_alerts, lang)))
+    crew = ", ".join(member_name(member, lang) for member in detail.members)
     if crew:
-        lines.append(CREW(lang, crew=_short(crew, 200)))
+        lines.append(CREW(lang, crew=short(crew, 200)))
     return Html("\n".join(lines))
 
 
-def _member_name(member: Member, lang: str) -> str:
+def member_name(member: Member, lang: str) -> str:
     role = ROLES[member.role](lang) if member.role in ROLES else member.role
     return f"{member.title} ({role})" if member.role == "ketua" else member.title
 
@@ -299,23 +255,23 @@ def action_popup(result: ActionResult, lang: str, zone: ZoneInfo) -> Html:
         return NOT_FOUND(lang)
     escort = result.escort
     if result.outcome is ActionOutcome.done:
-        return DEPARTED(lang, code=escort.code, at=_at(escort.departed_at, zone, lang))
+        return DEPARTED(lang, code=escort.code, at=at_text(escort.departed_at, zone, lang))
     moment = {"berangkat": escort.departed_at, "tiba": escort.arrived_at, "diterima": escort.received_at}
     already = ALREADY.get(escort.state, ALREADY["berangkat"])
-    return already(lang, code=escort.code, at=_at(moment.get(escort.state), zone, lang))
+    return already(lang, code=escort.code, at=at_text(moment.get(escort.state), zone, lang))
 
 
 def arrived_text(escort: EscortSummary, lang: str, zone: ZoneInfo, *, at: datetime) -> Html:
-    return ARRIVED(lang, code=escort.code, place=_place(escort.destination.name), at=_at(at, zone, lang))
+    return ARRIVED(lang, code=escort.code, place=place_name(escort.destination.name), at=at_text(at, zone, lang))
 
 
 def arrived_lead_text(escort: EscortSummary, lang: str, zone: ZoneInfo, *, by: str, at: datetime) -> Html:
     return ARRIVED_LEAD(
         lang,
         code=escort.code,
-        cargo=_short(escort.cargo, CARGO_CHARS),
-        place=_place(escort.destination.name),
-        at=_at(at, zone, lang),
+        cargo=short(escort.cargo, CARGO_CHARS),
+        place=place_name(escort.destination.name),
+        at=at_text(at, zone, lang),
         by=by,
     )
 
@@ -336,10 +292,12 @@ def position_text(
     escort = detail.summary
     lines: list[str] = []
     if departed:
-        lines.append(DEPARTED_AWAY(lang, code=escort.code, at=_at(at, zone, lang), origin=_place(escort.origin.name)))
+        lines.append(
+            DEPARTED_AWAY(lang, code=escort.code, at=at_text(at, zone, lang), origin=place_name(escort.origin.name))
+        )
     if passed:
         names = {via.waypoint.code: via.waypoint.name for via in detail.route.vias}
-        lines.append(PASSED(lang, places=", ".join(_place(names.get(code, code)) for code in passed)))
+        lines.append(PASSED(lang, places=", ".join(place_name(names.get(code, code)) for code in passed)))
     if arrived:
         lines.append(arrived_text(escort, lang, zone, at=at))
     elif answer:
@@ -348,9 +306,9 @@ def position_text(
             said(
                 lang,
                 code=escort.code,
-                at=_at(at, zone, lang),
-                remaining=_remaining(escort),
-                place=_place(escort.destination.name),
+                at=at_text(at, zone, lang),
+                remaining=remaining_text(escort),
+                place=place_name(escort.destination.name),
             )
         )
     return Html("\n".join(lines)) if lines else None
@@ -361,169 +319,31 @@ def position_text(
 
 def receive_text(result: ReceiveResult, lang: str, zone: ZoneInfo) -> Html:
     """The receiver's answer: the confirmation, or why not."""
-    place = _place(result.place.name) if result.place is not None else "?"
+    place = place_name(result.place.name) if result.place is not None else "?"
     if result.outcome is ReceiveOutcome.received:
         lead = result.lead.title if result.lead is not None else "–"
         return RECEIVED(
             lang,
             code=result.code,
-            cargo=_short(result.cargo, CARGO_CHARS),
+            cargo=short(result.cargo, CARGO_CHARS),
             lead=lead,
-            at=_at(result.received_at, zone, lang),
+            at=at_text(result.received_at, zone, lang),
             place=place,
         )
     if result.outcome is ReceiveOutcome.not_registered:
         return NOT_REGISTERED(lang)
     who = result.received_by.title if result.received_by is not None else "–"
-    return REFUSED[result.outcome](lang, code=result.code, place=place, who=who, at=_at(result.received_at, zone, lang))
+    return REFUSED[result.outcome](
+        lang, code=result.code, place=place, who=who, at=at_text(result.received_at, zone, lang)
+    )
 
 
 def received_lead_text(result: ReceiveResult, lang: str, zone: ZoneInfo) -> Html:
     return RECEIVED_LEAD(
         lang,
         code=result.code,
-        cargo=_short(result.cargo, CARGO_CHARS),
+        cargo=short(result.cargo, CARGO_CHARS),
         receiver=result.received_by.title if result.received_by is not None else "–",
-        at=_at(result.received_at, zone, lang),
-        place=_place(result.place.name) if result.place is not None else "?",
+        at=at_text(result.received_at, zone, lang),
+        place=place_name(result.place.name) if result.place is not None else "?",
     )
-
-
-# -- a subtree's board, one escort ------------------------------------------------------------------
-
-
-def board_block(escort: EscortSummary, lang: str, zone: ZoneInfo) -> Html:
-    lines = [
-        BOARD_HEAD(
-            lang,
-            icon=ICONS.get(escort.state, "🚚"),
-            code=escort.code,
-            state=STATES[escort.state](lang) if escort.state in STATES else escort.state,
-            cargo=_short(escort.cargo, CARGO_CHARS),
-        ),
-        BOARD_ROUTE(
-            lang,
-            origin=_place(escort.origin.name),
-            destination=_place(escort.destination.name),
-            unit=_short(escort.unit_code, NAME_CHARS),
-        ),
-    ]
-    due = _at(escort.arrive_by, zone, lang)
-    if escort.state == "berangkat":
-        lines.append(WHERE(lang, age=age_text(escort.position_age, lang), remaining=_remaining(escort), due=due))
-    elif escort.state == "terjadwal":
-        lines.append(PLANNED(lang, depart=_at(escort.depart_at, zone, lang), due=due))
-    elif escort.state == "tiba":
-        lines.append(WAITING(lang, at=_at(escort.arrived_at, zone, lang)))
-    else:
-        lines.append(DONE(lang, at=_at(escort.received_at, zone, lang)))
-    if escort.open_alerts:
-        lines.append(OPEN_ALERTS(lang, alerts=_alert_names(escort.open_alerts, lang)))
-    return Html("\n".join(lines))
-
-
-def counts_line(counts: EscortCounts, lang: str) -> Html:
-    return COUNTS(
-        lang,
-        berangkat=counts.berangkat,
-        terjadwal=counts.terjadwal,
-        tiba=counts.tiba,
-        diterima=counts.diterima,
-        alerts=counts.with_alerts,
-    )
-
-
-def board_text(
-    unit: UnitRef,
-    counts: EscortCounts,
-    escorts: Sequence[EscortSummary],
-    lang: str,
-    zone: ZoneInfo,
-    *,
-    now: datetime,
-    page: int,
-    pages: int,
-) -> Html:
-    """One page of the subtree's escorts, underway first; clipped as a last resort, never past 4096."""
-    paging = PAGE(lang, page=page + 1, pages=pages) if pages > 1 else ""
-    head = [
-        BOARD_HEADER(lang, code=unit.code, name=_short(unit.name, NAME_CHARS)),
-        AS_OF(lang, time=local_time(now, zone, lang, with_date=False), page=Html(paging)),
-        counts_line(counts, lang),
-    ]
-    blocks = [board_block(escort, lang, zone) for escort in escorts] or [NO_ESCORTS(lang)]
-    return clip("\n\n".join(["\n".join(head), *blocks]))
-
-
-def board_keyboard(
-    unit: UnitRef,
-    escorts: Sequence[EscortSummary],
-    children: Sequence[UnitRef],
-    lang: str,
-    *,
-    page: int,
-    pages: int,
-) -> InlineKeyboardMarkup:
-    """A detail button per escort shown, a drill-down per unit one level down, paging and refresh."""
-    details = [
-        InlineKeyboardButton(DETAIL_BUTTON(lang, code=_short(e.code, 20)), callback_data=PRESS_DETAIL.data(e.id))
-        for e in escorts
-    ]
-    units = [
-        InlineKeyboardButton(UNIT_BUTTON(lang, code=_short(c.code, 20)), callback_data=PRESS_UNIT.data(c.id))
-        for c in children[:30]
-    ]
-    rows = [details[i : i + 3] for i in range(0, len(details), 3)]
-    rows += [units[i : i + 3] for i in range(0, len(units), 3)]
-    last = [InlineKeyboardButton(REFRESH(lang), callback_data=PRESS_PAGE.data(unit.id, page))]
-    if pages > 1:
-        last = [
-            InlineKeyboardButton("◀️", callback_data=PRESS_PAGE.data(unit.id, (page - 1) % pages)),
-            *last,
-            InlineKeyboardButton("▶️", callback_data=PRESS_PAGE.data(unit.id, (page + 1) % pages)),
-        ]
-    rows.append(last)
-    return InlineKeyboardMarkup(rows)
-
-
-def detail_text(detail: EscortDetail, lang: str, zone: ZoneInfo) -> Html:
-    """One escort in full: route with vias passed, times, position, crew, every alert episode, the receiver."""
-    escort = detail.summary
-    stops = [_place(detail.route.origin.name)]
-    for via in detail.route.vias:
-        passed = f" ✅ {local_time(via.passed_at, zone, lang, with_date=False)}" if via.passed_at else ""
-        stops.append(_place(via.waypoint.name) + passed)
-    stops.append(_place(detail.route.destination.name))
-    lines = [
-        board_block(escort, lang, zone).split("\n")[0],
-        DETAIL_UNIT(lang, unit=f"{escort.unit_code} {_short(escort.unit_name, NAME_CHARS)}", access=escort.access),
-        Html(" → ".join(html.escape(stop, quote=False) for stop in stops)),
-        TIMES(lang, depart=_at(escort.depart_at, zone, lang), due=_at(escort.arrive_by, zone, lang)),
-    ]
-    if escort.state == "berangkat":
-        lines.append(
-            WHERE(
-                lang,
-                age=age_text(escort.position_age, lang),
-                remaining=_remaining(escort),
-                due=_at(escort.arrive_by, zone, lang),
-            )
-        )
-    lines.append(TRACK(lang, n=detail.track_points))
-    crew = ", ".join(_member_name(member, lang) for member in detail.members)
-    if crew:
-        lines.append(CREW(lang, crew=_short(crew, 300)))
-    episodes = []
-    for alert in detail.alerts[-10:]:
-        kind = ALERTS[alert.kind](lang) if alert.kind in ALERTS else alert.kind
-        opened = local_time(alert.opened_at, zone, lang, with_date=False)
-        if alert.cleared_at is None:
-            episodes.append(ALERT_OPEN(lang, kind=kind, at=opened))
-        else:
-            until = local_time(alert.cleared_at, zone, lang, with_date=False)
-            episodes.append(ALERT_CLEARED(lang, kind=kind, at=opened, until=until))
-    if episodes:
-        lines.append(ALERTS_LINE(lang, alerts=Html("; ".join(episodes))))
-    if detail.received_by is not None:
-        lines.append(RECEIVED_BY(lang, who=detail.received_by.title, at=_at(escort.received_at, zone, lang)))
-    return clip("\n".join(lines))
