@@ -154,18 +154,18 @@ async def member_pressed(update: Update, context: Context, actor: Actor) -> None
         else:
             result = await flow.arrive(session, actor=actor, escort_id=escort_id, now=now, settings=rt.settings)
     lang = actor.language
-    arrived = press.kind == texts.PRESS_ARRIVE.kind and result.outcome is ActionOutcome.done
-    if result.outcome is not ActionOutcome.done or not arrived:
+    if result.outcome is not ActionOutcome.done:
         refused = result.outcome in (ActionOutcome.not_member, ActionOutcome.not_found)
         await query.answer(popup(texts.action_popup(result, lang, zone)), show_alert=refused)
-    else:
-        await query.answer()
-    if result.outcome is not ActionOutcome.done:
         return
+    arrived = press.kind == texts.PRESS_ARRIVE.kind
+    if arrived:
+        rt.wake_dispatcher()  # the lead's note
+        await query.answer()
+    else:
+        await query.answer(popup(texts.action_popup(result, lang, zone)))
     async with rt.sessions() as session:
         duties = await flow.duties(session, personnel_id=actor.personnel_id, now=now, settings=rt.settings)
-    if arrived:
-        rt.wake_dispatcher()
     pairs = [(duty.role, duty.detail) for duty in duties]
     await edit_message(query, texts.duties_text(pairs, lang, zone), texts.duties_keyboard(pairs, lang))
     if arrived and result.escort is not None and isinstance(query.message, Message):
