@@ -10,6 +10,11 @@ newest taken, never moved back by a late one), the berhenti anchor
 (`anchor_*`: where the escort was when it last moved beyond the stop radius)
 and the last kept track point (`kept_*`, for thinning). None of these
 columns is indexed, so PostgreSQL updates the row in place (HOT).
+
+The command group's live location of the escort (bot/services/live_locations.py)
+is `live_chat_id` / `live_message_id`; `live_shown_at` is the time of the
+position it was last moved to (behind `last_at`: it is to move again), and
+`live_stopped_at` when it was stopped on arrival.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class Escort(Base):
     on_water: Mapped[bool] = mapped_column(default=False)
     live_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     live_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    live_shown_at: Mapped[datetime | None]
+    live_stopped_at: Mapped[datetime | None]
 
 
 class EscortVia(Base):

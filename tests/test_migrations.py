@@ -25,7 +25,7 @@ async def test_upgrade_matches_models_and_is_repeatable(database_url: str, backe
 
     async with engine.connect() as connection:
         assert await connection.run_sync(diff) == []
-    assert await current_revision(engine) == "0007"
+    assert await current_revision(engine) == "0008"
     if backend == "sqlite":
         async with engine.connect() as connection:
             mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar()

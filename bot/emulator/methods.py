@@ -399,6 +399,49 @@ async def answer_callback_query(emu: Hub, p: Params) -> Any:
     return True
 
 
+def _live(emu: Hub, p: Params) -> tuple[Chat, SentMessage, dict[str, Any]]:
+    """A live location the bot sent that may still move: not stopped, its `live_period` not over."""
+    chat, sent = _editable(emu, p)
+    location = sent.location
+    if sent.kind != "location" or location is None or "live_period" not in location or sent.live_stopped:
+        raise bad_request("message can't be edited")
+    _, wall = emu.state.now()
+    if wall > sent.wall + location["live_period"]:
+        raise bad_request("message can't be edited")
+    return chat, sent, location
+
+
+def _record_live(emu: Hub, sent: SentMessage, method: str, location: dict[str, Any]) -> Any:
+    cur = sent.current
+    mono, wall = emu.state.now()
+    sent.base["location"] = location
+    sent.versions.append(
+        Version(
+            cur.text, cur.caption, cur.entities, cur.raw, cur.parse_mode, cur.reply_markup, mono, wall, method, location
+        )
+    )
+    emu.state.changed.fire()
+    return sent.to_json()
+
+
+async def edit_message_live_location(emu: Hub, p: Params) -> Any:
+    """Move a live location; the same place again is "not modified", as Telegram answers."""
+    chat, sent, location = _live(emu, p)
+    moved = {**location, **_location(p), "live_period": location["live_period"]}
+    if (moved["latitude"], moved["longitude"]) == (location["latitude"], location["longitude"]):
+        raise bad_request(_NOT_MODIFIED)
+    flood_check(emu, "editMessageLiveLocation", chat)
+    return _record_live(emu, sent, "editMessageLiveLocation", moved)
+
+
+async def stop_message_live_location(emu: Hub, p: Params) -> Any:
+    """Stop a live location where it is: it can no longer be moved."""
+    chat, sent, location = _live(emu, p)
+    flood_check(emu, "stopMessageLiveLocation", chat)
+    sent.live_stopped = True
+    return _record_live(emu, sent, "stopMessageLiveLocation", location)
+
+
 async def send_chat_action(emu: Hub, p: Params) -> Any:
     resolve_chat(emu, p)
     return True
@@ -428,6 +471,8 @@ MESSAGE_HANDLERS: dict[str, Handler] = {
     "editmessagetext": edit_message_text,
     "editmessagecaption": edit_message_caption,
     "editmessagereplymarkup": edit_message_reply_markup,
+    "editmessagelivelocation": edit_message_live_location,
+    "stopmessagelivelocation": stop_message_live_location,
     "deletemessage": delete_message,
     "answercallbackquery": answer_callback_query,
     "sendchataction": send_chat_action,

@@ -104,6 +104,7 @@ class Version:
     mono: float
     wall: float
     method: str
+    location: dict[str, Any] | None = None
 
 
 @dataclass
@@ -120,6 +121,7 @@ class SentMessage:
     base: dict[str, Any]
     file: StoredFile | None = None
     deleted: bool = False
+    live_stopped: bool = False
 
     @property
     def current(self) -> Version:
@@ -167,6 +169,17 @@ class SentMessage:
     @property
     def edits(self) -> list[Version]:
         return self.versions[1:]
+
+    @property
+    def location(self) -> dict[str, Any] | None:
+        """Where a location message points now: moved by `editMessageLiveLocation`, frozen once stopped."""
+        location = self.base.get("location")
+        return dict(location) if isinstance(location, dict) else None
+
+    @property
+    def live_edits(self) -> int:
+        """How many times its live location was moved."""
+        return sum(version.method == "editMessageLiveLocation" for version in self.versions)
 
     @property
     def buttons(self) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from bot.storage.db import make_engine, make_sessionmaker
 from flows.broadcast import sweep_broadcast_reports
 from flows.incidents import sweep as sweep_escalations
 from flows.incidents import sweep_escort_alerts
+from flows.live_locations import sweep_live_locations
 from flows.missed import sweep_missed_checkins
 from flows.reminders import plan_reminders
 
@@ -59,6 +60,10 @@ async def _escort_alerts(session: AsyncSession, rt: Runtime) -> int:
     return await sweep_escort_alerts(session, now=rt.now(), settings=rt.settings)
 
 
+async def _live_locations(session: AsyncSession, rt: Runtime) -> int:
+    return await sweep_live_locations(session, now=rt.now(), settings=rt.settings)
+
+
 async def _reminders(session: AsyncSession, rt: Runtime) -> int:
     result = await plan_reminders(session, now=rt.now(), settings=rt.settings)
     return result.planned + result.corrections
@@ -80,6 +85,8 @@ async def _forget_updates(session: AsyncSession, rt: Runtime) -> int:
 
 ESCORT_ALERTS_SECONDS = 15.0
 """An alert due is raised at most this late: well within the minute `berhenti` may take past `stop_minutes`."""
+LIVE_LOCATIONS_SECONDS = 3.0
+"""A group's share of its limit is one live-location call every 6 s: a pass every 3 s spends it as it comes."""
 
 REMINDERS = Sweep(
     "reminders", _reminders, lambda rt: rt.settings.scheduler.reminders_seconds, own_thread=True, after_backlog=True
@@ -87,6 +94,7 @@ REMINDERS = Sweep(
 SWEEPS = (
     Sweep("escalation", _escalations, lambda rt: rt.settings.scheduler.escalation_seconds),
     Sweep("escort_alerts", _escort_alerts, lambda rt: ESCORT_ALERTS_SECONDS),
+    Sweep("live_locations", _live_locations, lambda rt: LIVE_LOCATIONS_SECONDS),
     REMINDERS,
     Sweep("missed_checkins", _missed, lambda rt: rt.settings.scheduler.missed_checkins_seconds, after_backlog=True),
     Sweep("broadcast_reports", _broadcast_reports, lambda rt: rt.settings.scheduler.broadcast_reports_seconds),

@@ -1,0 +1,271 @@
+"""The command group's live location of each escort underway: started, moved as positions arrive, stopped on arrival.
+
+Positions are not queued one by one: each pass of the sweep compares an
+escort's last position (`last_at`) with the one its live location shows
+(`live_shown_at`) and moves it to the latest, so a group sees where every
+escort is now without a row per position. An edit still waiting to be sent
+is rewritten to the newer position in place (one pending edit per escort,
+the latest wins); a new one is queued only within the group's share of its
+limit: half of `delivery.group_per_minute` in any minute, counting starts,
+moves and stops, so that the other half stays free for contingencies and
+alerts (which go first anyway: the live rows have the lowest priority).
+When there are more escorts to move than the share allows, those shown
+longest ago go first, so every escort moves in turn.
+
+The live message's id is known once a dispatcher sent it: it is read
+from the outbox row of the send, lazily, as the contingency copies do.
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.escorts.route import escort_query, waypoint
+from bot.services.groups import nearest_groups
+from bot.storage.db import rowcount
+from models import Escort, Outbox
+from models.enums import EscortState, OutboxState
+
+SEND, MOVE, STOP = "sendLocation", "editMessageLiveLocation", "stopMessageLiveLocation"
+LIVE_METHODS = (SEND, MOVE, STOP)
+WINDOW = timedelta(minutes=1)
+ALERT_SHARE = 0.5
+NO_MESSAGE = 0  # the send failed for good: nothing to move or stop
+AFTER_DUE = timedelta(hours=2)
+UNDERWAY = EscortState.berangkat.value
+ARRIVED = (EscortState.tiba.value, EscortState.diterima.value)
+LIMIT = 5_000
+
+
+def ref(escort_id: int) -> str:
+    return f"live:{escort_id}"
+
+
+def send_key(escort_id: int) -> str:
+    return f"live:{escort_id}:s"
+
+
+@dataclass(frozen=True)
+class LiveShow:
+    """One live-location call to make: start (no `message_id`), move, or stop, for one escort in one group."""
+
+    escort_id: int
+    chat_id: int
+    lat: float
+    lon: float
+    at: datetime | None = None
+    message_id: int | None = None
+    live_seconds: int = 0
+
+
+@dataclass
+class LivePlan:
+    """What one pass asks for; `rewrite` maps a pending edit's outbox row to the move it now carries."""
+
+    starts: list[LiveShow] = field(default_factory=list)
+    moves: list[LiveShow] = field(default_factory=list)
+    rewrite: dict[int, LiveShow] = field(default_factory=dict)
+    stops: list[LiveShow] = field(default_factory=list)
+
+
+def share(group_per_minute: float) -> int:
+    """Live-location calls a group may receive in any minute."""
+    return max(1, math.floor(group_per_minute * (1 - ALERT_SHARE)))
+
+
+async def plan(session: AsyncSession, *, now: datetime, group_per_minute: float) -> LivePlan:
+    """Decide this pass's calls and record them on the escorts (shown position, group, stopped)."""
+    await _fill_message_ids(session)
+    found = LivePlan()
+    budget = _Budget(share(group_per_minute), await _used(session, now))
+    await _stops(session, found, budget, now)
+    await _starts(session, found, budget, now)
+    await _moves(session, found, budget)
+    return found
+
+
+class _Budget:
+    def __init__(self, per_minute: int, used: dict[int, int]) -> None:
+        self.per_minute, self.used = per_minute, used
+
+    def take(self, chat_id: int, calls: int = 1) -> bool:
+        if self.used.get(chat_id, 0) + calls > self.per_minute:
+            return False
+        self.used[chat_id] = self.used.get(chat_id, 0) + calls
+        return True
+
+
+async def _used(session: AsyncSession, now: datetime) -> dict[int, int]:
+    """Live calls each group was given in the last minute, queued or sent."""
+    rows = await session.execute(
+        select(Outbox.chat_id, func.count())
+        .where(Outbox.method.in_(LIVE_METHODS), Outbox.created_at > now - WINDOW)
+        .group_by(Outbox.chat_id)
+    )
+    return {chat_id: int(count) for chat_id, count in rows}
+
+
+async def _fill_message_ids(session: AsyncSession) -> None:
+    waiting = list(
+        await session.scalars(
+            select(Escort.id).where(Escort.live_chat_id.is_not(None), Escort.live_message_id.is_(None)).limit(LIMIT)
+        )
+    )
+    if not waiting:
+        return
+    keys = {send_key(escort_id): escort_id for escort_id in waiting}
+    rows = await session.execute(
+        select(Outbox.dedup_key, Outbox.state, Outbox.telegram_message_id).where(Outbox.dedup_key.in_(list(keys)))
+    )
+    for key, state, message_id in rows:
+        if state == OutboxState.sent.value:
+            known = message_id or NO_MESSAGE
+        elif state in (OutboxState.failed.value, OutboxState.cancelled.value):
+            known = NO_MESSAGE
+        else:
+            continue
+        await _set(session, keys[key], live_message_id=known)
+
+
+async def _set(session: AsyncSession, escort_id: int, **values: Any) -> None:
+    """Only the live columns: a position being applied to the same escort keeps its own columns."""
+    await session.execute(
+        update(Escort).where(Escort.id == escort_id).values(**values).execution_options(synchronize_session=False)
+    )
+
+
+async def _starts(session: AsyncSession, found: LivePlan, budget: _Budget, now: datetime) -> None:
+    rows = (
+        await session.execute(
+            escort_query()
+            .where(Escort.state == UNDERWAY, Escort.live_chat_id.is_(None))
+            .order_by(Escort.departed_at, Escort.id)
+            .limit(LIMIT)
+        )
+    ).all()
+    groups = await nearest_groups(session, unit_ids={row.Escort.unit_id for row in rows})
+    for row in rows:
+        escort: Escort = row.Escort
+        target = groups.get(escort.unit_id)
+        if target is None or not budget.take(target.chat_id):
+            continue
+        origin = waypoint(row, "f")
+        lat, lon = (escort.last_lat, escort.last_lon) if escort.last_lat is not None else origin.point
+        assert lat is not None and lon is not None
+        seconds = int((escort.arrive_by + AFTER_DUE - now).total_seconds())
+        found.starts.append(
+            LiveShow(escort.id, target.chat_id, lat, lon, escort.last_at, live_seconds=min(max(seconds, 60), 86_400))
+        )
+        await _set(session, escort.id, live_chat_id=target.chat_id, live_shown_at=escort.last_at)
+
+
+async def _moves(session: AsyncSession, found: LivePlan, budget: _Budget) -> None:
+    behind = or_(Escort.live_shown_at.is_(None), Escort.last_at > Escort.live_shown_at)
+    rows = (
+        await session.execute(
+            select(
+                Escort.id, Escort.live_chat_id, Escort.live_message_id, Escort.last_lat, Escort.last_lon, Escort.last_at
+            )
+            .where(
+                Escort.state.in_((UNDERWAY, *ARRIVED)),
+                Escort.live_stopped_at.is_(None),
+                Escort.live_message_id.is_not(None),
+                Escort.live_message_id != NO_MESSAGE,
+                Escort.last_at.is_not(None),
+                behind,
+            )
+            .order_by(Escort.live_shown_at.is_not(None), Escort.live_shown_at, Escort.id)
+            .limit(LIMIT)
+        )
+    ).all()
+    pending = await _pending_moves(session, [row.id for row in rows])
+    for row in rows:
+        show = LiveShow(row.id, row.live_chat_id, row.last_lat, row.last_lon, row.last_at, row.live_message_id)
+        if row.id in pending:
+            found.rewrite[pending[row.id]] = show
+        elif budget.take(row.live_chat_id):
+            found.moves.append(show)
+        else:
+            continue
+        await _set(session, row.id, live_shown_at=row.last_at)
+
+
+async def _pending_moves(session: AsyncSession, escort_ids: list[int]) -> dict[int, int]:
+    """The edit still waiting for each of these escorts, by escort: it can carry a newer position for free."""
+    if not escort_ids:
+        return {}
+    refs = {ref(escort_id): escort_id for escort_id in escort_ids}
+    rows = await session.execute(
+        select(Outbox.id, Outbox.ref).where(
+            Outbox.ref.in_(list(refs)), Outbox.method == MOVE, Outbox.state == OutboxState.pending.value
+        )
+    )
+    return {refs[row_ref]: row_id for row_id, row_ref in rows if row_ref is not None}
+
+
+async def _stops(session: AsyncSession, found: LivePlan, budget: _Budget, now: datetime) -> None:
+    """Arrived: show the last position if it is not shown yet, then stop; a send not made yet is called off."""
+    rows = (
+        await session.execute(
+            select(
+                Escort.id,
+                Escort.live_chat_id,
+                Escort.live_message_id,
+                Escort.last_lat,
+                Escort.last_lon,
+                Escort.last_at,
+                Escort.live_shown_at,
+            )
+            .where(Escort.state.in_(ARRIVED), Escort.live_chat_id.is_not(None), Escort.live_stopped_at.is_(None))
+            .limit(LIMIT)
+        )
+    ).all()
+    for row in rows:
+        if row.live_message_id is None and not await _call_off(session, row.id):
+            continue  # the send is on the wire: stop it once its id is known
+        if row.live_message_id in (None, NO_MESSAGE):
+            await _set(session, row.id, live_stopped_at=now)
+            continue
+        behind = row.last_at is not None and (row.live_shown_at is None or row.last_at > row.live_shown_at)
+        pending = await _pending_moves(session, [row.id])
+        calls = 1 + (behind and row.id not in pending)
+        if not budget.take(row.live_chat_id, calls):
+            continue
+        show = LiveShow(row.id, row.live_chat_id, row.last_lat, row.last_lon, row.last_at, row.live_message_id)
+        if behind and row.id in pending:
+            found.rewrite[pending[row.id]] = show
+        elif behind:
+            found.moves.append(show)
+        found.stops.append(show)
+        await _set(session, row.id, live_shown_at=row.last_at, live_stopped_at=now)
+
+
+async def _call_off(session: AsyncSession, escort_id: int) -> bool:
+    """Cancel a send still waiting; False when a dispatcher holds it now."""
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.dedup_key == send_key(escort_id), Outbox.state == OutboxState.pending.value)
+        .values(state=OutboxState.cancelled.value)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(result):
+        return True
+    state = await session.scalar(select(Outbox.state).where(Outbox.dedup_key == send_key(escort_id)))
+    return state in (None, OutboxState.failed.value, OutboxState.cancelled.value)
+
+
+async def rewrite_pending(session: AsyncSession, *, row_id: int, payload: dict[str, Any]) -> None:
+    """A waiting edit carries the newer position instead: the group sees the latest one, once."""
+    await session.execute(
+        update(Outbox)
+        .where(and_(Outbox.id == row_id, Outbox.state == OutboxState.pending.value))
+        .values(payload=payload)
+        .execution_options(synchronize_session=False)
+    )
