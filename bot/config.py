@@ -77,7 +77,7 @@ class RemindersSettings(Section):
 
 
 class CheckinSettings(Section):
-    """A location counts at the time it was sent (bot/services/checkin.py), whenever the bot reads it.
+    """A location counts at the time it was sent (bot/services/checkin/), whenever the bot reads it.
 
     `max_location_age_seconds` once refused a location read more than that
     long after it was sent, which counted as absent everyone whose location

@@ -18,19 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import CheckinSettings, load_settings
 from bot.render.checkin import checkin_text, checkout_text
-from bot.services import checkin
 from bot.services.checkin import (
     CheckinOutcome,
-    CheckinRow,
     CheckoutOutcome,
     Presence,
-    Seen,
     StaleReason,
     check_in,
     check_in_all,
     check_out,
     decide,
+    reading,
 )
+from bot.services.checkin.deciding import CheckinRow, Seen
 from bot.services.schedule import Post, ShiftPlan, shift_plans
 from models import AuditLog, Checkin
 from tests.factories import NOW, TPS_PLACES, build_roster
@@ -420,14 +419,14 @@ async def test_a_first_check_in_another_transaction_wrote_first_is_decided_again
     budi, eko = roster.person("budi").id, roster.person("eko").id
     a1, a2 = TPS_PLACES["TPS-A1-002"], TPS_PLACES["TPS-A2-001"]
     await _check_in(session, budi, *a1)
-    unread = checkin._rows
+    unread = reading._rows
     reads = []
 
     async def missing_the_first_time(session: AsyncSession, plans):
         reads.append(plans)
         return {} if len(reads) == 1 else await unread(session, plans)
 
-    monkeypatch.setattr(checkin, "_rows", missing_the_first_time)
+    monkeypatch.setattr(reading, "_rows", missing_the_first_time)
     bunch = [
         Presence(budi, a1[0] + 0.001, a1[1], NOW, False),
         Presence(eko, *a2, NOW, False),

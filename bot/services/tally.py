@@ -197,7 +197,7 @@ class NewCheckin:
 
 
 async def on_checkins(session: AsyncSession, checkins: Sequence[NewCheckin]) -> None:
-    """Check-ins added together (bot/services/checkin.py: check_in_all): each tally row changes once, by the sum.
+    """Check-ins added together (bot/services/checkin/: check_in_all): each tally row changes once, by the sum.
 
     A TPS's coverage flips on the bunch's total: three guards arriving at
     an empty TPS together turn it covered once.
