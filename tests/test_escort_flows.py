@@ -1,0 +1,71 @@
+"""The escort flows on a real database: who the sender lookup says rides an escort, and what a position costs.
+
+The check-in path asks nothing more than before to tell a check-in from an
+escort's position: the sender lookup (`actors_for`, one statement for a
+bunch of senders) carries `escorting`, and only those get `record_position`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.config import load_settings
+from bot.services.people import actors_for
+from flows import escorts as flow
+from models import Escort
+from tests.factories import NOW, build_escorts, build_roster, link
+
+
+async def test_the_sender_lookup_says_who_rides_an_escort_in_the_same_statement(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    roster = await build_roster(session)
+    await build_escorts(session, roster)
+    ids = {}
+    for n, key in enumerate(["budi", "citra", "dedi", "eko"], start=1):
+        await link(session, roster.person(key), 9000 + n)
+        ids[key] = 9000 + n
+    statements: list[str] = []
+    listen = engine.sync_engine
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(listen, "before_cursor_execute", count)
+    try:
+        found = await actors_for(session, telegram_user_ids=list(ids.values()))
+    finally:
+        event.remove(listen, "before_cursor_execute", count)
+    assert len(statements) == 1
+    assert {key: found[user].escorting for key, user in ids.items()} == {
+        "budi": True,
+        "citra": True,
+        "dedi": True,
+        "eko": False,
+    }
+    await session.execute(update(Escort).where(Escort.code.in_(["KWL-1", "KWL-3"])).values(state="tiba"))
+    await session.execute(update(Escort).where(Escort.code == "KWL-2").values(state="diterima"))
+    await session.commit()
+    found = await actors_for(session, telegram_user_ids=list(ids.values()))
+    assert not any(actor.escorting for actor in found.values()), "an arrived escort takes no more positions"
+
+
+async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(session: AsyncSession) -> None:
+    roster = await build_roster(session)
+    escorts = await build_escorts(session, roster)
+    await link(session, roster.person("dedi"), 9100)
+    [dedi] = (await actors_for(session, telegram_user_ids=[9100])).values()
+    settings = load_settings(None)
+    origin = (-2.990000, 104.760000)  # KWL-2 starts at TPS-A1-001: not yet a journey
+    tracked = await flow.position(
+        session, actor=dedi, lat=origin[0], lon=origin[1], at=NOW, now=NOW, settings=settings, answer=True
+    )
+    assert tracked is None
+    await session.refresh(escorts["KWL-2"])
+    assert escorts["KWL-2"].state == "terjadwal" and escorts["KWL-2"].last_at is None
+    tracked = await flow.position(
+        session, actor=dedi, lat=-2.995, lon=104.74, at=NOW, now=NOW, settings=settings, answer=True
+    )
+    assert tracked is not None and tracked.position.departed and tracked.detail is not None
+    assert tracked.detail.summary.state == "berangkat"
