@@ -361,3 +361,19 @@ async def test_status_has_the_escort_line_and_a_button_to_the_board(escorted: Wo
     assert "Pengawalan POLSEK-A1" in board and board.index("KWL-1") < board.index("KWL-2")
     other = (await world.reply(users["kapolsek_a2"], "/status")).text or ""
     assert "Pengawalan" not in other, "POLSEK-A2 has no escort of its own"
+
+
+async def test_a_commander_who_rides_an_escort_gets_their_own_then_the_board(escorted: World) -> None:
+    world = escorted
+    kapolsek = await world.registered("kapolsek_a1")
+    kwl2 = await _escort(world, "KWL-2")
+    async with world.sessions() as session:
+        session.add(EscortMember(escort_id=kwl2.id, personnel_id=world.roster.person("kapolsek_a1").id, role="anggota"))
+        await session.commit()
+    own = await _kawal(world, kapolsek)
+    assert "Pengawalan Anda" in (own.text or "") and _buttons(own) == ["🚚 Berangkat KWL-2", "🏁 Tiba KWL-2"]
+    board = await kapolsek.next_message()
+    assert "Pengawalan POLSEK-A1" in (board.text or "") and "KWL-3" in (board.text or "")
+    named = (await world.reply(kapolsek, "/kawal POLSEK-A2")).text or ""
+    assert "POLSEK-A2 di luar satuan Anda" in named
+    await no_more_messages(world, kapolsek, 3)
