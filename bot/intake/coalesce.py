@@ -3,7 +3,7 @@
 Nearly every update looks its sender up (bot/services/people.py), and a location or
 `/hadir` asks what the bot waits for from its sender (bot/services/chatstate.py):
 `arrivals` asks both for the updates of the moment in one transaction.
-Most locations are check-ins (bot/services/checkin.py): `checkins` makes
+Most locations are check-ins (bot/services/checkin/): `checkins` makes
 those of the moment together. Under load updates come in bunches: a poll
 returns up to a hundred, a webhook worker's queue fills while the loop is
 busy. A `Coalescer` sends the keys asked for while its previous call was on
