@@ -251,13 +251,15 @@ class SimUser(_Actor):
             fields["forward_origin"] = {"type": "hidden_user", "sender_user_name": "Teman", "date": _unix(date) - 60}
         return self._post(target, self._message(target, fields, date=date, reply_to=reply_to))
 
-    async def move_live_location(self, message: dict[str, Any], latitude: float, longitude: float) -> dict[str, Any]:
-        """A live-location update: an ``edited_message`` of the original location."""
+    async def move_live_location(
+        self, message: dict[str, Any], latitude: float, longitude: float, *, date: Any = None
+    ) -> dict[str, Any]:
+        """A live-location update: an ``edited_message`` of the original location; ``date`` stamps its edit."""
         chat = self.emu.state.chats[message["chat"]["id"]]
         edited = {
             **message,
             "location": {**message["location"], "latitude": latitude, "longitude": longitude},
-            "edit_date": _unix(None),
+            "edit_date": _unix(date),
         }
         self.emu.state.user_messages[(chat.id, message["message_id"])] = edited
         return self._post(chat, edited, "edited_message")
