@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings, load_settings
 from bot.services import escorts, outbox
 from bot.services.live_locations import share
-from bot.services.outbox import SendResult
+from bot.services.outbox import SendResult, enqueue
 from flows.live_locations import sweep_live_locations
 from models import CommandGroup, Escort, EscortMember, Outbox, Personnel
+from models.enums import Priority
 from tests.factories import NOW, build_escorts, build_roster
 
 A1 = -1001
@@ -158,3 +159,17 @@ async def test_a_pending_move_carries_the_newer_position_and_arrival_stops_the_p
     ]
     assert rows[2].payload["longitude"] == pytest.approx(east(10_900))  # the arrival shown, then stopped
     assert rows[3].payload == {"message_id": rows[0].telegram_message_id}
+
+
+async def test_a_contingency_into_the_same_group_goes_before_every_waiting_pin(
+    session: AsyncSession, settings: Settings, crews: dict[str, int]
+) -> None:
+    for number, person in enumerate(crews.values()):
+        await _position(session, settings, person, 1_000 + number, seconds(0))
+    await sweep_live_locations(session, now=seconds(0), settings=settings)
+    await enqueue(
+        session, chat_id=A1, text="🚨 KONTINJENSI", priority=Priority.escalation, dedup_key="alert", now=seconds(0)
+    )
+    await session.commit()
+    [first] = await outbox.claim(session, worker="test", limit=1, now=seconds(0), lease_seconds=60)
+    assert (first.method, first.text) == ("sendMessage", "🚨 KONTINJENSI")  # thirty pins wait behind it

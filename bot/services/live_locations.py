@@ -31,7 +31,7 @@ from bot.services.escorts.route import escort_query, waypoint
 from bot.services.groups import nearest_groups
 from bot.storage.db import rowcount
 from models import Escort, Outbox
-from models.enums import EscortState, OutboxState
+from models.enums import EscortState, OutboxState, Priority
 
 SEND, MOVE, STOP = "sendLocation", "editMessageLiveLocation", "stopMessageLiveLocation"
 LIVE_METHODS = (SEND, MOVE, STOP)
@@ -103,10 +103,20 @@ class _Budget:
 
 
 async def _used(session: AsyncSession, now: datetime) -> dict[int, int]:
-    """Live calls each group was given in the last minute, queued or sent."""
+    """Live calls each group was given in the last minute, queued or sent.
+
+    Read through the outbox's (state, priority, due_at) index: a live row is
+    due when it is queued, at the lowest priority, so the last minute of
+    them is a few short index ranges however long the outbox has grown.
+    """
     rows = await session.execute(
         select(Outbox.chat_id, func.count())
-        .where(Outbox.method.in_(LIVE_METHODS), Outbox.created_at > now - WINDOW)
+        .where(
+            Outbox.state.in_([state.value for state in OutboxState]),
+            Outbox.priority == Priority.broadcast,
+            Outbox.due_at > now - WINDOW,
+            Outbox.method.in_(LIVE_METHODS),
+        )
         .group_by(Outbox.chat_id)
     )
     return {chat_id: int(count) for chat_id, count in rows}
