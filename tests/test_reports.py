@@ -7,7 +7,7 @@ import io
 import json
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,8 @@ from bot.config import Settings
 from bot.services import reports
 from bot.services.reports import ExportError, ExportFiles
 from bot.services.status import Refusal, Viewer
-from models import Contingency, ContingencyStep, Sitrep
-from tests.factories import NOW, Roster
+from models import Contingency, ContingencyStep, Escort, EscortAlert, EscortTrackPoint, EscortVia, Sitrep
+from tests.factories import NOW, Roster, build_escorts
 from tests.test_status import checkin, expected, morning, viewer
 
 SETTINGS = Settings()
@@ -68,9 +68,54 @@ async def _incidents(session: AsyncSession, roster: Roster) -> None:
     await session.commit()
 
 
+async def _journeys(session: AsyncSession, roster: Roster) -> None:
+    """KWL-1 underway (three track points, stored out of order; the jetty passed; an alert cleared, one open),
+    KWL-2 received with one point, KWL-3 planned with a formula-looking cargo, KWL-9 of POLSEK-A2 in the
+    evening shift."""
+    escorts = await build_escorts(session, roster, now=NOW)
+    kwl1, kwl2, kwl3 = escorts["KWL-1"], escorts["KWL-2"], escorts["KWL-3"]
+    kwl1.state, kwl1.departed_at = "berangkat", NOW + timedelta(minutes=5)
+    for minutes, lon in [(15, 104.75), (5, 104.70), (10, 104.72)]:
+        at = NOW + timedelta(minutes=minutes)
+        session.add(EscortTrackPoint(escort_id=kwl1.id, lat=-3.0, lon=lon, at=at))
+    via = await session.get(EscortVia, (kwl1.id, 1))
+    assert via is not None
+    via.passed_at = NOW + timedelta(minutes=15)
+    session.add_all(
+        [
+            EscortAlert(
+                escort_id=kwl1.id,
+                kind="berhenti",
+                opened_at=NOW + timedelta(minutes=20),
+                cleared_at=NOW + timedelta(minutes=30),
+                clear_reason="moved",
+            ),
+            EscortAlert(escort_id=kwl1.id, kind="hilang_sinyal", opened_at=NOW + timedelta(minutes=40)),
+        ]
+    )
+    kwl2.state, kwl2.departed_at, kwl2.arrived_at = "diterima", NOW, NOW + timedelta(minutes=30)
+    kwl2.received_at, kwl2.received_by_id = NOW + timedelta(minutes=35), roster.person("kapolsek_a1").id
+    session.add(EscortTrackPoint(escort_id=kwl2.id, lat=-2.99, lon=104.76, at=NOW))
+    kwl3.cargo = '=HYPERLINK("http://x","logistik")'
+    session.add(
+        Escort(
+            code="KWL-9",
+            kind="logistik",
+            cargo="surat suara",
+            unit_id=roster.units["POLSEK-A2"].id,
+            from_place_id=kwl1.to_place_id,
+            to_tps_id=roster.tps["TPS-A2-001"].id,
+            depart_at=NOW + timedelta(hours=7),
+            arrive_by=NOW + timedelta(hours=8),
+        )
+    )
+    await session.commit()
+
+
 async def _export(session: AsyncSession) -> tuple[Roster, ExportFiles]:
     roster = await morning(session)
     await _incidents(session, roster)
+    await _journeys(session, roster)
     return roster, await reports.export_shift(
         session, shift_code="PAGI", now=NOW + timedelta(hours=1), settings=SETTINGS
     )
@@ -79,7 +124,7 @@ async def _export(session: AsyncSession) -> tuple[Roster, ExportFiles]:
 async def test_the_workbook_reloads_with_its_sheets_and_text_stays_text(session: AsyncSession) -> None:
     _, files = await _export(session)
     book = load_workbook(io.BytesIO(files.workbook))
-    assert book.sheetnames == ["summary", "checkins", "sitreps", "contingencies", "coverage"]
+    assert book.sheetnames == ["summary", "checkins", "sitreps", "contingencies", "coverage", "escorts"]
     checkins = list(book["checkins"].iter_rows(values_only=True))
     want = await expected(session, unit_code="POLDA-X", shift_code="PAGI")
     assert len(checkins) - 1 == want.people.assigned
@@ -133,6 +178,10 @@ async def test_libreoffice_opens_it_and_runs_no_formula(session: AsyncSession, t
     assert texts == HOSTILE + ["bell"]
     assert "=cmd|' /C calc'!A0" in (tmp_path / "rekap-contingencies.csv").read_text(encoding="utf-8")
     assert (tmp_path / "rekap-coverage.csv").read_text(encoding="utf-8").startswith("unit,name,kind,assigned")
+    with open(tmp_path / "rekap-escorts.csv", newline="", encoding="utf-8") as sheet:
+        escorts = {row[0]: row for row in list(csv.reader(sheet))[1:]}
+    assert list(escorts) == ["KWL-1", "KWL-2", "KWL-3"]
+    assert escorts["KWL-3"][2] == '=HYPERLINK("http://x","logistik")'
 
 
 async def test_geojson_states_and_contingencies(session: AsyncSession) -> None:
@@ -184,3 +233,75 @@ async def test_export_names_a_missing_shift(session: AsyncSession) -> None:
         await reports.export_shift(session, shift_code="MALAM", now=NOW, settings=SETTINGS)
     current = await reports.export_shift(session, shift_code=None, now=NOW, settings=SETTINGS)
     assert current.shift.code == "PAGI"
+
+
+async def test_the_escorts_sheet_has_a_row_per_escort_of_the_shift(session: AsyncSession) -> None:
+    _, files = await _export(session)
+    sheet = list(load_workbook(io.BytesIO(files.workbook))["escorts"].iter_rows(values_only=True))
+    header, rows = sheet[0], [dict(zip(sheet[0], row, strict=True)) for row in sheet[1:]]
+    assert header[:9] == ("code", "kind", "cargo", "access", "from", "to", "via", "unit", "state")
+    assert [row["code"] for row in rows] == ["KWL-1", "KWL-2", "KWL-3"], "KWL-9 leaves in the evening shift"
+    kwl1, kwl2, kwl3 = rows
+    assert (kwl1["from"], kwl1["to"], kwl1["via"]) == ("PPS-A1", "PPK-A2", "DERMAGA-A1 (passed 2024-02-14 08:15)")
+    assert (kwl1["state"], kwl1["unit"], kwl1["track_points"], kwl1["open_alerts"]) == ("berangkat", "POLSEK-A1", 3, 1)
+    assert kwl1["depart_at (Asia/Jakarta)"] == datetime(2024, 2, 14, 8, 0)
+    assert kwl1["departed_at (Asia/Jakarta)"] == datetime(2024, 2, 14, 8, 5)
+    assert kwl1["arrive_by (Asia/Jakarta)"] == datetime(2024, 2, 14, 10, 0)
+    assert kwl1["members"] == "Bripda Budi (ketua); Briptu Citra (anggota)"
+    assert kwl1["alerts"] == (
+        "berhenti opened 2024-02-14 08:20, cleared 2024-02-14 08:30 (moved); hilang_sinyal opened 2024-02-14 08:40"
+    )
+    assert (kwl2["state"], kwl2["received_by"], kwl2["received_by_unit"]) == (
+        "diterima",
+        "AKP Kapolsek A1",
+        "POLSEK-A1",
+    )
+    assert kwl2["received_at (Asia/Jakarta)"] == datetime(2024, 2, 14, 8, 35) and kwl2["via"] is None
+    assert (kwl3["state"], kwl3["to"], kwl3["departed_at (Asia/Jakarta)"], kwl3["alerts"]) == (
+        "terjadwal",
+        "TPS-A2-001",
+        None,
+        None,
+    )
+
+
+async def test_an_escort_still_underway_belongs_to_the_next_shift_too(session: AsyncSession) -> None:
+    roster = await morning(session)
+    await _journeys(session, roster)
+    evening = await reports.export_shift(session, shift_code="SORE", now=NOW + timedelta(hours=6), settings=SETTINGS)
+    rows = list(load_workbook(io.BytesIO(evening.workbook))["escorts"].iter_rows(min_row=2, values_only=True))
+    assert [row[0] for row in rows] == ["KWL-1", "KWL-9"], "received and planned-for-the-morning ones stay out"
+    a2 = await reports.recap_for(session, viewer=await viewer(session, 504), now=NOW, settings=SETTINGS)
+    assert isinstance(a2, ExportFiles)
+    assert list(load_workbook(io.BytesIO(a2.workbook))["escorts"].iter_rows(min_row=2, values_only=True)) == []
+    assert [f for f in json.loads(a2.geojson)["features"] if f["properties"]["kind"] in ("escort", "place")] == []
+
+
+async def test_geojson_has_a_line_per_escort_track_in_time_order(session: AsyncSession) -> None:
+    _, files = await _export(session)
+    data = json.loads(files.geojson)
+    lines = [f for f in data["features"] if f["geometry"]["type"] == "LineString"]
+    assert len(lines) == 1, "KWL-2 has one point, KWL-3 none: no line"
+    [line] = lines
+    assert line["geometry"]["coordinates"] == [[104.7, -3.0], [104.72, -3.0], [104.75, -3.0]]
+    assert line["properties"] == {
+        "kind": "escort",
+        "code": "KWL-1",
+        "cargo": "12 kotak suara",
+        "state": "berangkat",
+        "unit": "POLSEK-A1",
+        "from": "PPS-A1",
+        "to": "PPK-A2",
+        "points": 3,
+        "first_at": (NOW + timedelta(minutes=5)).isoformat(),
+        "last_at": (NOW + timedelta(minutes=15)).isoformat(),
+    }
+    places = {f["properties"]["code"]: f for f in data["features"] if f["properties"]["kind"] == "place"}
+    assert set(places) == {"PPS-A1", "DERMAGA-A1", "PPK-A2"}
+    assert places["DERMAGA-A1"]["geometry"] == {"type": "Point", "coordinates": [104.75, -3.0]}
+    assert places["DERMAGA-A1"]["properties"]["place_kind"] == "dermaga"
+    for feature in data["features"]:
+        assert feature["type"] == "Feature" and set(feature) == {"type", "geometry", "properties"}
+        coordinates = feature["geometry"]["coordinates"]
+        pairs = coordinates if feature["geometry"]["type"] == "LineString" else [coordinates]
+        assert all(-180 <= lon <= 180 and -90 <= lat <= 90 for lon, lat in pairs)

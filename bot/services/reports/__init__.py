@@ -8,7 +8,8 @@ text cell (`data_type = "s"`), so `=HYPERLINK(...)` in a sitrep stays words
 and never becomes a formula in Excel or LibreOffice.
 
 The package: `chart`, `workbook` and `geojson` each write one of the
-files; `build` counts once and hands each its figures.
+files; `escorts` reads the shift's escorts for the workbook's escorts sheet
+and the map's tracks; `build` counts once and hands each its figures.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.services.reports.chart import MAX_BARS, checkins_per_bin, draw_chart
+from bot.services.reports.escorts import escort_rows, escorts_of_export, place_features, track_features
 from bot.services.reports.geojson import contingency_features, geojson_bytes, tps_features
 from bot.services.reports.workbook import (
     checkin_rows,
@@ -105,15 +107,18 @@ async def build(
         for ref, parent in tree
         if parent in top and ref.id in by_unit and (by_unit[ref.id].coverage.total or by_unit[ref.id].people.assigned)
     ][:MAX_BARS]
+    escorts = await escorts_of_export(session, shift=shift, scope=scope, now=now)
     sheets = {
         "summary": summary_rows(shift, unit, now, zone, total),
         "checkins": await checkin_rows(session, shift=shift, scope=scope, zone=zone),
         "sitreps": await sitrep_rows(session, shift=shift, scope=scope, zone=zone),
         "contingencies": await contingency_rows(session, shift=shift, scope=scope, zone=zone),
         "coverage": coverage_rows([ref for ref, _ in tree], by_unit),
+        "escorts": escort_rows(escorts, zone),
     }
     features = await tps_features(session, shift=shift, scope=scope, settings=settings)
     features += await contingency_features(session, shift=shift, scope=scope)
+    features += place_features(escorts) + await track_features(session, escorts)
     chart = await asyncio.to_thread(
         draw_chart,
         shift=shift,
