@@ -8,11 +8,12 @@ due an hour after NOW. No dispatcher runs: `_deliver` does what it would.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings, load_settings
 from bot.services import escorts, outbox
@@ -297,3 +298,23 @@ async def test_an_alert_sent_while_waiting_is_rewritten_rather_than_edited(
     assert await _rows(session, "editMessageText") == []
     state = await session.scalar(select(Outbox.state).where(Outbox.method == "sendMessage"))
     assert state == OutboxState.pending.value
+
+
+@pytest.mark.parametrize("crashed", [False, True])
+async def test_two_workers_sweeping_at_once_raise_each_alert_once(
+    sessions: async_sessionmaker[AsyncSession], session: AsyncSession, roster: Roster, settings: Settings, crashed: bool
+) -> None:
+    """Both escorts are late at minute 120; with `crashed`, their episodes were opened by a pass that died."""
+    if crashed:
+        await escorts.sweep_alerts(session, settings=settings.escort, now=minutes(120))
+        await session.commit()
+
+    async def worker() -> int:
+        async with sessions() as own:
+            return await flow.sweep_escort_alerts(own, now=minutes(120), settings=settings)
+
+    await asyncio.gather(worker(), worker())
+    sends = await _rows(session, "sendMessage")
+    assert sorted(text.count("TERLAMBAT") for _, text in sends) == [1, 1] and {chat for chat, _ in sends} == {A1}
+    assert {text.split("Pengawalan ")[1][:5] for _, text in sends} == {"KWL-1", "KWL-2"}
+    assert await session.scalar(select(func.count()).select_from(Contingency)) == 2

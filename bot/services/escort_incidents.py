@@ -8,9 +8,12 @@ unit stands where a TPS's unit would. Its last position, and when it was
 taken, are copied onto the contingency: the alert says where the escort was
 last seen when the alert went out, whatever positions come after.
 
-An episode is raised once: it is claimed (locked while open and without a
-contingency) before its contingency is made, so a position flow and the
-sweep's catch-up of `unraised` episodes never both make one. When its
+An episode is raised once: its contingency is linked by a compare-and-set
+(`escort_alerts.contingency_id` still NULL, the episode still open), and a
+contingency that lost the race is deleted before anyone saw it, so a
+position flow and the sweep's catch-up of `unraised` episodes (or two
+workers) never both raise one. (`escorts.link_contingency` links
+unconditionally, which is why the link is made here.) When its
 condition ends by itself the contingency is resolved with that reason,
 unless a commander resolved it already; its timers stop with it.
 """
@@ -18,14 +21,16 @@ unless a commander resolved it already; its timers stop with it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.services import audit, escalation
 from bot.services.escalation import RESOLVED, Announcement
-from bot.services.escorts import AlertEpisode, link_contingency
+from bot.services.escorts import AlertEpisode
+from bot.storage.db import rowcount
 from models import Contingency, Escort, EscortAlert
 
 MAX_TEXT = 2000
@@ -39,12 +44,8 @@ async def raise_episode(
 
     Does not commit: the caller queues the announcement in the same transaction.
     """
-    claimed = await session.scalar(
-        select(EscortAlert.id)
-        .where(EscortAlert.id == episode.id, EscortAlert.contingency_id.is_(None), EscortAlert.cleared_at.is_(None))
-        .with_for_update()
-    )
-    if claimed is None:
+    unclaimed = (EscortAlert.id == episode.id, EscortAlert.contingency_id.is_(None), EscortAlert.cleared_at.is_(None))
+    if await session.scalar(select(EscortAlert.id).where(*unclaimed)) is None:
         return None
     escort = (
         await session.execute(
@@ -68,7 +69,10 @@ async def raise_episode(
     )
     session.add(row)
     await session.flush()
-    await link_contingency(session, alert_id=episode.id, contingency_id=row.id)
+    if not await _link(session, unclaimed, row.id):
+        await session.delete(row)  # another worker linked its own first: this one was never seen
+        await session.flush()
+        return None
     audit.record(
         session,
         action="contingency.drafted",
@@ -82,6 +86,22 @@ async def raise_episode(
     return await escalation.raise_now(
         session, view, severity=episode.severity, now=now, settings=settings, actor_id=None
     )
+
+
+async def _link(session: AsyncSession, unclaimed: tuple[Any, ...], contingency_id: int) -> bool:
+    """Link the episode to this contingency unless it was linked or ended meanwhile (compare-and-set).
+
+    On PostgreSQL a second worker's UPDATE waits for the first one's commit
+    and then finds the episode linked; on SQLite writers take turns, so the
+    second one's UPDATE runs after the first commit. Either way one wins.
+    """
+    result = await session.execute(
+        update(EscortAlert)
+        .where(*unclaimed)
+        .values(contingency_id=contingency_id)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
 
 
 async def clear_episode(session: AsyncSession, *, episode: AlertEpisode, now: datetime) -> Announcement | None:
