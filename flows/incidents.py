@@ -7,6 +7,12 @@ private notes), `announce` words it with bot/render/incidents.py and queues
 it through bot/services/incident_copies.py, and the transaction commits with
 the change, so an alert is never lost between the two. Group alerts are in
 the operation's language, notes in their recipient's.
+
+Automatic escort alerts (`berhenti`, `hilang_sinyal`, `terlambat`,
+`menyimpang`) enter the same machine as contingencies the bot raised
+(bot/services/escort_incidents.py): the position and arrive flows call
+`raise_escort_alerts` / `clear_escort_alerts` in their transaction, and the
+scheduler's `sweep_escort_alerts` raises what the time alone makes due.
 """
 
 from __future__ import annotations
@@ -205,16 +211,34 @@ async def clear_escort_alerts(
 async def sweep_escort_alerts(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
     """Open what has become due and raise it; then raise the open episodes a crash left without a contingency.
 
-    The episodes opened now and their contingencies commit in one
-    transaction; the catch-up commits per batch. Two sweeps at once open
-    each episode once (the open index) and raise it once (its claim).
-    Returns how many episodes were looked at for raising.
+    The first batch of episodes opened now commits with their opening, the
+    rest batch by batch: an outage that silences thousands of escorts at
+    once does not make one transaction of them all, and a batch that fails
+    rolls back alone, its episodes left for the catch-up of the next pass
+    (`unraised`). Two sweeps at once open each episode once (the open index)
+    and raise it once (the compare-and-set link). Returns how many episodes
+    this pass raised or tried to.
     """
     opened = await escorts.sweep_alerts(session, settings=settings.escort, now=now)
-    await raise_escort_alerts(session, settings=settings, episodes=opened, now=now)
-    await session.commit()
+    failure = await _raise_in_batches(session, opened, now=now, settings=settings)
     stale = await escorts.unraised(session, settings=settings.escort)
-    for start in range(0, len(stale), UNRAISED_BATCH):
-        await raise_escort_alerts(session, settings=settings, episodes=stale[start : start + UNRAISED_BATCH], now=now)
-        await session.commit()
+    failure = await _raise_in_batches(session, stale, now=now, settings=settings) or failure
+    if failure is not None:
+        raise failure
     return len(opened) + len(stale)
+
+
+async def _raise_in_batches(
+    session: AsyncSession, episodes: Sequence[AlertEpisode], *, now: datetime, settings: Settings
+) -> Exception | None:
+    """One transaction per batch; the first error is returned (for the job to log) after every batch was tried."""
+    failure: Exception | None = None
+    for start in range(0, max(len(episodes), 1), UNRAISED_BATCH):
+        try:
+            batch = episodes[start : start + UNRAISED_BATCH]
+            await raise_escort_alerts(session, settings=settings, episodes=batch, now=now)
+            await session.commit()
+        except Exception as error:  # one broken batch must not hold back the others' alerts
+            await session.rollback()
+            failure = failure or error
+    return failure
