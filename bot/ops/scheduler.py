@@ -30,6 +30,7 @@ from bot.services.updates import RETENTION, forget_old
 from bot.services.workers import forget_dead
 from bot.storage.db import make_engine, make_sessionmaker
 from flows.broadcast import sweep_broadcast_reports
+from flows.escort_reminders import plan_escort_reminders
 from flows.incidents import sweep as sweep_escalations
 from flows.incidents import sweep_escort_alerts
 from flows.live_locations import sweep_live_locations
@@ -65,8 +66,10 @@ async def _live_locations(session: AsyncSession, rt: Runtime) -> int:
 
 
 async def _reminders(session: AsyncSession, rt: Runtime) -> int:
-    result = await plan_reminders(session, now=rt.now(), settings=rt.settings)
-    return result.planned + result.corrections
+    """Shift reminders, then escort members' reminders: one pass, each committed on its own."""
+    shifts = await plan_reminders(session, now=rt.now(), settings=rt.settings)
+    escorts = await plan_escort_reminders(session, now=rt.now(), settings=rt.settings)
+    return shifts.planned + shifts.corrections + escorts.planned + escorts.corrections
 
 
 async def _missed(session: AsyncSession, rt: Runtime) -> int:

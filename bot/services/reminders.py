@@ -175,7 +175,7 @@ class Run:
     send_by: datetime
     size: int
     fresh: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    messages: list[Outgoing[Reminder]] = field(default_factory=list)
+    messages: list[Outgoing[Any]] = field(default_factory=list)  # a Reminder, or an escort's
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,8 @@ async def write(
     while writing, not for the seconds a large roster takes to work out
     (check-ins wait for it).
     """
-    cancelled = await _cancel(session, plan.stale)
-    await _forget_cancelled(session, plan.forget)
+    cancelled = await cancel_pending(session, plan.stale)
+    await forget_cancelled(session, plan.forget)
     corrected = await enqueue_many(session, corrections, now=now)
     queued = await enqueue_many(session, reminders, now=now)
     result = PlanResult(
@@ -461,7 +461,7 @@ async def _existing(session: AsyncSession, shift_id: int) -> dict[str, Existing]
     return {key: Existing(state, sent_at) for key, state, sent_at in await session.execute(query)}
 
 
-async def _cancel(session: AsyncSession, keys: Sequence[str]) -> int:
+async def cancel_pending(session: AsyncSession, keys: Sequence[str]) -> int:
     """Pending rows nobody should get any more; a row already being sent is left to finish."""
     cancelled = 0
     for start in range(0, len(keys), CHUNK):
@@ -475,7 +475,7 @@ async def _cancel(session: AsyncSession, keys: Sequence[str]) -> int:
     return cancelled
 
 
-async def _forget_cancelled(session: AsyncSession, keys: Sequence[str]) -> None:
+async def forget_cancelled(session: AsyncSession, keys: Sequence[str]) -> None:
     """A cancelled row wanted again (an assignment restored) makes way for a fresh one."""
     for start in range(0, len(keys), CHUNK):
         await session.execute(
