@@ -20,7 +20,7 @@ from bot.services import escorts, outbox
 from bot.services.outbox import SendResult
 from bot.services.people import Actor, actor_for
 from flows import incidents as flow
-from models import CommandGroup, Contingency, ContingencyStep, EscortAlert, Outbox
+from models import AuditLog, CommandGroup, Contingency, ContingencyStep, EscortAlert, Outbox
 from models.enums import OutboxState
 from tests.factories import NOW, Roster, build_escorts, build_roster, link
 
@@ -168,6 +168,16 @@ async def test_berhenti_is_raised_once_in_its_units_group_and_cleared_when_the_e
     [row] = await _contingencies(session)
     assert (row.state, row.resolved_at, row.resolved_by_id, row.deadline_at) == ("resolved", minutes(25), None, None)
     assert await _steps(session, row.id) == ["raised", "resolved"]
+    audit = await session.execute(
+        select(AuditLog.action, AuditLog.actor, AuditLog.detail)
+        .where(AuditLog.entity == "contingency", AuditLog.entity_id == str(row.id))
+        .order_by(AuditLog.id)
+    )
+    assert [(action, actor, detail.get("kind"), detail.get("reason")) for action, actor, detail in audit] == [
+        ("contingency.drafted", "escort_alert", "berhenti", None),
+        ("contingency.raised", "escalation", None, None),
+        ("contingency.resolved", "escort_alert", "berhenti", "moved"),
+    ]
     edit = await session.scalar(select(Outbox.payload).where(Outbox.method == "editMessageText"))
     assert edit is not None and "reply_markup" not in edit  # no buttons left on a closed alert
     assert await flow.sweep(session, now=minutes(60), settings=settings) == 0  # its timer stopped

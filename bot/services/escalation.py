@@ -236,8 +236,11 @@ async def transition(
     unit_id: int | None = None,
     actor_id: int | None = None,
     detail: dict[str, Any] | None = None,
+    by: str = "escalation",
 ) -> bool:
     """Apply `values` only if nobody moved the contingency since `view` was read; record the step.
+
+    `by` names the part of the bot that made a transition nobody pressed for (the audit's actor).
 
     False means another worker, timer or press got there first: the caller
     rolls back and re-reads, and nothing it planned has been written.
@@ -261,7 +264,7 @@ async def transition(
         entity="contingency",
         entity_id=view.id,
         actor_id=actor_id,
-        actor="" if actor_id else "escalation",
+        actor="" if actor_id else by,
         detail={"version": view.version + 1, **(detail or {})},
     )
     return True

@@ -35,6 +35,7 @@ from models import Contingency, Escort, EscortAlert
 
 MAX_TEXT = 2000
 ATTEMPTS = 5
+AUDIT_ACTOR = "escort_alert"
 
 
 async def raise_episode(
@@ -78,7 +79,7 @@ async def raise_episode(
         action="contingency.drafted",
         entity="contingency",
         entity_id=row.id,
-        actor="escort_alert",
+        actor=AUDIT_ACTOR,
         detail={"escort": episode.escort_code, "kind": episode.kind, "episode": episode.id},
     )
     view = await escalation.load(session, row.id)
@@ -125,6 +126,7 @@ async def clear_episode(session: AsyncSession, *, episode: AlertEpisode, now: da
             values=values,
             unit_id=view.level_unit_id,
             detail={"reason": episode.clear_reason, "escort": episode.escort_code, "kind": episode.kind},
+            by=AUDIT_ACTOR,
         ):
             after = await escalation.load(session, view.id)
             assert after is not None
