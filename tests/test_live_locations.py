@@ -173,3 +173,21 @@ async def test_a_contingency_into_the_same_group_goes_before_every_waiting_pin(
     await session.commit()
     [first] = await outbox.claim(session, worker="test", limit=1, now=seconds(0), lease_seconds=60)
     assert (first.method, first.text) == ("sendMessage", "🚨 KONTINJENSI")  # thirty pins wait behind it
+
+
+async def test_a_pin_telegram_will_not_move_is_left_alone_and_spends_nothing_more(
+    session: AsyncSession, settings: Settings, crews: dict[str, int]
+) -> None:
+    person = next(iter(crews.values()))
+    await _position(session, settings, person, 1_000, seconds(0))
+    await sweep_live_locations(session, now=seconds(0), settings=settings)
+    await _deliver(session, seconds(0))
+    await _position(session, settings, person, 1_500, seconds(10))
+    await sweep_live_locations(session, now=seconds(12), settings=settings)
+    [row] = await outbox.claim(session, worker="test", limit=10, now=seconds(12), lease_seconds=60)
+    await outbox.mark_failed(session, row_id=row.id, error="Bad Request: message to edit not found")
+    await session.commit()
+    for tick in range(2, 10):  # the escort keeps moving: nothing more is queued for its pin
+        await _position(session, settings, person, 1_500 + tick * 300, seconds(tick * 10))
+        await sweep_live_locations(session, now=seconds(tick * 10 + 2), settings=settings)
+    assert [row.method for row in await _live_rows(session)] == ["sendLocation", "editMessageLiveLocation"]

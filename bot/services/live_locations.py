@@ -36,8 +36,9 @@ from models.enums import EscortState, OutboxState, Priority
 SEND, MOVE, STOP = "sendLocation", "editMessageLiveLocation", "stopMessageLiveLocation"
 LIVE_METHODS = (SEND, MOVE, STOP)
 WINDOW = timedelta(minutes=1)
+LOST_WINDOW = timedelta(minutes=5)
 ALERT_SHARE = 0.5
-NO_MESSAGE = 0  # the send failed for good: nothing to move or stop
+NO_MESSAGE = 0  # the send failed for good, or the pin can no longer be moved: nothing to move or stop
 AFTER_DUE = timedelta(hours=2)
 UNDERWAY = EscortState.berangkat.value
 ARRIVED = (EscortState.tiba.value, EscortState.diterima.value)
@@ -83,6 +84,7 @@ def share(group_per_minute: float) -> int:
 async def plan(session: AsyncSession, *, now: datetime, group_per_minute: float) -> LivePlan:
     """Decide this pass's calls and record them on the escorts (shown position, group, stopped)."""
     await _fill_message_ids(session)
+    await _forget_lost_pins(session, now)
     found = LivePlan()
     budget = _Budget(share(group_per_minute), await _used(session, now))
     await _stops(session, found, budget, now)
@@ -142,6 +144,33 @@ async def _fill_message_ids(session: AsyncSession) -> None:
         else:
             continue
         await _set(session, keys[key], live_message_id=known)
+
+
+async def _forget_lost_pins(session: AsyncSession, now: datetime) -> None:
+    """A pin Telegram refused to move (deleted in the group, or no longer live) is left alone from then on.
+
+    Otherwise every later position would queue an edit bound to fail, and
+    spend the group's share that the other escorts' pins need. Failures of
+    the last few minutes only, through the (state, priority, due_at) index.
+    """
+    refs = await session.scalars(
+        select(Outbox.ref)
+        .where(
+            Outbox.state == OutboxState.failed.value,
+            Outbox.priority == Priority.broadcast,
+            Outbox.due_at > now - LOST_WINDOW,
+            Outbox.method == MOVE,
+        )
+        .distinct()
+    )
+    lost = [int(found.split(":")[1]) for found in refs if found and found.startswith("live:")]
+    if lost:
+        await session.execute(
+            update(Escort)
+            .where(Escort.id.in_(lost), Escort.live_message_id != NO_MESSAGE)
+            .values(live_message_id=NO_MESSAGE)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _set(session: AsyncSession, escort_id: int, **values: Any) -> None:
