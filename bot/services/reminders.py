@@ -23,6 +23,9 @@ replies), so the last one is due at the offset time, which is also its
 Nothing here is worded: `work_out` says who is reminded of what
 (`Reminder`, `Correction`), flows/reminders.py words it and hands the
 messages to `write`, which makes the outbox agree in one transaction.
+Escort members' reminders (bot/services/escort_reminders.py) are planned
+the same way, with `Run`, `schedule_runs`, `cancel_pending` and
+`forget_cancelled` from here, paced on their own.
 """
 
 from __future__ import annotations
