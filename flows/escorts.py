@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.render import escorts as texts
 from bot.render.outbox import html_payload
-from bot.services import escorts
+from bot.services import escort_reminders, escorts
 from bot.services.escorts import (
     ActionOutcome,
     ActionResult,
@@ -142,6 +142,8 @@ async def position(
         await session.rollback()  # the lock taken to look is let go at once
         return None
     await _alerts(session, opened=result.opened, cleared=result.cleared, now=now, settings=settings)
+    if result.departed:
+        await escort_reminders.cancel_departed(session, escort_id=result.escort_id)
     found = None
     if answer or result.departed or result.arrived or result.passed:
         found = await escorts.escort_detail(session, now=now, settings=settings.escort, escort_id=result.escort_id)
@@ -154,6 +156,8 @@ async def position(
 async def depart(session: AsyncSession, *, actor: Actor, escort_id: int, now: datetime) -> ActionResult:
     """The depart button; pressed again, `already` and nothing written."""
     result = await escorts.depart(session, escort_id=escort_id, personnel_id=actor.personnel_id, now=now)
+    if result.outcome is ActionOutcome.done:
+        await escort_reminders.cancel_departed(session, escort_id=escort_id)
     await session.commit()
     return result
 

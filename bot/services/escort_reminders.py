@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, or_, select
+from sqlalchemy import String, and_, cast, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -45,6 +45,7 @@ from bot.services.reminders import (
     offset_text,
     schedule_runs,
 )
+from bot.storage.db import rowcount
 from models import Escort, EscortMember, Outbox, Personnel
 from models.enums import EscortState, OutboxState, Priority
 
@@ -230,6 +231,21 @@ async def write(
         audit.record(session, action="escort_reminders.planned", entity="outbox", actor=ACTOR, detail=asdict(result))
     await session.commit()
     return result
+
+
+async def cancel_departed(session: AsyncSession, *, escort_id: int) -> int:
+    """The escort has left: its members' reminders still waiting are cancelled now, not at the next pass.
+
+    The pass cancels them too, but it runs once a minute; a reminder to
+    depart that arrives after the departure only confuses.
+    """
+    result = await session.execute(
+        update(Outbox)
+        .where(Outbox.ref == ref_of(escort_id), Outbox.state == OutboxState.pending.value)
+        .values(state=_CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
 
 
 def _reminder(escort: Planned, member: Member) -> EscortReminder:

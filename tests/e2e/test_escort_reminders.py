@@ -65,3 +65,24 @@ async def test_each_member_is_reminded_once_at_each_offset_and_not_after_leaving
     await _pass(world, 60)
     await no_more_messages(world, budi, 2)
     await no_more_messages(world, citra, 3)
+
+
+async def test_a_reminder_still_waiting_is_cancelled_by_the_departure_itself(world: World) -> None:
+    """No pass runs between the press and the reminder's time: the departure cancels it on its own."""
+    start = world.clock()
+    async with world.sessions() as session:
+        await build_escorts(session, world.roster, now=start + timedelta(hours=1))
+    budi = await world.registered("budi")
+    await _pass(world)  # KWL-1's 60-minute reminder goes now; the 0-minute one waits for the departure
+    await _has(world, budi, 1)
+
+    world.clock.advance(timedelta(minutes=50))
+    await budi.send("/kawal")
+    await world.eventually(lambda: world.emu.count(budi) == 2)
+    press = await budi.press(world.emu.sent_to(budi)[-1], "🚚 Berangkat KWL-1")
+    assert "KWL-1 berangkat" in ((await press.answer()).text or "")
+
+    world.clock.advance(timedelta(minutes=15))  # past the departure time, and no reminder pass since the press
+    await world.outbox_drained()
+    await no_more_messages(world, budi, 2)
+    assert all("Pengingat pengawalan" not in text for text in world.texts(budi)[1:])
