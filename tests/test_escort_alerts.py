@@ -328,3 +328,19 @@ async def test_two_workers_sweeping_at_once_raise_each_alert_once(
     assert sorted(text.count("TERLAMBAT") for _, text in sends) == [1, 1] and {chat for chat, _ in sends} == {A1}
     assert {text.split("Pengawalan ")[1][:5] for _, text in sends} == {"KWL-1", "KWL-2"}
     assert await session.scalar(select(func.count()).select_from(Contingency)) == 2
+
+
+async def test_an_operation_in_english_words_the_escort_alert_in_english(
+    session: AsyncSession, roster: Roster, people: dict[str, int], settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"operation": settings.operation.model_copy(update={"language": "en"})})
+    await _stopped(session, people, settings)
+    [(_, text)] = await _rows(session, "sendMessage")
+    assert "CONTINGENCY #1" in text and "🟠 Medium" in text and "Escort KWL-1</b> · 12 kotak suara" in text
+    assert "STOPPED — not moving from where it is" in text and "By: Siaga (automatic)" in text
+    assert "Last position" in text and "0 min before the alert" in text and "Unit: Polsek A1" in text
+    await _deliver(session, minutes(15))
+    await _position(session, people, settings, "budi", 2_000, minutes(16))
+    [(_, edited)] = await _rows(session, "editMessageText")
+    assert "Ended by itself" in edited and "the escort is moving again" in edited
+    assert "RESOLVED</b> automatically" in edited
