@@ -28,7 +28,10 @@ from bot.app import build_application
 from bot.clock import FastClock
 from bot.config import Settings, load_settings
 from bot.demo import demodata
-from bot.demo.script import Cast, Script, Transcript
+from bot.demo.escort_leg import regions_with_oki, stage_leg, voting_only
+from bot.demo.escort_scene import EscortScene
+from bot.demo.script import Cast, Script
+from bot.demo.transcript import Transcript
 from bot.emulator import Emulator, Limits, running
 from bot.services.roster import import_files
 from bot.storage.db import make_engine, make_sessionmaker
@@ -36,6 +39,8 @@ from bot.storage.migrate import upgrade
 from models import Checkin, Contingency, Outbox, Personnel, Sitrep
 
 PROGRESS_EVERY = timedelta(minutes=15)
+STOP_MINUTES = 5
+"""`berhenti` after this long instead of 15: the stall of the night's boat costs seconds, not a quarter-hour."""
 
 EPILOG = """\
 Make it longer or bigger:
@@ -85,7 +90,15 @@ class Demo:
         if out.exists():
             shutil.rmtree(out)
         (out / "roster").mkdir(parents=True)
-        province = without_logistics(demodata.generate(tps=self.options.tps, seed=self.options.seed, full_pattern=True))
+        province = voting_only(
+            demodata.generate(
+                tps=self.options.tps,
+                seed=self.options.seed,
+                regions=regions_with_oki(self.options.tps),
+                full_pattern=True,
+            )
+        )
+        leg = stage_leg(province)
         demodata.write_csv(province, out / "roster")
         voting = next(shift for shift in province.shifts if shift.phase == "pemungutan")
         starts = datetime.fromisoformat(voting.starts_at)
@@ -103,7 +116,12 @@ class Demo:
             engine = make_engine(settings.database.url)
             self.sessions = make_sessionmaker(engine)
             async with running(application):
-                await Script(self, emu, settings, cast, seed=self.options.seed, speed=self.options.speed).play()
+                script = Script(self, emu, settings, cast, seed=self.options.seed, speed=self.options.speed)
+                await script.play()
+                night = EscortScene(script, leg)
+                await night.play()
+                await script.final_status()
+                await night.final_board()
             await engine.dispose()
         print(f"\nThe database is in {out / 'siaga-demo.db'}; the roster it was imported from in {out / 'roster'}.")
         return 0
@@ -130,13 +148,17 @@ class Demo:
         )
 
     async def at(self, local: datetime) -> None:
-        """Wait, printing what arrives, until the virtual clock reaches `local`."""
+        """Wait, printing what arrives, until the virtual clock reaches `local`; the morning's figures on the way."""
         while self.clock() < local:
             self.transcript.flush()
-            if self.clock() >= self.next_progress:
+            if self.next_progress <= self.clock() < self.end:
                 await self.progress()
             await asyncio.sleep(0.1)
         self.transcript.flush()
+
+    def skip_to(self, local: datetime) -> None:
+        """The virtual clock jumps ahead to `local` (never back): the hours in between have nothing to show."""
+        self.clock.start += max(local - self.clock(), timedelta(0))
 
     async def progress(self) -> None:
         """A line of figures every quarter of an hour: the chats the transcript does not show."""
@@ -184,14 +206,6 @@ async def day_figures(session: AsyncSession, now: datetime) -> Figures:
     return Figures(*row)
 
 
-def without_logistics(province: demodata.Province) -> demodata.Province:
-    """The morning starts with the voting shift: the day-before logistics shift would only add noise."""
-    dropped = {shift.code for shift in province.shifts if shift.phase == "logistik"}
-    province.shifts = [shift for shift in province.shifts if shift.code not in dropped]
-    province.assignments = [a for a in province.assignments if a.shift_code not in dropped]
-    return province
-
-
 def demo_settings(emu: Emulator, database: Path) -> Settings:
     data = load_settings(None).model_dump()
     data["telegram"].update(
@@ -202,6 +216,7 @@ def demo_settings(emu: Emulator, database: Path) -> Settings:
     data["scheduler"].update(
         escalation_seconds=0.5, reminders_seconds=1, missed_checkins_seconds=1, broadcast_reports_seconds=1
     )
+    data["escort"]["stop_minutes"] = STOP_MINUTES
     data["logging"]["level"] = "WARNING"
     return Settings.model_validate(data)
 

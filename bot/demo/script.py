@@ -9,19 +9,16 @@ printed before it is sent, so the transcript reads as the chats would.
 from __future__ import annotations
 
 import asyncio
-import html
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from bot.config import Settings
 from bot.demo import demodata
+from bot.demo.transcript import LEGEND, Transcript, plain_text
 from bot.emulator import Emulator, SentMessage, SimGroup, SimUser
-from bot.render import local_time
 from bot.services.registration import issue_codes
 from bot.storage.db import make_engine, make_sessionmaker
 
@@ -29,90 +26,6 @@ FAR_OFFSET_DEG = 0.02  # about 2 km: beyond the geofence
 NEAR_OFFSET_DEG = 0.0008  # under 100 m
 FORCE_ICONS = {"polri": "👮", "tni": "🪖", "linmas": "🦺"}
 SHARED_LOCATION = "📍 (lokasi dibagikan)"
-LEGEND = (
-    "Who says what: 👮 🪖 🦺 a person (Polri, TNI, Linmas) writes to the bot, or → [a group];"
-    " 🤖 → the bot sends; 🤖 ✎ the bot edits what it sent."
-)
-
-
-def plain_text(text: str) -> str:
-    """What a chat shows, without the HTML markup."""
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
-
-
-class Transcript:
-    """The followed chats as they happen: what a person sends, then what lands, in time order.
-
-    The bot's messages are found by polling the emulator (`flush`); a
-    person's message flushes first, so an answer never prints before the
-    question it answers, nor after the next one.
-    """
-
-    def __init__(self, emu: Emulator, clock: Callable[[], datetime], zone: ZoneInfo, quiet: bool) -> None:
-        self.emu, self.clock, self.zone, self.quiet = emu, clock, zone, quiet
-        self.names: dict[int, str] = {}
-        self.groups: set[int] = set()
-        self.seen: dict[tuple[int, int], int] = {}
-
-    def follow(self, chat_id: int, name: str, *, group: bool = False) -> None:
-        """Print this chat from now on (what it received before is not news)."""
-        if chat_id not in self.names:
-            for message in self.emu.sent_to(chat_id):
-                self.seen[(chat_id, message.message_id)] = len(message.versions)
-        self.names[chat_id] = f"[{name}]" if group else name
-        if group:
-            self.groups.add(chat_id)
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            print(f"{self.stamp()}  {line}", flush=True)
-
-    def narrate(self, line: str) -> None:
-        """A line of the story, after what the chats received before it."""
-        self.flush()
-        self.say(line)
-
-    def stamp(self) -> str:
-        return local_time(self.clock(), self.zone, "id", with_date=False)
-
-    def person(self, chat_id: int, speaker: str, text: str) -> None:
-        """What a person sends into a followed chat: `speaker: text`, or `speaker → [group]: text`."""
-        if chat_id not in self.names:
-            return
-        self.flush()
-        where = f" → {self.names[chat_id]}" if chat_id in self.groups else ""
-        self.say(f"{speaker}{where}: {text}")
-
-    def heading(self, text: str) -> None:
-        if not self.quiet:
-            print(text, flush=True)
-
-    def flush(self) -> None:
-        for key, message in list(self.emu.state.sent_index.items()):
-            versions = len(message.versions)
-            seen = self.seen.get(key, 0)
-            if key[0] not in self.names or seen == versions:
-                continue
-            self.seen[key] = versions
-            before = _lines(message.versions[seen - 1].text or message.versions[seen - 1].caption) if seen else None
-            self.say(self._render(self.names[key[0]], message, before))
-
-    @staticmethod
-    def _render(chat: str, message: SentMessage, before: list[str] | None) -> str:
-        """A new message up to six lines; an edit as its first line and the lines that changed."""
-        lines = _lines(message.content) or [f"[{message.kind}]"]
-        if before is None:
-            shown = lines[:6] + ([f"… (+{len(lines) - 6} lines)"] if len(lines) > 6 else [])
-        else:
-            changed = [line for line in lines[1:] if line not in before]
-            shown = lines[:1] + (["…"] if len(lines) > 1 + len(changed) else []) + changed[:5]
-        verb = "→" if before is None else "✎"
-        indent = "\n" + " " * 14
-        return f"🤖 {verb} {chat}: " + indent.join(shown)
-
-
-def _lines(text: str | None) -> list[str]:
-    return [line for line in plain_text(text or "").splitlines() if line.strip()]
 
 
 class Stage(Protocol):
@@ -131,6 +44,8 @@ class Stage(Protocol):
     def transcript(self) -> Transcript: ...
 
     async def at(self, local: datetime) -> None: ...
+
+    def skip_to(self, local: datetime) -> None: ...
 
 
 @dataclass
@@ -216,7 +131,6 @@ class Script:
                 await self.file_sitrep(kind)
         await self.stage.at(self.stage.end)
         await asyncio.gather(*tasks, *([acknowledging] if acknowledging else []))
-        await self.final_status()
 
     # -- what people do, as the transcript shows it ----------------------------------------------
 
