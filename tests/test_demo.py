@@ -1,4 +1,5 @@
-"""`siaga demo` plays its morning to the end as a conversation: who sends what, then what the bot answers."""
+"""`siaga demo` plays its morning and a counting-night escort to the end as a conversation: who sends what, then
+what the bot answers."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ def in_order(transcript: str, *lines: str) -> None:
 
 
 def test_demo_runs_to_the_final_board(tmp_path: Path) -> None:
-    """At the speed `make demo` plays. Much faster (300x) the emulator's real Telegram limits leave
-    the bot minutes behind the virtual clock, and the morning ends before the alert reaches the Polda."""
+    """What `make demo` plays: its 100 TPS are the smallest province whose OKI has a leg by road then boat.
+    Much faster (300x) the emulator's real Telegram limits leave the bot minutes behind the virtual clock,
+    and the morning ends before the alert reaches the Polda."""
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo", "--tps", "60", "--out", str(out)],
+        [sys.executable, "-m", "bot.cli", "demo", "--out", str(out)],
         check=False,
         capture_output=True,
         text=True,
@@ -56,9 +58,57 @@ def test_demo_runs_to_the_final_board(tmp_path: Path) -> None:
         "🤖 ✎ [Posko Polda Sumsel]: 🚨 KONTINJENSI #1",
         "Status: DITERIMA",
     )
-    assert "Final /status of the Polda commander" in transcript and "📊 Status POLDA-SUMSEL" in transcript
+    in_order(
+        transcript,
+        "── The counting night in Ogan Komering Ilir: KWL-OKI-",
+        "⏰ Pengingat pengawalan KWL-OKI-",
+        ": /kawal",
+        ": 👆 [🚚 Berangkat KWL-OKI-",
+        "Status: berangkat sejak",
+        ": 📡 (lokasi langsung dibagikan, 8 jam)",
+        "📡 Lokasi langsung diterima untuk KWL-OKI-",
+        "🤖 → [Posko Polsek",
+        "📍 [live location on the map]",
+        "✅ Melewati Dermaga",
+        "the boxes go onto a speedboat",
+        "🤖 → [Posko Polsek",
+        "⚠️ BERHENTI — tidak bergerak dari tempatnya",
+        "acknowledges the alert",
+        "→ [Posko Polsek",
+        ": 👆 [✔️ Terima]",
+        "Status: DITERIMA oleh",
+        "The engine starts again",
+        "✅ Berakhir sendiri",
+        ": pengawalan bergerak lagi",
+        " tiba di PPK ",
+        ": /terima KWL-OKI-",
+        "✅ Serah terima KWL-OKI-",
+        "diterima oleh Anda dari",
+        "Pengawalan selesai.",
+        "Final /status of the Polda commander",
+        "📊 Status POLDA-SUMSEL",
+        "🚚 Pengawalan 1: berangkat 0 · terjadwal 0 · tiba 0 · diterima 1",
+        "Final /kawal of",
+        "· diterima · ",
+    )
     with sqlite3.connect(out / "siaga-demo.db") as db:
-        steps = [kind for (kind,) in db.execute("select kind from contingency_steps order by version")]
+        steps = [
+            [
+                kind
+                for (kind,) in db.execute(
+                    "select kind from contingency_steps where contingency_id = ? order by version", (id_,)
+                )
+            ]
+            for (id_,) in db.execute("select id from contingencies order by id")
+        ]
         checkins = db.execute("select count(*) from checkins").fetchone()[0]
-    assert steps[:1] == ["raised"] and "acknowledged" in steps and steps.count("escalated") >= 2, steps
+        escorts = db.execute("select state, received_by_id is not null from escorts").fetchall()
+        custody = [
+            action for (action,) in db.execute("select action from audit_log where entity = 'escort' order by id")
+        ]
+    morning, night = steps
+    assert morning[:1] == ["raised"] and "acknowledged" in morning and morning.count("escalated") >= 2, morning
+    assert night == ["raised", "acknowledged", "resolved"], night
     assert checkins > 0
+    assert escorts == [("diterima", 1)]
+    assert custody == ["escort.departed", "escort.arrived", "escort.received"], custody

@@ -32,6 +32,7 @@ WAIT_STEPS = 120  # virtual minutes the scene waits for something the bot should
 ACK = "✔️ Terima"
 SHARED_LIVE = "📡 (lokasi langsung dibagikan, 8 jam)"
 REMINDER = "Pengingat pengawalan"
+HANDED_OVER, LEAD_DONE = "Serah terima", "Pengawalan selesai"  # the receiver's answer, the lead's note
 
 
 class EscortScene:
@@ -177,7 +178,8 @@ class EscortScene:
         self.chats.narrate(f"At {self.leg.destination.name}, {receiver.rank} {receiver.name} counts the boxes")
         await self.stage.at(self.stage.clock() + 2 * STEP)
         await self.script.send(self.receiver, f"/terima {self.leg.escort.code}")
-        await self.until(lambda: self._said(self.lead, "Serah terima") > 0, "the lead's handover note")
+        await self.until(lambda: self._said(self.receiver, HANDED_OVER) > 0, "the receiver's confirmation")
+        await self.until(lambda: self._said(self.lead, LEAD_DONE) > 0, "the lead's confirmation")
 
     async def until(self, done: Callable[[], bool], what: str) -> None:
         """Play on, a minute at a time, until `done`; the bot should never need the two hours."""
