@@ -6,7 +6,9 @@ unmodified bot (handlers, dispatcher, scheduler) runs against it on a fast
 clock while simulated personnel register, get reminded, check in (some
 late, some far from their TPS), file reports, and raise a contingency at a
 water-access TPS that climbs the chain of command until the Polda group
-takes it. The chats are printed as they happen; the database stays behind.
+takes it. Then the clock moves on to the counting night, and one escort of
+ballot boxes goes by road and boat in OKI (bot/demo/escort_scene.py). The
+chats are printed as they happen; the database stays behind.
 """
 
 from __future__ import annotations

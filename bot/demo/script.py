@@ -1,4 +1,4 @@
-"""The election morning that `siaga demo` plays, scene by scene, on the virtual clock, and its transcript.
+"""The election morning that `siaga demo` plays, scene by scene, on the virtual clock (the transcript: transcript.py).
 
 Every action goes through the emulator as a Telegram client would send it;
 nothing here touches the bot's internals except issuing registration codes,
