@@ -77,15 +77,7 @@ async def record_position(
     escort: Escort = row.Escort
     change = _Change()
     if escort.state == PLANNED:
-        _depart(escort, at)
-        audit.record(
-            session,
-            action="escort.departed",
-            entity="escort",
-            entity_id=escort.id,
-            actor_id=personnel_id,
-            detail={"code": escort.code, "by": "position", "at": at.isoformat()},
-        )
+        mark_departed(session, escort, personnel_id, at, by="position")
         change.departed = True
     change.kept = _keep(session, escort, personnel_id, lat, lon, at)
     change.passed = await _pass_vias(session, escort, route, lat, lon, at, settings)
@@ -137,9 +129,11 @@ async def _member_escort(
     return chosen, route
 
 
-def _depart(escort: Escort, at: datetime) -> None:
+def mark_departed(session: AsyncSession, escort: Escort, personnel_id: int, at: datetime, *, by: str) -> None:
+    """Underway from `at`, by the button or the first position away, and audited as such (as `mark_arrived`)."""
     escort.state = UNDERWAY
     escort.departed_at = at
+    _audit(session, escort, personnel_id, action="escort.departed", by=by, at=at)
 
 
 def _keep(session: AsyncSession, escort: Escort, personnel_id: int, lat: float, lon: float, at: datetime) -> bool:
@@ -221,9 +215,13 @@ def mark_arrived(session: AsyncSession, escort: Escort, personnel_id: int, at: d
         escort.departed_at = at
     escort.state = ARRIVED
     escort.arrived_at = at
+    _audit(session, escort, personnel_id, action="escort.arrived", by=by, at=at)
+
+
+def _audit(session: AsyncSession, escort: Escort, personnel_id: int, *, action: str, by: str, at: datetime) -> None:
     audit.record(
         session,
-        action="escort.arrived",
+        action=action,
         entity="escort",
         entity_id=escort.id,
         actor_id=personnel_id,
@@ -249,15 +247,7 @@ async def depart(session: AsyncSession, *, escort_id: int, personnel_id: int, no
     escort: Escort = row.Escort
     if escort.state != PLANNED:
         return ActionResult(ActionOutcome.already, (await summaries(session, [row], now))[0])
-    _depart(escort, now)
-    audit.record(
-        session,
-        action="escort.departed",
-        entity="escort",
-        entity_id=escort.id,
-        actor_id=personnel_id,
-        detail={"code": escort.code, "by": "button", "at": now.isoformat()},
-    )
+    mark_departed(session, escort, personnel_id, now, by="button")
     await session.flush()
     return ActionResult(ActionOutcome.done, (await summaries(session, [row], now))[0])
 
