@@ -68,7 +68,7 @@ async def time_calls(sessions: Sessions, now: datetime, places: list[tuple[int, 
 
     async def actor(_index: int, user: int, _lat: float, _lon: float) -> object:
         async with sessions() as session:
-            return await actor_for(session, telegram_user_id=user)
+            return await actor_for(session, telegram_user_id=user, now=now)
 
     async def waiting(_index: int, user: int, _lat: float, _lon: float) -> object:
         async with sessions() as session:

@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bench.common import fresh_database, load_province, machine, percentile, summary
+from bench.common import fresh_database, load_province, machine, move_operation, percentile, summary
 from bot.app import REPLY_CONNECTIONS, build_application
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
@@ -59,8 +59,7 @@ async def prepare(url: str, people: int) -> tuple[ManualClock, list[tuple[int, f
         shift = await session.scalar(select(Shift).where(Shift.phase == "pemungutan").order_by(Shift.starts_at))
         assert shift is not None
         moved = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5) - shift.starts_at
-        for each in await session.scalars(select(Shift)):
-            each.starts_at, each.ends_at = each.starts_at + moved, each.ends_at + moved
+        await move_operation(session, moved)
         rows = (
             await session.execute(
                 select(Assignment.personnel_id, Tps.lat, Tps.lon)

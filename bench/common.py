@@ -5,10 +5,11 @@ from __future__ import annotations
 import platform
 import statistics
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import models
 from bot.demo import demodata
@@ -49,6 +50,16 @@ async def load_province(url: str, *, tps: int, seed: int = 1) -> demodata.Provin
         await engine.dispose()
     assert report.ok, report.format()
     return province
+
+
+async def move_operation(session: AsyncSession, by: timedelta) -> None:
+    """Move the whole timeline (shifts and escorts) by `by`: a bench that puts voting at the wall clock keeps the
+    counting night's escorts hours ahead, as on the day, not long overdue (each would raise `terlambat` and take
+    its members' check-ins as departures)."""
+    for shift in await session.scalars(select(models.Shift)):
+        shift.starts_at, shift.ends_at = shift.starts_at + by, shift.ends_at + by
+    for escort in await session.scalars(select(models.Escort)):
+        escort.depart_at, escort.arrive_by = escort.depart_at + by, escort.arrive_by + by
 
 
 def percentile(values: list[float], share: float) -> float:

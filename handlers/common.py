@@ -72,7 +72,7 @@ async def load_actor(update: Update, context: Context) -> Actor | None:
     if update.effective_user is None:
         return None
     async with quick(context.runtime.sessions) as session:
-        return await actor_for(session, telegram_user_id=update.effective_user.id)
+        return await actor_for(session, telegram_user_id=update.effective_user.id, now=context.runtime.now())
 
 
 def _arrival(context: Context) -> Arrival:

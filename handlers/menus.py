@@ -47,7 +47,7 @@ async def refresh_menu(context: Context, telegram_user_id: int) -> None:
 
 async def load_actor_by_id(context: Context, telegram_user_id: int) -> Actor | None:
     async with context.runtime.sessions() as session:
-        return await actor_for(session, telegram_user_id=telegram_user_id)
+        return await actor_for(session, telegram_user_id=telegram_user_id, now=context.runtime.now())
 
 
 async def set_default_menus(application: Application) -> None:

@@ -22,7 +22,7 @@ async def _world(session: AsyncSession) -> tuple[Roster, dict[str, Actor]]:
     actors = {}
     for number, key in enumerate(LINKED, start=1):
         await link(session, roster.person(key), 800 + number)
-        actor = await actor_for(session, telegram_user_id=800 + number)
+        actor = await actor_for(session, telegram_user_id=800 + number, now=NOW)
         assert actor is not None
         actors[key] = actor
     await session.execute(update(Personnel).where(Personnel.id == roster.person("fajar").id).values(reachable=False))

@@ -114,7 +114,7 @@ async def _steps(session: AsyncSession, contingency_id: int) -> list[str]:
 
 async def _actor(session: AsyncSession, roster: Roster, key: str, telegram_user_id: int) -> Actor:
     await link(session, roster.person(key), telegram_user_id)
-    actor = await actor_for(session, telegram_user_id=telegram_user_id)
+    actor = await actor_for(session, telegram_user_id=telegram_user_id, now=NOW)
     assert actor is not None
     return actor
 

@@ -7,6 +7,8 @@ bunch of senders) carries `escorting`, and only those get `record_position`.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -34,7 +36,7 @@ async def test_the_sender_lookup_says_who_rides_an_escort_in_the_same_statement(
 
     event.listen(listen, "before_cursor_execute", count)
     try:
-        found = await actors_for(session, telegram_user_ids=list(ids.values()))
+        found = await actors_for(session, telegram_user_ids=list(ids.values()), now=NOW)
     finally:
         event.remove(listen, "before_cursor_execute", count)
     assert len(statements) == 1
@@ -47,15 +49,36 @@ async def test_the_sender_lookup_says_who_rides_an_escort_in_the_same_statement(
     await session.execute(update(Escort).where(Escort.code.in_(["KWL-1", "KWL-3"])).values(state="tiba"))
     await session.execute(update(Escort).where(Escort.code == "KWL-2").values(state="diterima"))
     await session.commit()
-    found = await actors_for(session, telegram_user_ids=list(ids.values()))
+    found = await actors_for(session, telegram_user_ids=list(ids.values()), now=NOW)
     assert not any(actor.escorting for actor in found.values()), "an arrived escort takes no more positions"
+
+
+async def test_a_member_is_escorting_only_in_the_departure_window_of_a_planned_leg(session: AsyncSession) -> None:
+    """KWL-2 (dedi) departs at NOW, due NOW+1h: hours before or the day after, his location is a check-in."""
+    roster = await build_roster(session)
+    await build_escorts(session, roster)
+    await link(session, roster.person("dedi"), 9100)
+
+    async def escorting(at: datetime) -> bool:
+        return (await actors_for(session, telegram_user_ids=[9100], now=at))[9100].escorting
+
+    assert [await escorting(NOW + timedelta(minutes=m)) for m in (-180, -20, 0, 60, 24 * 60)] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
+    await session.execute(update(Escort).where(Escort.code == "KWL-2").values(state="berangkat"))
+    await session.commit()
+    assert await escorting(NOW + timedelta(hours=24)), "underway, however late, every position is the escort's"
 
 
 async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(session: AsyncSession) -> None:
     roster = await build_roster(session)
     escorts = await build_escorts(session, roster)
     await link(session, roster.person("dedi"), 9100)
-    [dedi] = (await actors_for(session, telegram_user_ids=[9100])).values()
+    [dedi] = (await actors_for(session, telegram_user_ids=[9100], now=NOW)).values()
     settings = load_settings(None)
     origin = (-2.990000, 104.760000)  # KWL-2 starts at TPS-A1-001: not yet a journey
     tracked = await flow.position(

@@ -72,6 +72,9 @@ async def test_a_position_is_an_escorts_only_for_a_member_underway_or_leaving(
 ) -> None:
     assert await position(session, roster, "eko", 1_000, NOW) is None  # no escort of his
     assert await position(session, roster, "budi", 1_000, NOW - timedelta(hours=2)) is None  # a check-in hours before
+    # KWL-2 (dedi) was due at NOW+1h and never left: the morning after, his location is a check-in again
+    assert await position(session, roster, "dedi", 1_000, NOW + timedelta(hours=9)) is None
+    assert (await escort(session, "KWL-2")).state == "terjadwal"
     assert await position(session, roster, "budi", 100, NOW) is None  # still at PPS-A1
     assert (await escort(session, "KWL-1")).state == "terjadwal"
     left = await position(session, roster, "budi", 1_000, minutes(1))

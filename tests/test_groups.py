@@ -19,7 +19,7 @@ async def _actors(session: AsyncSession) -> tuple[Roster, dict[str, Actor]]:
     actors = {}
     for number, key in enumerate(["ani", "kapolres", "kapolsek_a1", "kapolsek_a2", "budi"], start=1):
         await link(session, roster.person(key), 800 + number)
-        actor = await actor_for(session, telegram_user_id=800 + number)
+        actor = await actor_for(session, telegram_user_id=800 + number, now=NOW)
         assert actor is not None
         actors[key] = actor
     return roster, actors

@@ -43,7 +43,7 @@ async def _world(session: AsyncSession, *, without: tuple[str, ...] = ()) -> tup
     actors = {}
     for number, key in enumerate(PEOPLE, start=1):
         await link(session, roster.person(key), 900 + number)
-        actor = await actor_for(session, telegram_user_id=900 + number)
+        actor = await actor_for(session, telegram_user_id=900 + number, now=NOW)
         assert actor is not None
         actors[key] = actor
     return roster, actors

@@ -24,7 +24,7 @@ async def _actors(session: AsyncSession):
     ids = {}
     for number, key in enumerate(["budi", "citra", "kapolsek_a1", "kapolsek_a2", "kapolres"], start=1):
         await link(session, roster.person(key), 900 + number)
-        ids[key] = await actor_for(session, telegram_user_id=900 + number)
+        ids[key] = await actor_for(session, telegram_user_id=900 + number, now=NOW)
     return roster, ids
 
 

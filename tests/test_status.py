@@ -145,7 +145,7 @@ async def morning(session: AsyncSession) -> Roster:
 
 
 async def viewer(session: AsyncSession, telegram_user_id: int, *, group_chat_id: int | None = None) -> Viewer:
-    return Viewer(await actor_for(session, telegram_user_id=telegram_user_id), group_chat_id=group_chat_id)
+    return Viewer(await actor_for(session, telegram_user_id=telegram_user_id, now=NOW), group_chat_id=group_chat_id)
 
 
 async def test_every_level_matches_the_oracle(session: AsyncSession) -> None:

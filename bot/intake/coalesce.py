@@ -109,7 +109,7 @@ def arrivals(
         ids = [update_id for update_id, _ in keys]
         async with quick(sessions) as session:
             unseen = await claim_updates(session, update_ids=ids, now=now()) if claim else set(ids)
-            senders = await actors_for(session, telegram_user_ids=users) if users else {}
+            senders = await actors_for(session, telegram_user_ids=users, now=now()) if users else {}
             waits = await waiting_for_each(session, telegram_user_ids=users, now=now()) if users else {}
             if claim:
                 await session.commit()

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
+from bot.services.escorts.route import takes_positions
 from bot.services.units import is_within
 from models import CommandGroup, Escort, EscortMember, Personnel, Unit
-from models.enums import EscortState, Role
+from models.enums import Role
 
-ESCORT_TAKES = (EscortState.terjadwal.value, EscortState.berangkat.value)
 """The states in which an escort may take its members' positions (bot/services/escorts/tracking.py)."""
 
 
@@ -49,24 +50,24 @@ class Actor:
         return f"{self.rank} {self.name}".strip()
 
 
-async def actor_for(session: AsyncSession, *, telegram_user_id: int) -> Actor | None:
+async def actor_for(session: AsyncSession, *, telegram_user_id: int, now: datetime) -> Actor | None:
     """Who sent an update."""
-    return (await actors_for(session, telegram_user_ids=[telegram_user_id])).get(telegram_user_id)
+    return (await actors_for(session, telegram_user_ids=[telegram_user_id], now=now)).get(telegram_user_id)
 
 
-async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int]) -> dict[int, Actor]:
+async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime) -> dict[int, Actor]:
     """The registered people behind these Telegram ids, by id; strangers are missing.
 
     Asked on every update (for a bunch of updates at once, see
     bot/intake/coalesce.py), so columns only: no ORM objects to build.
-    Whether each is on an escort that may take a position rides in the same
-    statement, so a check-in costs no extra query to be told apart from
-    an escort's position.
+    Whether each is on an escort that may take a position at `now` rides in
+    the same statement, so a check-in costs no extra query to be told apart
+    from an escort's position, even for a member whose leg is hours away.
     """
     escorting = exists().where(
         EscortMember.personnel_id == Personnel.id,
         Escort.id == EscortMember.escort_id,
-        Escort.state.in_(ESCORT_TAKES),
+        takes_positions(now),
     )
     rows = await session.execute(
         select(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import Label
@@ -19,10 +19,37 @@ from sqlalchemy.sql.elements import Label
 from bot.services.escorts.results import AlertEpisode, EscortSummary, Route, Via, Waypoint
 from bot.services.geo import distance_m, path_length_m
 from models import Escort, EscortAlert, EscortVia, Place, Tps, Unit
+from models.enums import EscortState
 
 CHUNK = 2_000
 PLACE_FIELDS = ("id", "code", "name", "kind", "lat", "lon", "unit_id")
 TPS_FIELDS = ("id", "code", "number", "village", "lat", "lon", "unit_id")
+# A planned escort departs by a position away from its origin only from this close to `depart_at` until its
+# `arrive_by`: a member's location from a TPS hours before, or the morning after a leg that never left, is a
+# check-in, not the start of the journey.
+EARLY_DEPARTURE = timedelta(minutes=30)
+
+
+def may_depart(escort: Escort, at: datetime) -> bool:
+    """A planned escort a position at `at` may start (the window of `EARLY_DEPARTURE`)."""
+    return escort.depart_at - EARLY_DEPARTURE <= at <= escort.arrive_by
+
+
+def takes_positions(now: datetime) -> ColumnElement[bool]:
+    """Escorts a member's position may be for at `now`: underway, or planned within their departure window.
+
+    The sender lookup asks this of every location's sender, so a member whose
+    leg is hours away is told apart from an escort in the same statement and
+    pays no escort query for a check-in.
+    """
+    return or_(
+        Escort.state == EscortState.berangkat.value,
+        and_(
+            Escort.state == EscortState.terjadwal.value,
+            Escort.depart_at <= now + EARLY_DEPARTURE,
+            Escort.arrive_by >= now - EARLY_DEPARTURE,
+        ),
+    )
 
 
 def endpoint_columns(prefix: str, place: Any, tps: Any) -> list[Label[Any]]:

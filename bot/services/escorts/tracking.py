@@ -26,16 +26,13 @@ from bot.config import EscortSettings
 from bot.services import audit
 from bot.services.escorts import alerts
 from bot.services.escorts.results import ActionOutcome, ActionResult, AlertEpisode, PositionResult, Route
-from bot.services.escorts.route import episode, escort_query, route_of, summaries, vias_of
+from bot.services.escorts.route import episode, escort_query, may_depart, route_of, summaries, vias_of
 from bot.services.geo import distance_m, distance_to_polyline_m
 from models import Escort, EscortMember, EscortTrackPoint, EscortVia
 from models.enums import EscortAlertKind, EscortState
 
 KEEP_EVERY = timedelta(seconds=30)
 KEEP_MOVED_M = 50.0
-# A planned escort departs by a position away from its origin only this close to `depart_at`: a member's
-# location from a TPS hours before is a check-in, not the start of the journey.
-EARLY_DEPARTURE = timedelta(minutes=30)
 PLANNED, UNDERWAY, ARRIVED = EscortState.terjadwal.value, EscortState.berangkat.value, EscortState.tiba.value
 
 
@@ -65,7 +62,7 @@ async def record_position(
     """Apply a position of an escort member; None when it is no escort's (the caller takes it as a check-in).
 
     It is an escort's when the sender is a member of one underway, or of a
-    planned one within `EARLY_DEPARTURE` of its `depart_at` whose origin the
+    planned one within its departure window (`route.may_depart`) whose origin the
     position is farther than `escort.arrive_radius_meters` from (that
     position departs it). Does not commit.
     """
@@ -119,7 +116,7 @@ async def _member_escort(
     rows = (await session.execute(query)).all()
     chosen = next((row for row in rows if row.Escort.state == UNDERWAY), None)
     if chosen is None:
-        chosen = next((row for row in rows if at >= row.Escort.depart_at - EARLY_DEPARTURE), None)
+        chosen = next((row for row in rows if may_depart(row.Escort, at)), None)
     if chosen is None:
         return None
     vias = (await vias_of(session, [chosen.Escort.id])).get(chosen.Escort.id, ())
