@@ -184,6 +184,11 @@ class SchedulerSettings(Section):
     reminders_seconds: float = Field(default=60, gt=0)
     missed_checkins_seconds: float = Field(default=60, gt=0)
     broadcast_reports_seconds: float = Field(default=30, gt=0)
+    escort_alerts_seconds: float = Field(default=15, gt=0)
+    """An escort's alert due is raised at most this late: well within the minute `berhenti` may take past
+    `escort.stop_minutes`."""
+    live_locations_seconds: float = Field(default=3, gt=0)
+    """A group's share of its limit is one live-location call every 6 s: a pass every 3 s spends it as it comes."""
 
 
 class IntakeSettings(Section):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -263,6 +264,37 @@ async def test_the_escorts_sheet_has_a_row_per_escort_of_the_shift(session: Asyn
         None,
         None,
     )
+
+
+async def test_the_contingency_sheet_keeps_the_alerts_siaga_raised_itself(session: AsyncSession) -> None:
+    roster = await morning(session)
+    await _incidents(session, roster)
+    await _journeys(session, roster)
+    kwl1 = await session.scalar(select(Escort).where(Escort.code == "KWL-1"))
+    assert kwl1 is not None
+    session.add(
+        Contingency(
+            reporter_id=None,
+            escort_id=kwl1.id,
+            unit_id=roster.units["POLSEK-A1"].id,
+            level_unit_id=roster.units["POLSEK-A1"].id,
+            shift_id=roster.shifts["PAGI"].id,
+            severity="tinggi",
+            text="KWL-1 berhenti 10 menit",
+            state="open",
+            created_at=NOW + timedelta(minutes=20),
+            raised_at=NOW + timedelta(minutes=20),
+        )
+    )
+    await session.commit()
+    files = await reports.export_shift(session, shift_code="PAGI", now=NOW + timedelta(hours=1), settings=SETTINGS)
+    sheet = list(load_workbook(io.BytesIO(files.workbook))["contingencies"].iter_rows(values_only=True))
+    rows = [dict(zip(sheet[0], row, strict=True)) for row in sheet[1:]]
+    assert [(row["reporter"], row["text"]) for row in rows] == [
+        ("Bripda Budi", "=cmd|' /C calc'!A0"),
+        ("Bripda Budi", "=cmd|' /C calc'!A0"),
+        ("Siaga", "KWL-1 berhenti 10 menit"),
+    ], "two steps of the reported one, then the bot's own alert"
 
 
 async def test_an_escort_still_underway_belongs_to_the_next_shift_too(session: AsyncSession) -> None:

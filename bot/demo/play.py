@@ -216,7 +216,11 @@ def demo_settings(emu: Emulator, database: Path) -> Settings:
     data["database"]["url"] = f"sqlite+aiosqlite:///{database}"
     data["reminders"]["before_minutes"] = [60, 0]
     data["scheduler"].update(
-        escalation_seconds=0.5, reminders_seconds=1, missed_checkins_seconds=1, broadcast_reports_seconds=1
+        escalation_seconds=0.5,
+        reminders_seconds=1,
+        missed_checkins_seconds=1,
+        broadcast_reports_seconds=1,
+        escort_alerts_seconds=1,
     )
     data["escort"]["stop_minutes"] = STOP_MINUTES
     data["logging"]["level"] = "WARNING"

@@ -86,18 +86,13 @@ async def _forget_updates(session: AsyncSession, rt: Runtime) -> int:
     return await forget_old(session, before=rt.now() - RETENTION)
 
 
-ESCORT_ALERTS_SECONDS = 15.0
-"""An alert due is raised at most this late: well within the minute `berhenti` may take past `stop_minutes`."""
-LIVE_LOCATIONS_SECONDS = 3.0
-"""A group's share of its limit is one live-location call every 6 s: a pass every 3 s spends it as it comes."""
-
 REMINDERS = Sweep(
     "reminders", _reminders, lambda rt: rt.settings.scheduler.reminders_seconds, own_thread=True, after_backlog=True
 )
 SWEEPS = (
     Sweep("escalation", _escalations, lambda rt: rt.settings.scheduler.escalation_seconds),
-    Sweep("escort_alerts", _escort_alerts, lambda rt: ESCORT_ALERTS_SECONDS),
-    Sweep("live_locations", _live_locations, lambda rt: LIVE_LOCATIONS_SECONDS),
+    Sweep("escort_alerts", _escort_alerts, lambda rt: rt.settings.scheduler.escort_alerts_seconds),
+    Sweep("live_locations", _live_locations, lambda rt: rt.settings.scheduler.live_locations_seconds),
     REMINDERS,
     Sweep("missed_checkins", _missed, lambda rt: rt.settings.scheduler.missed_checkins_seconds, after_backlog=True),
     Sweep("broadcast_reports", _broadcast_reports, lambda rt: rt.settings.scheduler.broadcast_reports_seconds),

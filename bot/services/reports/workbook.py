@@ -207,6 +207,10 @@ async def sitrep_rows(session: AsyncSession, *, shift: ShiftRef, scope: int | No
     return rows
 
 
+BOT_REPORTER = "Siaga"
+"""The reporter of a contingency the bot raised itself (an escort's alert)."""
+
+
 async def contingency_rows(session: AsyncSession, *, shift: ShiftRef, scope: int | None, zone: ZoneInfo) -> list[Row]:
     """One row per escalation step (a contingency without steps: one row), the contingency repeated."""
     step_unit, step_actor, reporter = aliased(Unit), aliased(Personnel), aliased(Personnel)
@@ -224,7 +228,7 @@ async def contingency_rows(session: AsyncSession, *, shift: ShiftRef, scope: int
             ContingencyStep.at,
         )
         .join(Unit, Unit.id == Contingency.unit_id)
-        .join(reporter, reporter.id == Contingency.reporter_id)
+        .outerjoin(reporter, reporter.id == Contingency.reporter_id)
         .outerjoin(Tps, Tps.id == Contingency.tps_id)
         .outerjoin(ContingencyStep, ContingencyStep.contingency_id == Contingency.id)
         .outerjoin(step_unit, step_unit.id == ContingencyStep.unit_id)
@@ -260,7 +264,7 @@ async def contingency_rows(session: AsyncSession, *, shift: ShiftRef, scope: int
                 item.state,
                 unit,
                 tps,
-                f"{rank} {name}".strip(),
+                f"{rank} {name}".strip() if item.reporter_id is not None else BOT_REPORTER,
                 item.text,
                 version,
                 kind,
