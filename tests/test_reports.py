@@ -27,6 +27,24 @@ SETTINGS = Settings()
 HOSTILE = ['=HYPERLINK("http://x","klik")', "+62 812 000", "-2,5 km", "@camat", "=1+1"]
 
 
+def _contingency(
+    roster: Roster, *, reporter_id: int | None, level: str, text: str, at: datetime, **where: int
+) -> Contingency:
+    """An open `tinggi` contingency of POLSEK-A1 in the morning shift, raised at `at` and standing at `level`."""
+    return Contingency(
+        reporter_id=reporter_id,
+        unit_id=roster.units["POLSEK-A1"].id,
+        level_unit_id=roster.units[level].id,
+        shift_id=roster.shifts["PAGI"].id,
+        severity="tinggi",
+        text=text,
+        state="open",
+        created_at=at,
+        raised_at=at,
+        **where,
+    )
+
+
 async def _incidents(session: AsyncSession, roster: Roster) -> None:
     """Hostile sitreps (formula-looking text, a control character) and an escalated contingency."""
     a1, budi = roster.units["POLSEK-A1"].id, roster.person("budi").id
@@ -42,17 +60,13 @@ async def _incidents(session: AsyncSession, roster: Roster) -> None:
                 filed_at=NOW + timedelta(minutes=minute),
             )
         )
-    item = Contingency(
+    item = _contingency(
+        roster,
         reporter_id=budi,
-        unit_id=a1,
-        level_unit_id=roster.units["POLRES-A"].id,
-        tps_id=roster.tps["TPS-A1-002"].id,
-        shift_id=roster.shifts["PAGI"].id,
-        severity="tinggi",
+        level="POLRES-A",
         text="=cmd|' /C calc'!A0",
-        state="open",
-        created_at=NOW,
-        raised_at=NOW,
+        at=NOW,
+        tps_id=roster.tps["TPS-A1-002"].id,
     )
     session.add(item)
     await session.flush()
@@ -272,18 +286,10 @@ async def test_the_contingency_sheet_keeps_the_alerts_siaga_raised_itself(sessio
     await _journeys(session, roster)
     kwl1 = await session.scalar(select(Escort).where(Escort.code == "KWL-1"))
     assert kwl1 is not None
+    at = NOW + timedelta(minutes=20)
     session.add(
-        Contingency(
-            reporter_id=None,
-            escort_id=kwl1.id,
-            unit_id=roster.units["POLSEK-A1"].id,
-            level_unit_id=roster.units["POLSEK-A1"].id,
-            shift_id=roster.shifts["PAGI"].id,
-            severity="tinggi",
-            text="KWL-1 berhenti 10 menit",
-            state="open",
-            created_at=NOW + timedelta(minutes=20),
-            raised_at=NOW + timedelta(minutes=20),
+        _contingency(
+            roster, reporter_id=None, level="POLSEK-A1", text="KWL-1 berhenti 10 menit", at=at, escort_id=kwl1.id
         )
     )
     await session.commit()

@@ -19,8 +19,6 @@ from bot.services.units import is_within
 from models import CommandGroup, Escort, EscortMember, Personnel, Unit
 from models.enums import Role
 
-"""The states in which an escort may take its members' positions (bot/services/escorts/tracking.py)."""
-
 
 @dataclass(frozen=True)
 class Actor:

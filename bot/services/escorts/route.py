@@ -40,7 +40,9 @@ def takes_positions(now: datetime) -> ColumnElement[bool]:
 
     The sender lookup asks this of every location's sender, so a member whose
     leg is hours away is told apart from an escort in the same statement and
-    pays no escort query for a check-in.
+    pays no escort query for a check-in. It is wider than `may_depart` at
+    the end, for a position sent before `arrive_by` and read after it;
+    `may_depart` decides on the position's own time.
     """
     return or_(
         Escort.state == EscortState.berangkat.value,
