@@ -18,8 +18,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/siaga demo
 
+# Two pytest-xdist workers, one per core of the CI machine; each has its own PostgreSQL database (tests/pg.py).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS)
 
 # The rule set is in pyproject.toml ([tool.ruff], [tool.mypy]).
 lint: $(STAMP)

@@ -6,7 +6,7 @@ to run every database test on PostgreSQL as well (`.ci/run` does).
 
 from __future__ import annotations
 
-import os
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,10 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import models
 from bot.storage.db import make_engine, make_sessionmaker
+from tests.pg import CONFIGURED_URL, PG_URL, XDIST_WORKER, drop_pg_database, fresh_pg_database
 
-PG_URL = os.environ.get("SIAGA_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 _pg_schema_ready = False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if CONFIGURED_URL and XDIST_WORKER:
+        asyncio.run(fresh_pg_database(CONFIGURED_URL, XDIST_WORKER))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if PG_URL and XDIST_WORKER:
+        asyncio.run(drop_pg_database(PG_URL))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -52,18 +62,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
             await connection.run_sync(models.Base.metadata.create_all)
     yield engine
     await engine.dispose()
-
-
-async def fresh_pg_database(url: str, suffix: str) -> str:
-    """A new, empty PostgreSQL database beside the test one, for tests that need a bare server."""
-    base, _, name = url.rpartition("/")
-    admin = make_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    fresh = f"{name}_{suffix}"
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{fresh}"'))
-    await admin.dispose()
-    return f"{base}/{fresh}"
 
 
 @pytest.fixture

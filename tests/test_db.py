@@ -25,7 +25,7 @@ from bot.services.updates import claim_update
 from bot.storage import db
 from bot.storage.db import make_engine, make_sessionmaker, quick
 from models import InboxUpdate
-from tests.conftest import PG_URL
+from tests.pg import PG_URL
 
 NOW = datetime(2024, 2, 14, 6, 0, tzinfo=UTC)
 

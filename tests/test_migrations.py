@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 import models
 from bot.storage.db import make_engine
 from bot.storage.migrate import current_revision, upgrade
-from tests.conftest import fresh_pg_database
+from tests.pg import fresh_pg_database
 
 
 async def test_upgrade_matches_models_and_is_repeatable(database_url: str, backend: str) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.emulator import Emulator, Limits
-from tests.workers.harness import PG_URL, TOKEN, Cluster, build_cluster, drop_database, new_database
+from tests.pg import drop_pg_database, fresh_pg_database
+from tests.workers.harness import PG_URL, TOKEN, Cluster, build_cluster
 
 MakeCluster = Callable[..., Awaitable[Cluster]]
 
@@ -28,7 +29,7 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
         emu = await Emulator(token=TOKEN, limits=Limits(enforce=False)).start()
         if url is None:
             assert PG_URL is not None, "no database for the workers"
-            url = await new_database(PG_URL, "workers")
+            url = await fresh_pg_database(PG_URL, "workers")
             created.append(url)
         cluster = await build_cluster(emu, url, tmp_path)
         made.append(cluster)
@@ -44,4 +45,4 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
             await cluster.engine.dispose()
             await cluster.emu.stop()
         for url in created:
-            await drop_database(url)
+            await drop_pg_database(url)

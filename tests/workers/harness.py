@@ -28,7 +28,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.emulator import Emulator, SimGroup, SimUser
@@ -36,12 +35,12 @@ from bot.ops.metrics import parse
 from bot.storage.db import make_engine, make_sessionmaker
 from models import Assignment, CommandGroup, Personnel
 from tests.factories import Roster, build_roster, link
+from tests.pg import PG_URL
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "7123456789:AAFakeTokenForTestsOnly_abcdefghijk"  # shaped like a real token, so the log test means it
 SECRET = "workers-secret_42"
 PUBLIC_URL = "https://siaga.test"
-PG_URL = os.environ.get("SIAGA_TEST_DATABASE_URL")
 needs_postgresql = pytest.mark.skipif(
     PG_URL is None, reason="worker tests need PostgreSQL: set SIAGA_TEST_DATABASE_URL"
 )
@@ -331,22 +330,6 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what:
         await asyncio.sleep(0.05)
 
 
-async def new_database(base_url: str, name: str) -> str:
-    """A fresh database beside the test one, on the same server."""
-    from tests.conftest import fresh_pg_database
-
-    return await fresh_pg_database(base_url, name)
-
-
-async def drop_database(url: str) -> None:
-    """Drop a database `new_database` made (CI drops only the one it created itself)."""
-    base, _, name = url.rpartition("/")
-    admin = make_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 async def build_cluster(emu: Emulator, url: str, workdir: Path) -> Cluster:
     """`siaga db upgrade`, then the factory roster dated now."""
     # The test's own reads follow database restarts it makes: every checkout pings.
@@ -364,9 +347,7 @@ __all__ = [
     "Cluster",
     "Worker",
     "build_cluster",
-    "drop_database",
     "eventually",
     "free_port",
     "needs_postgresql",
-    "new_database",
 ]
