@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.db import dialect_insert, rowcount
@@ -37,6 +37,12 @@ async def waiting_for(session: AsyncSession, *, telegram_user_id: int, now: date
     return (await waiting_for_each(session, telegram_user_ids=[telegram_user_id], now=now)).get(telegram_user_id)
 
 
+_WAITING = select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id).where(
+    ChatState.telegram_user_id.in_(bindparam("user_ids", expanding=True)), ChatState.expires_at > bindparam("now")
+)
+"""Built once: every location and every `/hadir` asks it, and building it cost more than running it."""
+
+
 async def waiting_for_each(
     session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime
 ) -> dict[int, Waiting]:
@@ -45,11 +51,7 @@ async def waiting_for_each(
     Every location and every `/hadir` asks (for a bunch of updates at once,
     see bot/intake/coalesce.py), so columns only.
     """
-    rows = await session.execute(
-        select(ChatState.telegram_user_id, ChatState.kind, ChatState.ref_id).where(
-            ChatState.telegram_user_id.in_(set(telegram_user_ids)), ChatState.expires_at > now
-        )
-    )
+    rows = await session.execute(_WAITING, {"user_ids": list(set(telegram_user_ids)), "now": now})
     return {user_id: Waiting(kind, ref_id) for user_id, kind, ref_id in rows}
 
 

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import Executable, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import audit
-from bot.services.escorts.route import takes_positions
+from bot.services.escorts.route import position_window, takes_positions
 from bot.services.units import is_within
 from models import CommandGroup, Escort, EscortMember, Personnel, Unit
 from models.enums import Role
@@ -53,21 +53,14 @@ async def actor_for(session: AsyncSession, *, telegram_user_id: int, now: dateti
     return (await actors_for(session, telegram_user_ids=[telegram_user_id], now=now)).get(telegram_user_id)
 
 
-async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime) -> dict[int, Actor]:
-    """The registered people behind these Telegram ids, by id; strangers are missing.
-
-    Asked on every update (for a bunch of updates at once, see
-    bot/intake/coalesce.py), so columns only: no ORM objects to build.
-    Whether each is on an escort that may take a position at `now` rides in
-    the same statement, so a check-in costs no extra query to be told apart
-    from an escort's position, even for a member whose leg is hours away.
-    """
+def _actors_statement() -> Executable:
+    """The sender lookup, built once: it runs on every update, and building it cost more than running it."""
     escorting = exists().where(
         EscortMember.personnel_id == Personnel.id,
         Escort.id == EscortMember.escort_id,
-        takes_positions(now),
+        takes_positions(),
     )
-    rows = await session.execute(
+    return (
         select(
             Personnel.telegram_user_id,
             Personnel.id,
@@ -81,8 +74,23 @@ async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int],
             escorting.label("escorting"),
         )
         .join(Unit, Unit.id == Personnel.unit_id)
-        .where(Personnel.telegram_user_id.in_(set(telegram_user_ids)))
+        .where(Personnel.telegram_user_id.in_(bindparam("user_ids", expanding=True)))
     )
+
+
+_ACTORS = _actors_statement()
+
+
+async def actors_for(session: AsyncSession, *, telegram_user_ids: Sequence[int], now: datetime) -> dict[int, Actor]:
+    """The registered people behind these Telegram ids, by id; strangers are missing.
+
+    Asked on every update (for a bunch of updates at once, see
+    bot/intake/coalesce.py), so columns only: no ORM objects to build.
+    Whether each is on an escort that may take a position at `now` rides in
+    the same statement, so a check-in costs no extra query to be told apart
+    from an escort's position, even for a member whose leg is hours away.
+    """
+    rows = await session.execute(_ACTORS, {"user_ids": list(set(telegram_user_ids)), **position_window(now)})
     return {
         user_id: Actor(
             personnel_id=personnel_id,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import Label
@@ -35,23 +35,30 @@ def may_depart(escort: Escort, at: datetime) -> bool:
     return escort.depart_at - EARLY_DEPARTURE <= at <= escort.arrive_by
 
 
-def takes_positions(now: datetime) -> ColumnElement[bool]:
-    """Escorts a member's position may be for at `now`: underway, or planned within their departure window.
+def takes_positions() -> ColumnElement[bool]:
+    """Escorts a member's position may be for: underway, or planned within their departure window.
 
     The sender lookup asks this of every location's sender, so a member whose
     leg is hours away is told apart from an escort in the same statement and
     pays no escort query for a check-in. It is wider than `may_depart` at
     the end, for a position sent before `arrive_by` and read after it;
-    `may_depart` decides on the position's own time.
+    `may_depart` decides on the position's own time. Its moment comes as bound
+    parameters (`position_window`), so the statement that holds it is built
+    once, not on every update.
     """
     return or_(
         Escort.state == EscortState.berangkat.value,
         and_(
             Escort.state == EscortState.terjadwal.value,
-            Escort.depart_at <= now + EARLY_DEPARTURE,
-            Escort.arrive_by >= now - EARLY_DEPARTURE,
+            Escort.depart_at <= bindparam("depart_before"),
+            Escort.arrive_by >= bindparam("arrive_after"),
         ),
     )
+
+
+def position_window(now: datetime) -> dict[str, datetime]:
+    """The parameters of `takes_positions` at `now`."""
+    return {"depart_before": now + EARLY_DEPARTURE, "arrive_after": now - EARLY_DEPARTURE}
 
 
 def endpoint_columns(prefix: str, place: Any, tps: Any) -> list[Label[Any]]:
