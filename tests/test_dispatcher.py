@@ -56,6 +56,24 @@ def test_sliding_window_counts_real_sends() -> None:
     assert window.ready_at(1.05) == pytest.approx(1.05)
 
 
+def test_a_window_asked_only_up_to_a_moment_answers_as_the_full_count_would() -> None:
+    """The shortcut for replies (`beyond`) gives the exact time when it comes by then, and a later one otherwise."""
+    rng = random.Random(15)
+    answers = Counter[bool]()
+    for _ in range(400):
+        limit = rng.choice((1, 3, 30))
+        window, now = SlidingWindow(limit, 1.0), 10.0
+        for decided in sorted(rng.uniform(now - 1.1, now) for _ in range(rng.randrange(limit, 3 * limit + 1))):
+            at = decided + rng.uniform(0, 0.05) if rng.random() < 0.9 else None
+            window.record(Send(decided, at=at if at is None or at <= now else now))
+        floor, beyond = rng.uniform(0, 0.05), now + rng.uniform(0, 0.3)
+        exact = window.ready_at(now, floor)
+        quick = window.ready_at(now, floor, beyond=beyond)
+        assert quick == exact if exact <= beyond else quick > beyond
+        answers[exact <= beyond] += 1
+    assert answers[True] > 20 and answers[False] > 20
+
+
 def test_a_send_counts_where_its_answer_shows_it_may_have_arrived() -> None:
     """Decided at 0, answered at 0.3: it may have arrived at 0.29, so the fourth send waits until 1.3 (not 1.0)."""
     limiter = RateLimiter(global_per_second=3, jitter_margin=0.0)

@@ -40,10 +40,12 @@ monotonic seconds passed in by the caller, so tests drive it with a fake clock.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Literal
 
 GROUP_WINDOW_SECONDS = 60.0
@@ -132,12 +134,23 @@ class SlidingWindow:
         while sent and sent[0].at is not None and sent[0].at <= now - self.period:
             sent.popleft()
 
-    def ready_at(self, now: float, floor: float = 0.0, reserved: int = 0) -> float:
-        """When one more send fits, with `reserved` places kept for others (at least one is left)."""
+    def ready_at(self, now: float, floor: float = 0.0, reserved: int = 0, *, beyond: float = math.inf) -> float:
+        """When one more send fits, with `reserved` places kept for others (at least one is left).
+
+        A caller that only asks whether it fits by `beyond` may be answered
+        with any time past it: any `limit` sends of the window arrived no
+        later than the one that frees the place, so the newest `limit` bound
+        it from below without a sort of the whole window (a burst of
+        replies fills it with hundreds).
+        """
         self._expire(now)
         limit = max(1, self.limit - reserved)
         if len(self._sent) < limit:
             return now
+        if beyond < math.inf:
+            soonest = min(send.latest(now, floor) for send in islice(reversed(self._sent), limit)) + self.period
+            if soonest > beyond:
+                return soonest
         # Settled sends are nearly in order already: sorting them is linear.
         latest = sorted(send.latest(now, floor) for send in self._sent)
         return max(now, latest[len(latest) - limit] + self.period)
@@ -300,8 +313,9 @@ class RateLimiter:
         A burst of replies that filled the window itself would wait up to a
         second: it goes at once, as replies always did, and rides out the 429.
         """
-        ready = self._global_window.ready_at(now, self._floor.seconds)
-        return ready if ready - now <= REPLY_WAIT_SECONDS else now
+        beyond = now + REPLY_WAIT_SECONDS
+        ready = self._global_window.ready_at(now, self._floor.seconds, beyond=beyond)
+        return ready if ready <= beyond else now
 
     @contextmanager
     def reserving(self) -> Iterator[None]:
