@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscortSettings
@@ -72,17 +72,26 @@ async def clear(
     """
     if not kinds and not arrived:
         return []
+    params: dict[str, Any] = {"escort": escort.id, "cleared": now}
+    if not arrived:
+        params["kinds"] = list(kinds)
+    rows = (await session.execute(_CLEAR_ALL if arrived else _CLEAR, params)).all()
+    return [_episode(row, escort.code, escort.unit_id, settings.severity.of(row.kind)) for row in rows]
+
+
+def _clearing(*, arrived: bool) -> Any:
+    """Built once, with bound parameters: every position of every escort runs one."""
     reason: Any = AlertClearReason.arrived.value if arrived else case(REASON, value=ALERTS.c.kind)
     statement = (
         update(ALERTS)
-        .where(ALERTS.c.escort_id == escort.id, ALERTS.c.cleared_at.is_(None))
-        .values(cleared_at=now, clear_reason=reason)
+        .where(ALERTS.c.escort_id == bindparam("escort"), ALERTS.c.cleared_at.is_(None))
+        .values(cleared_at=bindparam("cleared", type_=ALERTS.c.cleared_at.type), clear_reason=reason)
         .returning(*RETURNED)
     )
-    if not arrived:
-        statement = statement.where(ALERTS.c.kind.in_(list(kinds)))
-    rows = (await session.execute(statement)).all()
-    return [_episode(row, escort.code, escort.unit_id, settings.severity.of(row.kind)) for row in rows]
+    return statement if arrived else statement.where(ALERTS.c.kind.in_(bindparam("kinds", expanding=True)))
+
+
+_CLEAR, _CLEAR_ALL = _clearing(arrived=False), _clearing(arrived=True)
 
 
 async def open_once(session: AsyncSession, wanted: Iterable[tuple[int, str]], *, now: datetime) -> list[Any]:

@@ -77,8 +77,7 @@ def waypoint(row: Any, prefix: str) -> Waypoint:
     return Waypoint(t["code"], name, "tps", t["lat"], t["lon"], t["unit_id"], tps_id=t["id"])
 
 
-def escort_query() -> Select[Any]:
-    """Escorts with their unit and both endpoints; callers add the where and the order."""
+def _escorts() -> Select[Any]:
     from_place, from_tps, to_place, to_tps = aliased(Place), aliased(Tps), aliased(Place), aliased(Tps)
     return (
         select(
@@ -96,25 +95,43 @@ def escort_query() -> Select[Any]:
     )
 
 
+_ESCORTS = _escorts()
+
+
+def escort_query() -> Select[Any]:
+    """Escorts with their unit and both endpoints; callers add the where and the order.
+
+    Built once: its four aliased endpoints cost more to make than the query
+    costs to run, and every position of every escort asks it.
+    """
+    return _ESCORTS
+
+
 def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), CHUNK):
         yield ordered[start : start + CHUNK]
 
 
+def _vias() -> Select[Any]:
+    place, tps = aliased(Place), aliased(Tps)
+    return (
+        select(EscortVia.escort_id, EscortVia.seq, EscortVia.passed_at, *endpoint_columns("v", place, tps))
+        .outerjoin(place, place.id == EscortVia.place_id)
+        .outerjoin(tps, tps.id == EscortVia.tps_id)
+        .where(EscortVia.escort_id.in_(bindparam("escort_ids", expanding=True)))
+        .order_by(EscortVia.escort_id, EscortVia.seq)
+    )
+
+
+_VIAS = _vias()
+
+
 async def vias_of(session: AsyncSession, escort_ids: Iterable[int]) -> dict[int, tuple[Via, ...]]:
     """Each escort's vias in travel order (escorts without any are missing)."""
-    place, tps = aliased(Place), aliased(Tps)
     found: dict[int, list[Via]] = {}
     for chunk in _chunks(escort_ids):
-        query = (
-            select(EscortVia.escort_id, EscortVia.seq, EscortVia.passed_at, *endpoint_columns("v", place, tps))
-            .outerjoin(place, place.id == EscortVia.place_id)
-            .outerjoin(tps, tps.id == EscortVia.tps_id)
-            .where(EscortVia.escort_id.in_(chunk))
-            .order_by(EscortVia.escort_id, EscortVia.seq)
-        )
-        for row in await session.execute(query):
+        for row in await session.execute(_VIAS, {"escort_ids": chunk}):
             found.setdefault(row.escort_id, []).append(Via(row.seq, waypoint(row, "v"), row.passed_at))
     return {escort_id: tuple(vias) for escort_id, vias in found.items()}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscortSettings
@@ -102,18 +102,21 @@ async def record_position(
     )
 
 
+_MEMBER_ESCORTS = (
+    escort_query()
+    .join(EscortMember, EscortMember.escort_id == Escort.id)
+    .where(EscortMember.personnel_id == bindparam("personnel_id"), Escort.state.in_((PLANNED, UNDERWAY)))
+    .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
+    .with_for_update(of=Escort)
+)
+"""A member's escorts underway or planned, locked: asked of every position, so built once."""
+
+
 async def _member_escort(
     session: AsyncSession, personnel_id: int, lat: float, lon: float, at: datetime, settings: EscortSettings
 ) -> tuple[Any, Route] | None:
     """The escort this position is for, locked, with its route: underway first, then the next planned one."""
-    query = (
-        escort_query()
-        .join(EscortMember, EscortMember.escort_id == Escort.id)
-        .where(EscortMember.personnel_id == personnel_id, Escort.state.in_((PLANNED, UNDERWAY)))
-        .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
-        .with_for_update(of=Escort)
-    )
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(_MEMBER_ESCORTS, {"personnel_id": personnel_id})).all()
     chosen = next((row for row in rows if row.Escort.state == UNDERWAY), None)
     if chosen is None:
         chosen = next((row for row in rows if may_depart(row.Escort, at)), None)
