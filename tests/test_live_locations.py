@@ -132,6 +132,25 @@ async def test_thirty_escorts_move_in_their_groups_share_latest_position_winning
     assert await sweep_live_locations(session, now=seconds(600), settings=settings) == 0  # nothing left to show
 
 
+async def test_pins_held_up_behind_a_flood_wait_never_reach_the_group_more_than_the_share_a_minute(
+    session: AsyncSession, settings: Settings, crews: dict[str, int]
+) -> None:
+    """Nothing is sent for three minutes (a 429, alerts first), then all at once: counted by arrival, not by queueing."""
+    for tick in range(0, 8 * 60, 3):
+        at = seconds(tick)
+        if tick % 30 == 0:
+            for number, person in enumerate(crews.values()):
+                await _position(session, settings, person, 1_000 + tick * 7 + number, at)
+        await sweep_live_locations(session, now=at, settings=settings)
+        if tick >= 180:
+            await _deliver(session, at)
+    sent = [row for row in await _live_rows(session) if row.sent_at is not None]
+    arrivals = sorted(row.sent_at for row in sent)
+    busiest = max(sum(1 for t in arrivals if start <= t < start + timedelta(minutes=1)) for start in arrivals)
+    assert busiest <= 10  # the group's share of its 20 a minute, however long the pins waited
+    assert len(sent) >= 40  # and the share is spent: ten a minute from the moment sending resumed
+
+
 async def test_a_pending_move_carries_the_newer_position_and_arrival_stops_the_pin(
     session: AsyncSession, settings: Settings, crews: dict[str, int]
 ) -> None:

@@ -105,20 +105,24 @@ class _Budget:
 
 
 async def _used(session: AsyncSession, now: datetime) -> dict[int, int]:
-    """Live calls each group was given in the last minute, queued or sent.
+    """Live calls each group may receive within the coming minute: those not sent yet, and those sent in the last.
 
-    Read through the outbox's (state, priority, due_at) index: a live row is
-    due when it is queued, at the lowest priority, so the last minute of
-    them is a few short index ranges however long the outbox has grown.
+    Counted by arrival, as Telegram counts: a call queued a minute ago and
+    sent a moment ago still counts, so calls held up behind alerts and sent
+    together never add up to more than the share in any minute. Read through
+    the outbox's (state, priority, due_at) index: live rows have the lowest
+    priority, and a sent one is looked for among those due in the last
+    `LOST_WINDOW` only (one held up longer than that is not counted).
     """
+    waiting = Outbox.state.in_((OutboxState.pending.value, OutboxState.sending.value))
+    arrived = and_(
+        Outbox.state == OutboxState.sent.value,
+        Outbox.due_at > now - LOST_WINDOW,
+        Outbox.sent_at > now - WINDOW,
+    )
     rows = await session.execute(
         select(Outbox.chat_id, func.count())
-        .where(
-            Outbox.state.in_([state.value for state in OutboxState]),
-            Outbox.priority == Priority.broadcast,
-            Outbox.due_at > now - WINDOW,
-            Outbox.method.in_(LIVE_METHODS),
-        )
+        .where(or_(waiting, arrived), Outbox.priority == Priority.broadcast, Outbox.method.in_(LIVE_METHODS))
         .group_by(Outbox.chat_id)
     )
     return {chat_id: int(count) for chat_id, count in rows}
