@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscortSettings
@@ -28,7 +28,7 @@ from bot.services.escorts import alerts
 from bot.services.escorts.results import ActionOutcome, ActionResult, AlertEpisode, PositionResult, Route
 from bot.services.escorts.route import episode, escort_query, may_depart, route_of, summaries, vias_of
 from bot.services.geo import distance_m, distance_to_polyline_m
-from models import Escort, EscortMember, EscortTrackPoint, EscortVia
+from models import Escort, EscortAlert, EscortMember, EscortTrackPoint, EscortVia
 from models.enums import EscortAlertKind, EscortState
 
 KEEP_EVERY = timedelta(seconds=30)
@@ -80,7 +80,7 @@ async def record_position(
     change.passed = await _pass_vias(session, escort, route, lat, lon, at, settings)
     change.latest = escort.last_at is None or at > escort.last_at
     if change.latest:
-        await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change)
+        await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change, alerting=row.alerting)
     await session.flush()
     return PositionResult(
         escort_id=escort.id,
@@ -104,12 +104,17 @@ async def record_position(
 
 _MEMBER_ESCORTS = (
     escort_query()
+    .add_columns(
+        exists().where(EscortAlert.escort_id == Escort.id, EscortAlert.cleared_at.is_(None)).label("alerting"),
+        exists().where(EscortVia.escort_id == Escort.id).label("has_vias"),
+    )
     .join(EscortMember, EscortMember.escort_id == Escort.id)
     .where(EscortMember.personnel_id == bindparam("personnel_id"), Escort.state.in_((PLANNED, UNDERWAY)))
     .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
     .with_for_update(of=Escort)
 )
-"""A member's escorts underway or planned, locked: asked of every position, so built once."""
+"""A member's escorts underway or planned, locked, and whether each has open alerts and vias (most have
+neither, and then a position asks nothing more of them): asked of every position, so built once."""
 
 
 async def _member_escort(
@@ -122,7 +127,7 @@ async def _member_escort(
         chosen = next((row for row in rows if may_depart(row.Escort, at)), None)
     if chosen is None:
         return None
-    vias = (await vias_of(session, [chosen.Escort.id])).get(chosen.Escort.id, ())
+    vias = (await vias_of(session, [chosen.Escort.id])).get(chosen.Escort.id, ()) if chosen.has_vias else ()
     route = route_of(chosen, vias)
     if chosen.Escort.state == PLANNED and distance_m(lat, lon, *route.origin.point) <= settings.arrive_radius_meters:
         return None  # still at the origin: not yet a journey
@@ -179,8 +184,14 @@ async def _move(
     now: datetime,
     settings: EscortSettings,
     change: _Change,
+    *,
+    alerting: bool,
 ) -> None:
-    """The newest position: last position, berhenti anchor, arrival, and the episodes it ends or begins."""
+    """The newest position: last position, berhenti anchor, arrival, and the episodes it ends or begins.
+
+    `alerting`: the escort had open episodes when it was locked; without any,
+    a position on its way ends none and asks nothing of them.
+    """
     escort.last_lat, escort.last_lon, escort.last_at = lat, lon, at
     ending = [EscortAlertKind.hilang_sinyal.value]
     moved = (
@@ -203,7 +214,8 @@ async def _move(
     )
     if not off_route:
         ending.append(EscortAlertKind.menyimpang.value)
-    change.cleared = tuple(await alerts.clear(session, escort=escort, kinds=ending, now=now, settings=settings))
+    if alerting:
+        change.cleared = tuple(await alerts.clear(session, escort=escort, kinds=ending, now=now, settings=settings))
     if off_route:
         opened = await alerts.open_once(session, [(escort.id, EscortAlertKind.menyimpang.value)], now=now)
         severity = settings.severity.of(EscortAlertKind.menyimpang.value)
