@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
 from bot.intake.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.services.checkin import CheckinResult, Presence
+from flows.escorts import Position, Tracked, positions_together
 
 
 @dataclass
@@ -36,10 +37,13 @@ class Runtime:
     """What every update needs first, for the updates of the moment at once (bot/intake/coalesce.py)."""
     checkins: Coalescer[Presence, CheckinResult] = field(init=False)
     """Locations shared at the same moment, checked in together."""
+    positions: Coalescer[Position, Tracked | None] = field(init=False)
+    """Escort positions of the moment, taken in one transaction (flows/escorts.py)."""
 
     def __post_init__(self) -> None:
         self.arrivals = arrivals(self.sessions, self.now, claim=not self.settings.intake.durable)
         self.checkins = checkins(self.sessions, self.now, self.settings.checkin)
+        self.positions = positions_together(self.sessions, self.now, self.settings)
 
     def now(self) -> datetime:
         return self.clock()

@@ -10,13 +10,14 @@ reply, worded from what these return.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.intake.coalesce import Coalescer
 from bot.render import escorts as texts
 from bot.render.outbox import html_payload
 from bot.services import escort_reminders, escorts
@@ -35,6 +36,7 @@ from bot.services.escorts import (
 from bot.services.outbox import NewMessage, enqueue_many
 from bot.services.people import Actor
 from bot.services.status import Refusal, UnitRef, Viewer, authorize, child_units
+from bot.storage.db import quick
 from flows import incidents
 from models.enums import EscortRole, Priority
 
@@ -118,6 +120,19 @@ async def detail(
 # -- changes ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Position:
+    """A member's position as the handler read it; `answer`: the sender is to be answered whatever it changed
+    (a plain location, the first of a live share); a live location's moves are answered only when they depart,
+    pass a via or arrive."""
+
+    actor: Actor
+    lat: float
+    lon: float
+    at: datetime
+    answer: bool
+
+
 async def position(
     session: AsyncSession,
     *,
@@ -129,28 +144,62 @@ async def position(
     settings: Settings,
     answer: bool,
 ) -> Tracked | None:
-    """A member's position, if an escort takes it (None: it is a check-in or an attachment, as before).
+    """A member's position, if an escort takes it (None: it is a check-in or an attachment, as before)."""
+    [tracked] = await positions(session, [Position(actor, lat, lon, at, answer)], now=now, settings=settings)
+    return tracked
 
-    `answer`: the sender is to be answered whatever it changed (a plain
-    location, the first of a live share); a live location's moves are
-    answered only when they depart, pass a via or arrive.
+
+async def positions(
+    session: AsyncSession, bunch: Sequence[Position], *, now: datetime, settings: Settings
+) -> list[Tracked | None]:
+    """The positions of the moment in one transaction, each as if alone; in order.
+
+    Thousands of escorts underway send hundreds of moves a second: one
+    transaction for the bunch (bot/intake/coalesce.py) saves each move its
+    own begin, commit and inbox mark. Escorts are locked in the order of
+    their members, so two workers' bunches cannot deadlock on them; a
+    second position of one escort in the bunch sees the first.
     """
+    found: list[Tracked | None] = [None] * len(bunch)
+    for index in sorted(range(len(bunch)), key=lambda i: bunch[i].actor.personnel_id):
+        found[index] = await _take(session, bunch[index], now=now, settings=settings)
+    await session.commit()
+    return found
+
+
+async def _take(session: AsyncSession, given: Position, *, now: datetime, settings: Settings) -> Tracked | None:
     result = await escorts.record_position(
-        session, personnel_id=actor.personnel_id, lat=lat, lon=lon, at=at, now=now, settings=settings.escort
+        session,
+        personnel_id=given.actor.personnel_id,
+        lat=given.lat,
+        lon=given.lon,
+        at=given.at,
+        now=now,
+        settings=settings.escort,
     )
     if result is None:
-        await session.rollback()  # the lock taken to look is let go at once
         return None
     await _alerts(session, opened=result.opened, cleared=result.cleared, now=now, settings=settings)
     if result.departed:
         await escort_reminders.cancel_departed(session, escort_id=result.escort_id)
     found = None
-    if answer or result.departed or result.arrived or result.passed:
+    if given.answer or result.departed or result.arrived or result.passed:
         found = await escorts.escort_detail(session, now=now, settings=settings.escort, escort_id=result.escort_id)
     if result.arrived and found is not None:
-        await _tell_lead(session, found, by=actor, event="arrived", at=result.at, now=now, settings=settings)
-    await session.commit()
+        await _tell_lead(session, found, by=given.actor, event="arrived", at=result.at, now=now, settings=settings)
     return Tracked(result, found)
+
+
+def positions_together(
+    sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime], settings: Settings
+) -> Coalescer[Position, Tracked | None]:
+    """Escort positions of the moment taken together (`positions`)."""
+
+    async def take(bunch: list[Position]) -> list[Tracked | None]:
+        async with quick(sessions) as session:
+            return await positions(session, bunch, now=now(), settings=settings)
+
+    return Coalescer(take)
 
 
 async def depart(session: AsyncSession, *, actor: Actor, escort_id: int, now: datetime) -> ActionResult:

@@ -22,7 +22,6 @@ from bot.render.status import popup, refusal_text
 from bot.services.escorts import ActionOutcome
 from bot.services.people import Actor
 from bot.services.status import Refusal, Viewer
-from bot.storage.db import quick
 from flows import escorts as flow
 from handlers.common import Context, answer, edit_message, registered, user_lang
 
@@ -185,17 +184,8 @@ async def track(update: Update, context: Context, actor: Actor) -> bool:
     rt = context.runtime
     moved = update.edited_message is not None
     location = message.location
-    async with quick(rt.sessions) as session:
-        tracked = await flow.position(
-            session,
-            actor=actor,
-            lat=location.latitude,
-            lon=location.longitude,
-            at=message.edit_date or message.date,
-            now=rt.now(),
-            settings=rt.settings,
-            answer=not moved,
-        )
+    at = message.edit_date or message.date
+    tracked = await rt.positions(flow.Position(actor, location.latitude, location.longitude, at, answer=not moved))
     if tracked is None:
         return False
     if tracked.position.arrived:

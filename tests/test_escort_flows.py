@@ -92,3 +92,40 @@ async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(se
     )
     assert tracked is not None and tracked.position.departed and tracked.detail is not None
     assert tracked.detail.summary.state == "berangkat"
+
+
+async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """Two moves of KWL-1 (budi) and one of KWL-2 (dedi) read at the same moment: one transaction, in order."""
+    roster = await build_roster(session)
+    escorts = await build_escorts(session, roster)
+    for n, key in enumerate(["budi", "dedi"], start=1):
+        await link(session, roster.person(key), 9200 + n)
+    actors = await actors_for(session, telegram_user_ids=[9201, 9202], now=NOW)
+    budi, dedi = actors[9201], actors[9202]
+    at = NOW + timedelta(minutes=1)
+    bunch = [
+        flow.Position(budi, -3.0, 104.700 + 1_000 / 111_000, at, answer=True),
+        flow.Position(dedi, -2.995, 104.74, at, answer=True),
+        flow.Position(budi, -3.0, 104.700 + 1_400 / 111_000, at + timedelta(seconds=30), answer=False),
+    ]
+    commits: list[str] = []
+
+    def count(*args: object) -> None:
+        commits.append("commit")
+
+    event.listen(engine.sync_engine, "commit", count)
+    try:
+        tracked = await flow.positions(session, bunch, now=at + timedelta(seconds=30), settings=load_settings(None))
+    finally:
+        event.remove(engine.sync_engine, "commit", count)
+    assert len(commits) == 1
+    assert [t.position.escort_code if t else None for t in tracked] == ["KWL-1", "KWL-2", "KWL-1"]
+    first, second, third = tracked
+    assert first is not None and first.position.departed and first.detail is not None
+    assert second is not None and second.position.departed
+    assert third is not None and not third.position.departed and third.position.latest  # it saw the first
+    assert third.detail is None  # a live move that changed nothing worth an answer
+    await session.refresh(escorts["KWL-1"])
+    assert escorts["KWL-1"].last_at == at + timedelta(seconds=30)
