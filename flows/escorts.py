@@ -156,13 +156,15 @@ async def positions(
 
     Thousands of escorts underway send hundreds of moves a second: one
     transaction for the bunch (bot/intake/coalesce.py) saves each move its
-    own begin, commit and inbox mark. Escorts are locked in the order of
-    their members, so two workers' bunches cannot deadlock on them; a
-    second position of one escort in the bunch sees the first.
+    own begin, commit and inbox mark. The bunch's escorts are locked first,
+    in id order, so two workers' bunches cannot deadlock on them; a second
+    position of one escort in the bunch sees the first.
     """
-    found: list[Tracked | None] = [None] * len(bunch)
-    for index in sorted(range(len(bunch)), key=lambda i: bunch[i].actor.personnel_id):
-        found[index] = await _take(session, bunch[index], now=now, settings=settings)
+    if len(bunch) > 1:
+        await escorts.lock_for_positions(session, personnel_ids=[given.actor.personnel_id for given in bunch])
+    found: list[Tracked | None] = []
+    for given in bunch:
+        found.append(await _take(session, given, now=now, settings=settings))
     await session.commit()
     return found
 

@@ -7,10 +7,12 @@ bunch of senders) carries `escorting`, and only those get `record_position`.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import event, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import load_settings
 from bot.services.people import actors_for
@@ -129,3 +131,31 @@ async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
     assert third.detail is None  # a live move that changed nothing worth an answer
     await session.refresh(escorts["KWL-1"])
     assert escorts["KWL-1"].last_at == at + timedelta(seconds=30)
+
+
+async def test_two_workers_bunches_of_the_same_escorts_in_opposite_orders_both_land(
+    backend: str, sessions: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
+    """Worker A takes budi then dedi, worker B dedi then budi, at once: locked in id order first, no deadlock."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to order")
+    roster = await build_roster(session)
+    await build_escorts(session, roster)
+    for n, key in enumerate(["budi", "dedi"], start=1):
+        await link(session, roster.person(key), 9300 + n)
+    actors = await actors_for(session, telegram_user_ids=[9301, 9302], now=NOW)
+    await session.commit()
+    at, settings = NOW + timedelta(minutes=1), load_settings(None)
+
+    def moves(order: list[int], seconds: int) -> list[flow.Position]:
+        there = {9301: (-3.0, 104.700 + 1_000 / 111_000), 9302: (-2.995, 104.74)}
+        return [flow.Position(actors[u], *there[u], at + timedelta(seconds=seconds), answer=False) for u in order]
+
+    async def bunch(order: list[int], seconds: int) -> list[flow.Tracked | None]:
+        async with sessions() as own:
+            return await flow.positions(own, moves(order, seconds), now=at + timedelta(seconds=5), settings=settings)
+
+    first, second = await asyncio.gather(bunch([9301, 9302], 1), bunch([9302, 9301], 2))
+    assert all(tracked is not None for tracked in first + second)
+    codes = sorted(t.position.escort_code for t in first + second if t is not None)
+    assert codes == ["KWL-1", "KWL-1", "KWL-2", "KWL-2"]

@@ -15,6 +15,7 @@ not the anchor, not the state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,6 +100,21 @@ async def record_position(
         opened=change.opened,
         live_chat_id=escort.live_chat_id,
         live_message_id=escort.live_message_id,
+    )
+
+
+async def lock_for_positions(session: AsyncSession, *, personnel_ids: Sequence[int]) -> None:
+    """Lock, in id order, every escort these members' positions may move: a bunch of positions
+    (flows/escorts.positions) then takes them one by one without waiting on another worker's bunch that
+    locked the same escorts in another order. Does not commit."""
+    if not personnel_ids:
+        return
+    await session.execute(
+        select(Escort.id)
+        .join(EscortMember, EscortMember.escort_id == Escort.id)
+        .where(EscortMember.personnel_id.in_(sorted(set(personnel_ids))), Escort.state.in_((PLANNED, UNDERWAY)))
+        .order_by(Escort.id)
+        .with_for_update(of=Escort)
     )
 
 
