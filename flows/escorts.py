@@ -133,22 +133,6 @@ class Position:
     answer: bool
 
 
-async def position(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    lat: float,
-    lon: float,
-    at: datetime,
-    now: datetime,
-    settings: Settings,
-    answer: bool,
-) -> Tracked | None:
-    """A member's position, if an escort takes it (None: it is a check-in or an attachment, as before)."""
-    [tracked] = await positions(session, [Position(actor, lat, lon, at, answer)], now=now, settings=settings)
-    return tracked
-
-
 async def positions(
     session: AsyncSession, bunch: Sequence[Position], *, now: datetime, settings: Settings
 ) -> list[Tracked | None]:

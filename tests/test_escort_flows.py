@@ -83,14 +83,14 @@ async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(se
     [dedi] = (await actors_for(session, telegram_user_ids=[9100], now=NOW)).values()
     settings = load_settings(None)
     origin = (-2.990000, 104.760000)  # KWL-2 starts at TPS-A1-001: not yet a journey
-    tracked = await flow.position(
-        session, actor=dedi, lat=origin[0], lon=origin[1], at=NOW, now=NOW, settings=settings, answer=True
+    [tracked] = await flow.positions(
+        session, [flow.Position(dedi, *origin, NOW, answer=True)], now=NOW, settings=settings
     )
     assert tracked is None
     await session.refresh(escorts["KWL-2"])
     assert escorts["KWL-2"].state == "terjadwal" and escorts["KWL-2"].last_at is None
-    tracked = await flow.position(
-        session, actor=dedi, lat=-2.995, lon=104.74, at=NOW, now=NOW, settings=settings, answer=True
+    [tracked] = await flow.positions(
+        session, [flow.Position(dedi, -2.995, 104.74, NOW, answer=True)], now=NOW, settings=settings
     )
     assert tracked is not None and tracked.position.departed and tracked.detail is not None
     assert tracked.detail.summary.state == "berangkat"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscortSettings
@@ -103,29 +103,32 @@ async def record_position(
     )
 
 
+def _of_members(query: Select[Any], members: ColumnElement[bool]) -> Select[Any]:
+    """The escorts of these members that a position may move: the same rows for the bunch's lock and for
+    each position's."""
+    return query.join(EscortMember, EscortMember.escort_id == Escort.id).where(
+        members, Escort.state.in_((PLANNED, UNDERWAY))
+    )
+
+
 async def lock_for_positions(session: AsyncSession, *, personnel_ids: Sequence[int]) -> None:
     """Lock, in id order, every escort these members' positions may move: a bunch of positions
     (flows/escorts.positions) then takes them one by one without waiting on another worker's bunch that
     locked the same escorts in another order. Does not commit."""
     if not personnel_ids:
         return
-    await session.execute(
-        select(Escort.id)
-        .join(EscortMember, EscortMember.escort_id == Escort.id)
-        .where(EscortMember.personnel_id.in_(sorted(set(personnel_ids))), Escort.state.in_((PLANNED, UNDERWAY)))
-        .order_by(Escort.id)
-        .with_for_update(of=Escort)
-    )
+    members = EscortMember.personnel_id.in_(sorted(set(personnel_ids)))
+    await session.execute(_of_members(select(Escort.id), members).order_by(Escort.id).with_for_update(of=Escort))
 
 
 _MEMBER_ESCORTS = (
-    escort_query()
-    .add_columns(
-        exists().where(EscortAlert.escort_id == Escort.id, EscortAlert.cleared_at.is_(None)).label("alerting"),
-        exists().where(EscortVia.escort_id == Escort.id).label("has_vias"),
+    _of_members(
+        escort_query().add_columns(
+            exists().where(EscortAlert.escort_id == Escort.id, EscortAlert.cleared_at.is_(None)).label("alerting"),
+            exists().where(EscortVia.escort_id == Escort.id).label("has_vias"),
+        ),
+        EscortMember.personnel_id == bindparam("personnel_id"),
     )
-    .join(EscortMember, EscortMember.escort_id == Escort.id)
-    .where(EscortMember.personnel_id == bindparam("personnel_id"), Escort.state.in_((PLANNED, UNDERWAY)))
     .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
     .with_for_update(of=Escort)
 )
