@@ -174,6 +174,7 @@ async def escorting(
     users = {uid: emu.user(f"K{uid}", user_id=uid) for uid, _, _, _ in starts}
     shares: dict[int, dict[str, Any]] = {}
     sent: dict[tuple[int, int], float] = {}
+    first: set[tuple[int, int]] = set()
     rounds = max(2, int(minutes * 60 / MOVE_EVERY))
     standing = {uid for uid, _, _, _ in starts[len(starts) - stopped :]}
     began = time.perf_counter()
@@ -189,10 +190,17 @@ async def escorting(
             if uid not in shares:
                 shares[uid] = await users[uid].send_location(*where, live_period=LIVE_PERIOD, date=date)
                 sent[(uid, shares[uid]["date"])] = time.time()
+                first.add((uid, shares[uid]["date"]))
             else:
                 message = await users[uid].move_live_location(shares[uid], *where, date=date)
                 sent[(uid, message["edit_date"])] = time.time()
-    return {"sent": sent, "seconds": time.perf_counter() - began, "shares": set(shares)}
+    return {
+        "sent": sent,
+        "first": first,
+        "began": time.time() - (time.perf_counter() - began),
+        "seconds": time.perf_counter() - began,
+        "shares": set(shares),
+    }
 
 
 def latencies(
@@ -206,6 +214,18 @@ def latencies(
         else:
             found.append(row[0].timestamp() - at)
     return found, missing
+
+
+def by_minute(
+    sent: dict[tuple[int, int], float], rows: dict[tuple[int, int], tuple[datetime | None, int]], began: float
+) -> list[str]:
+    """p99 of the moves sent in each minute of the run: where the slow ones are."""
+    minutes: dict[int, list[float]] = {}
+    for key, at in sent.items():
+        row = rows.get(key)
+        if row is not None and row[0] is not None:
+            minutes.setdefault(int((at - began) // 60), []).append(row[0].timestamp() - at)
+    return [f"{minute}: {ms(values, 0.99)}" for minute, values in sorted(minutes.items())]
 
 
 def edits_per_minute(emu: Emulator, group_ids: set[int]) -> tuple[int, int, dict[int, int]]:
@@ -281,6 +301,12 @@ async def storage(url: str, escort_hours: float) -> dict[str, float]:
     }
 
 
+def split(
+    sent: dict[tuple[int, int], float], first: set[tuple[int, int]]
+) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], float]]:
+    return {k: v for k, v in sent.items() if k in first}, {k: v for k, v in sent.items() if k not in first}
+
+
 def ms(values: list[float], share: float) -> str:
     return f"{percentile(values, share) * 1000:.0f} ms" if values else "-"
 
@@ -349,6 +375,14 @@ async def main() -> None:
         f"  escort moves: {updates} in {run['seconds']:.0f} s = {updates / run['seconds']:.0f}/s, handled p50 "
         f"{ms(move_lat, 0.5)}, p99 {ms(move_lat, 0.99)}, max {ms(move_lat, 1.0)}; not handled {move_missing}"
     )
+    shares, later = split(run["sent"], run["first"])
+    share_lat, _ = latencies(shares, rows)
+    later_lat, _ = latencies(later, rows)
+    print(
+        f"  first shares: {len(shares)}, handled p50 {ms(share_lat, 0.5)}, p99 {ms(share_lat, 0.99)}; "
+        f"the moves after them p50 {ms(later_lat, 0.5)}, p99 {ms(later_lat, 0.99)}"
+    )
+    print(f"  moves' p99 by minute sent: {', '.join(by_minute(run['sent'], rows, run['began']))}")
     if base_lat and move_lat:
         print(
             f"  ratio p99 escort / check-in: {percentile(move_lat, 0.99) / percentile(base_lat, 0.99):.2f}; "

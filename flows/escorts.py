@@ -66,10 +66,10 @@ class Board:
 
 @dataclass(frozen=True)
 class Tracked:
-    """A position an escort took; `detail` (the escort as it now stands) when the sender is to be answered."""
+    """A position an escort took; `answer` (the escort as it left it) when the sender is to be answered."""
 
     position: PositionResult
-    detail: EscortDetail | None
+    answer: EscortSummary | None
 
 
 # -- what /kawal shows ------------------------------------------------------------------------------
@@ -162,18 +162,18 @@ async def _take(session: AsyncSession, given: Position, *, now: datetime, settin
         at=given.at,
         now=now,
         settings=settings.escort,
+        summarize=given.answer,
     )
     if result is None:
         return None
     await _alerts(session, opened=result.opened, cleared=result.cleared, now=now, settings=settings)
     if result.departed:
         await escort_reminders.cancel_departed(session, escort_id=result.escort_id)
-    found = None
-    if given.answer or result.departed or result.arrived or result.passed:
+    if result.arrived:
         found = await escorts.escort_detail(session, now=now, settings=settings.escort, escort_id=result.escort_id)
-    if result.arrived and found is not None:
-        await _tell_lead(session, found, by=given.actor, event="arrived", at=result.at, now=now, settings=settings)
-    return Tracked(result, found)
+        if found is not None:
+            await _tell_lead(session, found, by=given.actor, event="arrived", at=result.at, now=now, settings=settings)
+    return Tracked(result, result.summary)
 
 
 def positions_together(

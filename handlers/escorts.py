@@ -190,10 +190,11 @@ async def track(update: Update, context: Context, actor: Actor) -> bool:
         return False
     if tracked.position.arrived:
         rt.wake_dispatcher()
-    if tracked.detail is not None:
+    if tracked.answer is not None:
         said = tracked.position
         text = texts.position_text(
-            tracked.detail,
+            tracked.answer,
+            said.route,
             actor.language,
             rt.settings.operation.zone,
             at=said.at,

@@ -15,6 +15,7 @@ from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import load_settings
+from bot.services import escorts
 from bot.services.people import actors_for
 from flows import escorts as flow
 from models import Escort
@@ -92,8 +93,8 @@ async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(se
     [tracked] = await flow.positions(
         session, [flow.Position(dedi, -2.995, 104.74, NOW, answer=True)], now=NOW, settings=settings
     )
-    assert tracked is not None and tracked.position.departed and tracked.detail is not None
-    assert tracked.detail.summary.state == "berangkat"
+    assert tracked is not None and tracked.position.departed and tracked.answer is not None
+    assert tracked.answer.state == "berangkat"
 
 
 async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
@@ -125,10 +126,10 @@ async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
     assert len(commits) == 1
     assert [t.position.escort_code if t else None for t in tracked] == ["KWL-1", "KWL-2", "KWL-1"]
     first, second, third = tracked
-    assert first is not None and first.position.departed and first.detail is not None
+    assert first is not None and first.position.departed and first.answer is not None
     assert second is not None and second.position.departed
     assert third is not None and not third.position.departed and third.position.latest  # it saw the first
-    assert third.detail is None  # a live move that changed nothing worth an answer
+    assert third.answer is None  # a live move that changed nothing worth an answer
     await session.refresh(escorts["KWL-1"])
     assert escorts["KWL-1"].last_at == at + timedelta(seconds=30)
 
@@ -159,3 +160,47 @@ async def test_two_workers_bunches_of_the_same_escorts_in_opposite_orders_both_l
     assert all(tracked is not None for tracked in first + second)
     codes = sorted(t.position.escort_code for t in first + second if t is not None)
     assert codes == ["KWL-1", "KWL-1", "KWL-2", "KWL-2"]
+
+
+async def test_an_answered_position_tells_what_a_fresh_read_of_the_escort_shows(
+    engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """The answer is read from the row the position locked, without asking again: it must say what
+    `escort_detail` says after the commit, through a departure, a via passed, an alert opened and one cleared."""
+    roster = await build_roster(session)
+    await build_escorts(session, roster)
+    await link(session, roster.person("budi"), 9300)
+    budi = (await actors_for(session, telegram_user_ids=[9300], now=NOW))[9300]
+    settings = load_settings(None)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    async def answered(lat: float, lon: float, minute: int) -> flow.Tracked:
+        at = NOW + timedelta(minutes=minute)
+        statements.clear()
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            [tracked] = await flow.positions(
+                session, [flow.Position(budi, lat, lon, at, True)], now=at, settings=settings
+            )
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert tracked is not None and tracked.answer is not None
+        fresh = await escorts.escort_detail(session, now=at, settings=settings.escort, code="KWL-1")
+        assert fresh is not None and tracked.answer == fresh.summary
+        return tracked
+
+    departed = await answered(-3.0, 104.71, 1)
+    assert departed.position.departed and departed.answer is not None and departed.answer.remaining_m
+    on_the_way = await answered(-3.0, 104.72, 2)
+    # the escort locked, its via, the row, the track point: nothing asked again for the answer
+    assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "UPDATE", "INSERT"], statements
+    passed = await answered(-3.0, 104.75, 3)
+    assert passed.position.passed == ("DERMAGA-A1",)
+    astray = await answered(-3.2, 104.76, 4)
+    assert astray.answer is not None and astray.answer.open_alerts == ("menyimpang",)
+    back = await answered(-3.0, 104.77, 5)
+    assert back.answer is not None and back.answer.open_alerts == ()
+    assert on_the_way.answer is not None and back.answer.remaining_m < on_the_way.answer.remaining_m

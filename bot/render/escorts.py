@@ -31,6 +31,7 @@ from bot.services.escorts import (
     Member,
     ReceiveOutcome,
     ReceiveResult,
+    Route,
 )
 
 BUTTONS = Codec("kw")
@@ -277,7 +278,8 @@ def arrived_lead_text(escort: EscortSummary, lang: str, zone: ZoneInfo, *, by: s
 
 
 def position_text(
-    detail: EscortDetail,
+    escort: EscortSummary,
+    route: Route,
     lang: str,
     zone: ZoneInfo,
     *,
@@ -289,14 +291,13 @@ def position_text(
     answer: bool,
 ) -> Html | None:
     """What a position tells its sender: departure, vias passed, arrival; else, when answered, that it counted."""
-    escort = detail.summary
     lines: list[str] = []
     if departed:
         lines.append(
             DEPARTED_AWAY(lang, code=escort.code, at=at_text(at, zone, lang), origin=place_name(escort.origin.name))
         )
     if passed:
-        names = {via.waypoint.code: via.waypoint.name for via in detail.route.vias}
+        names = {via.waypoint.code: via.waypoint.name for via in route.vias}
         lines.append(PASSED(lang, places=", ".join(place_name(names.get(code, code)) for code in passed)))
     if arrived:
         lines.append(arrived_text(escort, lang, zone, at=at))

@@ -161,7 +161,9 @@ class PositionResult:
 
     `latest`: it is the newest position (the group's live location moves to
     it); `kept`: it became a track point; `passed`: via codes marked passed
-    by it; `cleared` / `opened`: alert episodes it ended or began (menyimpang).
+    by it; `cleared` / `opened`: alert episodes it ended or began (menyimpang);
+    `route` with the vias it passed; `summary`, when asked for, the escort as
+    it left it.
     """
 
     escort_id: int
@@ -180,6 +182,8 @@ class PositionResult:
     opened: tuple[AlertEpisode, ...]
     live_chat_id: int | None
     live_message_id: int | None
+    route: Route
+    summary: EscortSummary | None = None
 
 
 class ReceiveOutcome(StrEnum):

@@ -16,7 +16,7 @@ not the anchor, not the state.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,8 +26,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import EscortSettings
 from bot.services import audit
 from bot.services.escorts import alerts
-from bot.services.escorts.results import ActionOutcome, ActionResult, AlertEpisode, PositionResult, Route
-from bot.services.escorts.route import episode, escort_query, may_depart, route_of, summaries, vias_of
+from bot.services.escorts.results import (
+    ActionOutcome,
+    ActionResult,
+    AlertEpisode,
+    EscortSummary,
+    PositionResult,
+    Route,
+)
+from bot.services.escorts.route import (
+    episode,
+    escort_query,
+    may_depart,
+    open_alerts_of,
+    route_of,
+    summaries,
+    summary,
+    vias_of,
+)
 from bot.services.geo import distance_m, distance_to_polyline_m
 from models import Escort, EscortAlert, EscortMember, EscortTrackPoint, EscortVia
 from models.enums import EscortAlertKind, EscortState
@@ -49,6 +65,10 @@ class _Change:
     cleared: tuple[AlertEpisode, ...] = ()
     opened: tuple[AlertEpisode, ...] = ()
 
+    def journeyed(self) -> bool:
+        """A step of the journey its sender is always told of."""
+        return self.departed or self.arrived or bool(self.passed)
+
 
 async def record_position(
     session: AsyncSession,
@@ -59,13 +79,17 @@ async def record_position(
     at: datetime,
     now: datetime,
     settings: EscortSettings,
+    summarize: bool = False,
 ) -> PositionResult | None:
     """Apply a position of an escort member; None when it is no escort's (the caller takes it as a check-in).
 
     It is an escort's when the sender is a member of one underway, or of a
     planned one within its departure window (`route.may_depart`) whose origin the
     position is farther than `escort.arrive_radius_meters` from (that
-    position departs it). Does not commit.
+    position departs it). `summarize`: the sender is to be answered whatever
+    the position changed (they always are when it departs, passes a via or
+    arrives); the answer is read from the row this locked
+    (`PositionResult.summary`), not asked again. Does not commit.
     """
     at = min(at, now)
     found = await _member_escort(session, personnel_id, lat, lon, at, settings)
@@ -78,7 +102,7 @@ async def record_position(
         mark_departed(session, escort, personnel_id, at, by="position")
         change.departed = True
     change.kept = _keep(session, escort, personnel_id, lat, lon, at)
-    change.passed = await _pass_vias(session, escort, route, lat, lon, at, settings)
+    route = await _pass_vias(session, escort, route, lat, lon, at, settings, change)
     change.latest = escort.last_at is None or at > escort.last_at
     if change.latest:
         await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change, alerting=row.alerting)
@@ -100,7 +124,18 @@ async def record_position(
         opened=change.opened,
         live_chat_id=escort.live_chat_id,
         live_message_id=escort.live_message_id,
+        route=route,
+        summary=await _summary(session, row, route, change, now) if summarize or change.journeyed() else None,
     )
+
+
+async def _summary(session: AsyncSession, row: Any, route: Route, change: _Change, now: datetime) -> EscortSummary:
+    """The escort as this position left it: only an escort that had open episodes asks which are still open."""
+    if row.alerting:
+        kinds = (await open_alerts_of(session, [row.Escort.id])).get(row.Escort.id, ())
+    else:
+        kinds = tuple(opened.kind for opened in change.opened)
+    return summary(row, route, kinds, now)
 
 
 def _of_members(query: Select[Any], members: ColumnElement[bool]) -> Select[Any]:
@@ -173,23 +208,31 @@ def _keep(session: AsyncSession, escort: Escort, personnel_id: int, lat: float, 
 
 
 async def _pass_vias(
-    session: AsyncSession, escort: Escort, route: Route, lat: float, lon: float, at: datetime, settings: EscortSettings
-) -> tuple[str, ...]:
-    near = [
-        via
+    session: AsyncSession,
+    escort: Escort,
+    route: Route,
+    lat: float,
+    lon: float,
+    at: datetime,
+    settings: EscortSettings,
+    change: _Change,
+) -> Route:
+    """Mark the vias this position is at as passed; the route with them passed."""
+    near = {
+        via.seq
         for via in route.vias
         if via.passed_at is None and distance_m(lat, lon, *via.waypoint.point) <= settings.arrive_radius_meters
-    ]
+    }
     if not near:
-        return ()
+        return route
     await session.execute(
-        update(EscortVia)
-        .where(EscortVia.escort_id == escort.id, EscortVia.seq.in_([via.seq for via in near]))
-        .values(passed_at=at)
+        update(EscortVia).where(EscortVia.escort_id == escort.id, EscortVia.seq.in_(sorted(near))).values(passed_at=at)
     )
-    if route.last_dermaga() in {via.seq for via in near}:
+    if route.last_dermaga() in near:
         escort.on_water = True
-    return tuple(via.waypoint.code for via in near)
+    change.passed = tuple(via.waypoint.code for via in route.vias if via.seq in near)
+    vias = tuple(replace(via, passed_at=at) if via.seq in near else via for via in route.vias)
+    return replace(route, vias=vias)
 
 
 async def _move(
