@@ -140,20 +140,22 @@ async def positions(
 
     Thousands of escorts underway send hundreds of moves a second: one
     transaction for the bunch (bot/intake/coalesce.py) saves each move its
-    own begin, commit and inbox mark. The bunch's escorts are locked first,
-    in id order, so two workers' bunches cannot deadlock on them; a second
-    position of one escort in the bunch sees the first.
+    own begin, commit and inbox mark, and its own read of the escort: the
+    bunch's escorts are read and locked in one statement, in id order, so
+    two workers' bunches cannot deadlock on them; a second position of one
+    escort in the bunch sees the first.
     """
-    if len(bunch) > 1:
-        await escorts.lock_for_positions(session, personnel_ids=[given.actor.personnel_id for given in bunch])
+    held = await escorts.hold_for_positions(session, personnel_ids=[given.actor.personnel_id for given in bunch])
     found: list[Tracked | None] = []
     for given in bunch:
-        found.append(await _take(session, given, now=now, settings=settings))
+        found.append(await _take(session, given, held, now=now, settings=settings))
     await session.commit()
     return found
 
 
-async def _take(session: AsyncSession, given: Position, *, now: datetime, settings: Settings) -> Tracked | None:
+async def _take(
+    session: AsyncSession, given: Position, held: escorts.Held, *, now: datetime, settings: Settings
+) -> Tracked | None:
     result = await escorts.record_position(
         session,
         personnel_id=given.actor.personnel_id,
@@ -163,6 +165,7 @@ async def _take(session: AsyncSession, given: Position, *, now: datetime, settin
         now=now,
         settings=settings.escort,
         summarize=given.answer,
+        held=held,
     )
     if result is None:
         return None

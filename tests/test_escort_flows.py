@@ -204,3 +204,46 @@ async def test_an_answered_position_tells_what_a_fresh_read_of_the_escort_shows(
     back = await answered(-3.0, 104.77, 5)
     assert back.answer is not None and back.answer.open_alerts == ()
     assert on_the_way.answer is not None and back.answer.remaining_m < on_the_way.answer.remaining_m
+
+
+async def test_a_bunch_of_moves_reads_its_escorts_once_and_writes_them_together(
+    backend: str, engine: AsyncEngine, session: AsyncSession
+) -> None:
+    """Hundreds of moves a second: a bunch reads its escorts once, and its rows and track points go out
+    together at the commit, not a read and two writes a move."""
+    roster = await build_roster(session)
+    await build_escorts(session, roster)
+    await session.execute(update(Escort).values(state="berangkat", departed_at=NOW))
+    for n, key in enumerate(["budi", "dedi", "citra"], start=1):
+        await link(session, roster.person(key), 9400 + n)
+    actors = await actors_for(session, telegram_user_ids=[9401, 9402, 9403], now=NOW)
+    await session.commit()
+    settings = load_settings(None)
+
+    async def statements(users: list[int], minute: int) -> list[str]:
+        at = NOW + timedelta(minutes=minute)
+        bunch = [
+            flow.Position(actors[u], -3.0, 104.71 + minute / 1_000 + n / 100, at + timedelta(seconds=n), answer=False)
+            for n, u in enumerate(users)
+        ]
+        seen: list[str] = []
+
+        def count(*args: object) -> None:
+            seen.append(" ".join(str(args[2]).split()[:3]))
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+        try:
+            tracked = await flow.positions(session, bunch, now=at + timedelta(seconds=10), settings=settings)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        assert all(t is not None and t.position.kept and t.position.latest for t in tracked)
+        return seen
+
+    read = ["SELECT escorts.id, escorts.code,", "SELECT escort_vias.escort_id, escort_vias.seq,"]  # locked; vias
+    one = await statements([9401], 1)
+    assert one == [*read, "UPDATE escorts SET", "INSERT INTO escort_track_points"]
+    three = await statements([9401, 9402, 9403], 2)  # budi's KWL-1, dedi's KWL-2, citra's KWL-1 a second later
+    # one UPDATE for each set of columns changed (KWL-1 kept its latitude, KWL-2 moved both);
+    # SQLite cannot return the ids of many rows in order from one INSERT, PostgreSQL can
+    inserts = 1 if backend == "postgresql" else 3
+    assert three == [*read, "UPDATE escorts SET", "UPDATE escorts SET", *["INSERT INTO escort_track_points"] * inserts]

@@ -6,7 +6,7 @@ that what it sends (a confirmation, the live location's move, a
 contingency for an opened episode) commits with the change it is about.
 
 - `views`: `escorts_of_member`, `escorts_of_units`, `escort_counts`, `escort_detail`;
-- `tracking`: `record_position` (`lock_for_positions` first for a bunch), `depart`, `arrive`;
+- `tracking`: `record_position` (`hold_for_positions` first for a bunch), `depart`, `arrive`;
 - `alerts`: `sweep_alerts`, `link_contingency`, `unraised`;
 - `handover`: `receive` (serah terima);
 - `imports`: the `siaga import` of places, escorts and escort_members.
@@ -29,7 +29,7 @@ from bot.services.escorts.results import (
     Via,
     Waypoint,
 )
-from bot.services.escorts.tracking import arrive, depart, lock_for_positions, record_position
+from bot.services.escorts.tracking import Held, arrive, depart, hold_for_positions, record_position
 from bot.services.escorts.views import EscortCounts, escort_counts, escort_detail, escorts_of_member, escorts_of_units
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "EscortCounts",
     "EscortDetail",
     "EscortSummary",
+    "Held",
     "Member",
     "MemberEscort",
     "PositionResult",
@@ -55,7 +56,7 @@ __all__ = [
     "escorts_of_units",
     "link_contingency",
     "receive",
-    "lock_for_positions",
+    "hold_for_positions",
     "record_position",
     "sweep_alerts",
     "unraised",

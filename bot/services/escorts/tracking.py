@@ -3,10 +3,11 @@
 A position counts at the time it was taken (`message.date`, or the edit
 date of a live location), capped at the time it was read. It is judged
 against the escort row alone (last position, berhenti anchor, last kept
-track point) and the escort's vias: two reads, the escort row locked so
-that two members' positions handled at once on two workers apply one
-after the other, and a few writes (the track point when kept, the escort
-row, a via passed, an episode cleared or opened).
+track point) and the escort's vias. A bunch of positions reads its escorts
+once, locked so that two members' positions handled at once on two
+workers apply one after the other (`hold_for_positions`), and writes the
+track points kept and the escort rows together at its commit; only a via
+passed or an episode cleared or opened costs a statement of its own.
 
 A position older than the escort's last one still counts for the track
 (and a via it shows passed) but moves nothing back: not the last position,
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import EscortSettings
@@ -80,6 +81,7 @@ async def record_position(
     now: datetime,
     settings: EscortSettings,
     summarize: bool = False,
+    held: Held | None = None,
 ) -> PositionResult | None:
     """Apply a position of an escort member; None when it is no escort's (the caller takes it as a check-in).
 
@@ -89,24 +91,31 @@ async def record_position(
     position departs it). `summarize`: the sender is to be answered whatever
     the position changed (they always are when it departs, passes a via or
     arrives); the answer is read from the row this locked
-    (`PositionResult.summary`), not asked again. Does not commit.
+    (`PositionResult.summary`), not asked again. `held`: the bunch's escorts
+    (`hold_for_positions`), else this member's are read and locked here.
+    Writes are flushed with the next statement or the commit, so a bunch's
+    go out together. Does not commit.
     """
     at = min(at, now)
-    found = await _member_escort(session, personnel_id, lat, lon, at, settings)
-    if found is None:
+    if held is None:
+        held = await hold_for_positions(session, personnel_ids=[personnel_id])
+    row = _member_escort(held, personnel_id, lat, lon, at, settings)
+    if row is None:
         return None
-    row, route = found
     escort: Escort = row.Escort
     change = _Change()
     if escort.state == PLANNED:
         mark_departed(session, escort, personnel_id, at, by="position")
         change.departed = True
     change.kept = _keep(session, escort, personnel_id, lat, lon, at)
-    route = await _pass_vias(session, escort, route, lat, lon, at, settings, change)
+    route = await _pass_vias(session, escort, held.routes[escort.id], lat, lon, at, settings, change)
+    held.routes[escort.id] = route
     change.latest = escort.last_at is None or at > escort.last_at
     if change.latest:
-        await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change, alerting=row.alerting)
-    await session.flush()
+        alerting = escort.id in held.alerting
+        await _move(session, escort, route, personnel_id, lat, lon, at, now, settings, change, alerting=alerting)
+        if change.opened:
+            held.alerting.add(escort.id)
     return PositionResult(
         escort_id=escort.id,
         escort_code=escort.code,
@@ -125,67 +134,83 @@ async def record_position(
         live_chat_id=escort.live_chat_id,
         live_message_id=escort.live_message_id,
         route=route,
-        summary=await _summary(session, row, route, change, now) if summarize or change.journeyed() else None,
+        summary=await _summary(session, row, route, held, now) if summarize or change.journeyed() else None,
     )
 
 
-async def _summary(session: AsyncSession, row: Any, route: Route, change: _Change, now: datetime) -> EscortSummary:
-    """The escort as this position left it: only an escort that had open episodes asks which are still open."""
-    if row.alerting:
+async def _summary(session: AsyncSession, row: Any, route: Route, held: Held, now: datetime) -> EscortSummary:
+    """The escort as this position left it: only an escort with episodes open asks which are still open."""
+    kinds: tuple[str, ...] = ()
+    if row.Escort.id in held.alerting:
         kinds = (await open_alerts_of(session, [row.Escort.id])).get(row.Escort.id, ())
-    else:
-        kinds = tuple(opened.kind for opened in change.opened)
     return summary(row, route, kinds, now)
 
 
-def _of_members(query: Select[Any], members: ColumnElement[bool]) -> Select[Any]:
-    """The escorts of these members that a position may move: the same rows for the bunch's lock and for
-    each position's."""
-    return query.join(EscortMember, EscortMember.escort_id == Escort.id).where(
-        members, Escort.state.in_((PLANNED, UNDERWAY))
+@dataclass
+class Held:
+    """A bunch's escorts, locked and read in one statement, and what its positions changed that a later
+    position of the same escort must see (the ORM rows carry the rest: last position, anchor, state)."""
+
+    rows: dict[int, list[Any]]
+    """Each member's escorts a position may move, underway first, then planned by departure."""
+    routes: dict[int, Route]
+    alerting: set[int]
+    """Escorts with episodes open (or that may have): only these ask the alert table anything."""
+
+
+_MEMBERS_ESCORTS = (
+    escort_query()
+    .add_columns(
+        EscortMember.personnel_id,
+        exists().where(EscortAlert.escort_id == Escort.id, EscortAlert.cleared_at.is_(None)).label("alerting"),
+        exists().where(EscortVia.escort_id == Escort.id).label("has_vias"),
     )
-
-
-async def lock_for_positions(session: AsyncSession, *, personnel_ids: Sequence[int]) -> None:
-    """Lock, in id order, every escort these members' positions may move: a bunch of positions
-    (flows/escorts.positions) then takes them one by one without waiting on another worker's bunch that
-    locked the same escorts in another order. Does not commit."""
-    if not personnel_ids:
-        return
-    members = EscortMember.personnel_id.in_(sorted(set(personnel_ids)))
-    await session.execute(_of_members(select(Escort.id), members).order_by(Escort.id).with_for_update(of=Escort))
-
-
-_MEMBER_ESCORTS = (
-    _of_members(
-        escort_query().add_columns(
-            exists().where(EscortAlert.escort_id == Escort.id, EscortAlert.cleared_at.is_(None)).label("alerting"),
-            exists().where(EscortVia.escort_id == Escort.id).label("has_vias"),
-        ),
-        EscortMember.personnel_id == bindparam("personnel_id"),
+    .join(EscortMember, EscortMember.escort_id == Escort.id)
+    .where(
+        EscortMember.personnel_id.in_(bindparam("personnel_ids", expanding=True)),
+        Escort.state.in_((PLANNED, UNDERWAY)),
     )
-    .order_by(Escort.state, Escort.depart_at)  # "berangkat" sorts before "terjadwal"
+    .order_by(Escort.id)
     .with_for_update(of=Escort)
 )
-"""A member's escorts underway or planned, locked, and whether each has open alerts and vias (most have
-neither, and then a position asks nothing more of them): asked of every position, so built once."""
+"""The members' escorts underway or planned, locked in id order, and whether each has open alerts and vias
+(most have neither, and then a position asks nothing more of them). In id order, two workers' bunches of the
+same escorts lock them one after the other instead of deadlocking. Built once: every bunch asks it."""
 
 
-async def _member_escort(
-    session: AsyncSession, personnel_id: int, lat: float, lon: float, at: datetime, settings: EscortSettings
-) -> tuple[Any, Route] | None:
-    """The escort this position is for, locked, with its route: underway first, then the next planned one."""
-    rows = (await session.execute(_MEMBER_ESCORTS, {"personnel_id": personnel_id})).all()
+async def hold_for_positions(session: AsyncSession, *, personnel_ids: Sequence[int]) -> Held:
+    """Lock and read every escort these members' positions may move: one statement for the escorts and,
+    when any has vias, one for those. Does not commit."""
+    held = Held(rows={}, routes={}, alerting=set())
+    if not personnel_ids:
+        return held
+    rows = (await session.execute(_MEMBERS_ESCORTS, {"personnel_ids": sorted(set(personnel_ids))})).all()
+    with_vias = [row.Escort.id for row in rows if row.has_vias]
+    vias = await vias_of(session, with_vias) if with_vias else {}
+    for row in rows:
+        held.rows.setdefault(row.personnel_id, []).append(row)
+        held.routes[row.Escort.id] = route_of(row, vias.get(row.Escort.id, ()))
+        if row.alerting:
+            held.alerting.add(row.Escort.id)
+    for own in held.rows.values():
+        own.sort(key=lambda row: (row.Escort.state, row.Escort.depart_at))  # "berangkat" sorts before "terjadwal"
+    return held
+
+
+def _member_escort(
+    held: Held, personnel_id: int, lat: float, lon: float, at: datetime, settings: EscortSettings
+) -> Any | None:
+    """The escort this position is for: underway first, then the next planned one it may depart."""
+    rows = held.rows.get(personnel_id, [])
     chosen = next((row for row in rows if row.Escort.state == UNDERWAY), None)
     if chosen is None:
-        chosen = next((row for row in rows if may_depart(row.Escort, at)), None)
+        chosen = next((row for row in rows if row.Escort.state == PLANNED and may_depart(row.Escort, at)), None)
     if chosen is None:
-        return None
-    vias = (await vias_of(session, [chosen.Escort.id])).get(chosen.Escort.id, ()) if chosen.has_vias else ()
-    route = route_of(chosen, vias)
-    if chosen.Escort.state == PLANNED and distance_m(lat, lon, *route.origin.point) <= settings.arrive_radius_meters:
+        return None  # none, or arrived by an earlier position of the bunch
+    origin = held.routes[chosen.Escort.id].origin
+    if chosen.Escort.state == PLANNED and distance_m(lat, lon, *origin.point) <= settings.arrive_radius_meters:
         return None  # still at the origin: not yet a journey
-    return chosen, route
+    return chosen
 
 
 def mark_departed(session: AsyncSession, escort: Escort, personnel_id: int, at: datetime, *, by: str) -> None:
