@@ -21,11 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot
 
+from bot.clock import system_clock
 from bot.config import DeliverySettings
 from bot.delivery.dispatcher import Dispatcher, make_bot
 from bot.delivery.ratelimit import Pacer, RateLimiter, Send, SlidingWindow
 from bot.emulator import Emulator, Faults, Limits, SimUser
-from bot.services import outbox
+from bot.services import outbox, workers
 from bot.services.outbox import NewMessage
 from models import CommandGroup, Outbox, Personnel, Unit
 from models.enums import Priority
@@ -472,6 +473,80 @@ async def test_two_dispatchers_share_one_postgresql_queue(
         counts = delivered(emu)
     assert len(counts) == total and set(counts.values()) == {1}
     assert all(worker.stats.sent > total // 4 for worker in workers)
+
+
+async def test_each_group_is_paced_by_one_of_two_dispatchers_and_a_stopped_ones_pass_to_the_other(
+    sessions: async_sessionmaker[AsyncSession], backend: str
+) -> None:
+    """Telegram allows a group 20 a minute whoever sends: two workers each pacing it at 20 would send 40.
+    Scaled here to 4 in 3 s, at the emulator and in each dispatcher's limiter."""
+    if backend != "postgresql":
+        pytest.skip("SKIP LOCKED between processes is a PostgreSQL matter")
+    limits = Limits(mode="arrivals", global_per_second=100, group_per_minute=4, group_window=3.0)
+    async with Emulator(limits=limits, record_calls=False) as emu:
+        groups = [emu.group(f"Posko {i}") for i in range(2)]
+        assert {g.id % 2 for g in groups} == {0, 1}, "one group in each worker's share"
+
+        async def alerts(first: int, count: int) -> None:
+            async with sessions() as session:
+                rows = [
+                    NewMessage(
+                        chat_id=g.id, text=f"{g.title} {i}", priority=Priority.group_alert, dedup_key=f"{g.id}:{i}"
+                    )
+                    for g in groups
+                    for i in range(first, first + count)
+                ]
+                await outbox.enqueue_many(session, rows)
+                await session.commit()
+
+        async def beating(names: list[str]) -> None:
+            while True:
+                async with sessions() as session:
+                    for name in names:
+                        await workers.beat(session, worker=name, now=system_clock())
+                    await session.commit()
+                await asyncio.sleep(0.5)
+
+        names = ["pg-0", "pg-1"]
+        beats = asyncio.create_task(beating(names))
+        await asyncio.sleep(0.1)
+        await alerts(0, 8)
+        bots = [make_bot(token=emu.token, base_url=emu.base_url, pool_size=8) for _ in names]
+        pair = [
+            Dispatcher(
+                sessions=sessions,
+                bot=b,
+                settings=settings(100),
+                worker_id=name,
+                limiter=RateLimiter(global_per_second=100, group_per_minute=4, group_window=3.0),
+                max_in_flight=8,
+                batch_size=2,  # both claim often: without the share, both would send to both groups
+            )
+            for name, b in zip(names, bots, strict=True)
+        ]
+        for dispatcher_ in pair:
+            await dispatcher_.start()
+        await until(lambda: all(len(emu.sent_to(g)) == 8 for g in groups), timeout=30)
+        assert emu.rejections == []
+        assert [d.stats.sent for d in pair] == [8, 8], "each sent one group's eight"
+
+        beats.cancel()
+        await pair[1].stop()
+        async with sessions() as session:
+            await workers.leave(session, worker="pg-1")
+            await session.commit()
+        beats = asyncio.create_task(beating(["pg-0"]))
+        # the new owner does not know the old one's sends of the last window: past it, no 429 is possible
+        await asyncio.sleep(3.0)
+        await alerts(8, 4)
+        await until(lambda: all(len(emu.sent_to(g)) == 12 for g in groups), timeout=30)
+        beats.cancel()
+        await pair[0].stop()
+        for b in bots:
+            await b.shutdown()
+        assert emu.rejections == []
+        assert pair[0].stats.sent == 16, "pg-0 sent its own group's four and the stopped pg-1's"
+        assert set(delivered(emu).values()) == {1}
 
 
 # -- against a limiter that counts arrivals, as Telegram does ----------------------------------------

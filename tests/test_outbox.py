@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services import outbox
+from bot.clock import system_clock
+from bot.services import outbox, workers
 from bot.services.outbox import NewMessage
 from models import AuditLog, CommandGroup, Outbox, Personnel, Unit
 from models.enums import Priority
@@ -251,3 +252,38 @@ async def test_claim_limit_is_respected(session: AsyncSession, limit: int) -> No
         await _queue(session, f"m{i}", chat_id=i)
     await session.commit()
     assert len(await outbox.claim(session, worker="w", limit=limit, now=NOW, lease_seconds=60)) == limit
+
+
+async def test_each_command_group_is_claimed_by_one_living_worker_and_passes_on_when_it_leaves(
+    session: AsyncSession,
+) -> None:
+    """Telegram counts a group's 20 a minute whoever sends: a group's rows go to one worker, private ones to any."""
+    wall = system_clock()
+    await workers.beat(session, worker="w-a", now=wall)
+    await workers.beat(session, worker="w-b", now=wall)
+    odd, even = -1_002_000_000_001, -1_002_000_000_002
+    for chat in (odd, even, 1000, 1001):
+        for i in range(2):
+            await _queue(session, f"{chat}:{i}", chat_id=chat)
+    await session.commit()
+    assert await workers.group_share(session, worker="w-c", now=wall) == (2, 3), "a worker counts itself in"
+
+    async def chats(worker: str, minutes: int = 0) -> list[int]:
+        rows = await outbox.claim(
+            session, worker=worker, limit=50, now=NOW + timedelta(minutes=minutes), lease_seconds=30
+        )
+        await session.commit()
+        return sorted(row.chat_id for row in rows)
+
+    assert await chats("w-a") == [even, even, 1000, 1000, 1001, 1001]  # first in id order: the even remainder
+    assert await chats("w-b") == [odd, odd]
+    for i in range(2, 4):
+        await _queue(session, f"{odd}:{i}", chat_id=odd)
+    await session.commit()
+    assert await chats("w-a") == []
+    await workers.leave(session, worker="w-b")  # what it held is free again, and its groups are w-a's
+    await session.commit()
+    assert await chats("w-a", 1) == [odd, odd, odd, odd]
+    await workers.beat(session, worker="w-b", now=wall - workers.EXPIRY * 2)  # a worker long silent is dead
+    await session.commit()
+    assert await workers.group_share(session, worker="w-a", now=wall) == (0, 1)

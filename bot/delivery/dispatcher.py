@@ -23,7 +23,8 @@ limiter's windows until its answer shows when it may have arrived
 and a 429 pauses only the scope it concerns, one group or the whole bot
 (`RateLimiter.flood_wait`). The limits are per bot token,
 the limiter per process: N dispatcher processes sharing one token should
-each get `global_per_second / N`.
+each get `global_per_second / N`. A command group's 20 a minute needs no
+dividing: each group is claimed by one living worker (outbox.claim).
 `max_in_flight` (default: one second's worth of sends, 8 to 64) covers up to
 a second of Telegram latency; more costs CPU in httpcore's pool for nothing.
 """

@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import system_clock
 from bot.services import audit, tally
-from bot.services.workers import alive
+from bot.services.workers import alive, group_share
 from bot.storage.db import dialect_insert, rowcount, table_of
 from models import CommandGroup, Outbox, Personnel
 from models.base import utcnow
@@ -261,17 +261,32 @@ async def claim(
     Rows of a crashed worker (lease expired) come first: they have waited
     longest. Two short index-friendly queries rather than one OR, so a deep
     queue costs an ordered index walk, not a sort of every pending row.
+    A command group's rows go only to the worker whose share it is
+    (`workers.group_share`): Telegram's 20 a minute for a group is one
+    limit, which one process paces exactly and two would each spend in full.
     """
     until = now + timedelta(seconds=lease_seconds)
-    rows = await _claim_where(session, _lease_expired, worker=worker, limit=limit, now=now, until=until)
+    share = _groups_of(*await group_share(session, worker=worker, now=system_clock()))
+    rows = await _claim_where(session, _lease_expired, share, worker=worker, limit=limit, now=now, until=until)
     if len(rows) < limit:
-        rows += await _claim_where(session, _pending_due, worker=worker, limit=limit - len(rows), now=now, until=until)
+        rest = limit - len(rows)
+        rows += await _claim_where(session, _pending_due, share, worker=worker, limit=rest, now=now, until=until)
     return sorted(rows, key=lambda row: row.order)
+
+
+def _groups_of(index: int, count: int) -> Callable[[Any], ColumnElement[bool]]:
+    """Private chats (positive ids) for anyone; a group (negative id) for the worker of its share."""
+
+    def ours(table: Any) -> ColumnElement[bool]:
+        return true() if count == 1 else or_(table.chat_id > 0, (-table.chat_id) % count == index)
+
+    return ours
 
 
 async def _claim_where(
     session: AsyncSession,
     condition: Callable[[Any, datetime], ColumnElement[bool]],
+    share: Callable[[Any], ColumnElement[bool]],
     *,
     worker: str,
     limit: int,
@@ -281,7 +296,7 @@ async def _claim_where(
     candidates = aliased(Outbox)
     chosen = (
         select(candidates.id)
-        .where(condition(candidates, now))
+        .where(condition(candidates, now), share(candidates))
         .order_by(candidates.priority, candidates.due_at)  # ix_outbox_due's order: a walk, not a sort
         .limit(limit)
     )

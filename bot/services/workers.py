@@ -36,6 +36,14 @@ def alive(now: datetime) -> Select[str]:
     return select(WorkerBeat.id).where(WorkerBeat.beat_at >= now - EXPIRY)
 
 
+async def group_share(session: AsyncSession, *, worker: str, now: datetime) -> tuple[int, int]:
+    """This worker's place among the living, in id order, and how many they are (itself counted in, beating
+    yet or not): each command group is sent to by one worker (outbox.claim), whose limiter alone then
+    paces the group's 20 a minute. A dead worker's groups pass to the others once its beat expires."""
+    living = sorted(set(await session.scalars(alive(now))) | {worker})
+    return living.index(worker), len(living)
+
+
 async def leave(session: AsyncSession, *, worker: str) -> None:
     """A worker stopping cleanly: what it still held is free at once, not after `EXPIRY`."""
     await release_outbox(session, worker=worker)
