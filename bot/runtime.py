@@ -18,7 +18,8 @@ from bot.config import Settings
 from bot.delivery.dispatcher import Dispatcher
 from bot.intake.coalesce import Arrival, Coalescer, arrivals, checkins
 from bot.services.checkin import CheckinResult, Presence
-from flows.escorts import Position, Tracked, positions_together
+from bot.services.escorts import PositionResult
+from flows.escorts import Position, positions_together
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Runtime:
     """What every update needs first, for the updates of the moment at once (bot/intake/coalesce.py)."""
     checkins: Coalescer[Presence, CheckinResult] = field(init=False)
     """Locations shared at the same moment, checked in together."""
-    positions: Coalescer[Position, Tracked | None] = field(init=False)
+    positions: Coalescer[Position, PositionResult | None] = field(init=False)
     """Escort positions of the moment, taken in one transaction (flows/escorts.py)."""
 
     def __post_init__(self) -> None:

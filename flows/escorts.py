@@ -64,14 +64,6 @@ class Board:
     children: tuple[UnitRef, ...]
 
 
-@dataclass(frozen=True)
-class Tracked:
-    """A position an escort took; `answer` (the escort as it left it) when the sender is to be answered."""
-
-    position: PositionResult
-    answer: EscortSummary | None
-
-
 # -- what /kawal shows ------------------------------------------------------------------------------
 
 
@@ -135,7 +127,7 @@ class Position:
 
 async def positions(
     session: AsyncSession, bunch: Sequence[Position], *, now: datetime, settings: Settings
-) -> list[Tracked | None]:
+) -> list[PositionResult | None]:
     """The positions of the moment in one transaction, each as if alone; in order.
 
     Thousands of escorts underway send hundreds of moves a second: one
@@ -146,7 +138,7 @@ async def positions(
     escort in the bunch sees the first.
     """
     held = await escorts.hold_for_positions(session, personnel_ids=[given.actor.personnel_id for given in bunch])
-    found: list[Tracked | None] = []
+    found: list[PositionResult | None] = []
     for given in bunch:
         found.append(await _take(session, given, held, now=now, settings=settings))
     await session.commit()
@@ -155,7 +147,7 @@ async def positions(
 
 async def _take(
     session: AsyncSession, given: Position, held: escorts.Held, *, now: datetime, settings: Settings
-) -> Tracked | None:
+) -> PositionResult | None:
     result = await escorts.record_position(
         session,
         personnel_id=given.actor.personnel_id,
@@ -176,15 +168,15 @@ async def _take(
         found = await escorts.escort_detail(session, now=now, settings=settings.escort, escort_id=result.escort_id)
         if found is not None:
             await _tell_lead(session, found, by=given.actor, event="arrived", at=result.at, now=now, settings=settings)
-    return Tracked(result, result.summary)
+    return result
 
 
 def positions_together(
     sessions: async_sessionmaker[AsyncSession], now: Callable[[], datetime], settings: Settings
-) -> Coalescer[Position, Tracked | None]:
+) -> Coalescer[Position, PositionResult | None]:
     """Escort positions of the moment taken together (`positions`)."""
 
-    async def take(bunch: list[Position]) -> list[Tracked | None]:
+    async def take(bunch: list[Position]) -> list[PositionResult | None]:
         async with quick(sessions) as session:
             return await positions(session, bunch, now=now(), settings=settings)
 

@@ -185,15 +185,14 @@ async def track(update: Update, context: Context, actor: Actor) -> bool:
     moved = update.edited_message is not None
     location = message.location
     at = message.edit_date or message.date
-    tracked = await rt.positions(flow.Position(actor, location.latitude, location.longitude, at, answer=not moved))
-    if tracked is None:
+    said = await rt.positions(flow.Position(actor, location.latitude, location.longitude, at, answer=not moved))
+    if said is None:
         return False
-    if tracked.position.arrived:
+    if said.arrived:
         rt.wake_dispatcher()
-    if tracked.answer is not None:
-        said = tracked.position
+    if said.summary is not None:
         text = texts.position_text(
-            tracked.answer,
+            said.summary,
             said.route,
             actor.language,
             rt.settings.operation.zone,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import load_settings
 from bot.services import escorts
+from bot.services.escorts import PositionResult
 from bot.services.people import actors_for
 from flows import escorts as flow
 from models import Escort
@@ -93,8 +94,8 @@ async def test_a_position_no_escort_takes_changes_nothing_and_commits_nothing(se
     [tracked] = await flow.positions(
         session, [flow.Position(dedi, -2.995, 104.74, NOW, answer=True)], now=NOW, settings=settings
     )
-    assert tracked is not None and tracked.position.departed and tracked.answer is not None
-    assert tracked.answer.state == "berangkat"
+    assert tracked is not None and tracked.departed and tracked.summary is not None
+    assert tracked.summary.state == "berangkat"
 
 
 async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
@@ -124,12 +125,12 @@ async def test_a_bunch_of_positions_is_taken_in_one_commit_each_as_if_alone(
     finally:
         event.remove(engine.sync_engine, "commit", count)
     assert len(commits) == 1
-    assert [t.position.escort_code if t else None for t in tracked] == ["KWL-1", "KWL-2", "KWL-1"]
+    assert [t.escort_code if t else None for t in tracked] == ["KWL-1", "KWL-2", "KWL-1"]
     first, second, third = tracked
-    assert first is not None and first.position.departed and first.answer is not None
-    assert second is not None and second.position.departed
-    assert third is not None and not third.position.departed and third.position.latest  # it saw the first
-    assert third.answer is None  # a live move that changed nothing worth an answer
+    assert first is not None and first.departed and first.summary is not None
+    assert second is not None and second.departed
+    assert third is not None and not third.departed and third.latest  # it saw the first
+    assert third.summary is None  # a live move that changed nothing worth an answer
     await session.refresh(escorts["KWL-1"])
     assert escorts["KWL-1"].last_at == at + timedelta(seconds=30)
 
@@ -152,13 +153,13 @@ async def test_two_workers_bunches_of_the_same_escorts_in_opposite_orders_both_l
         there = {9301: (-3.0, 104.700 + 1_000 / 111_000), 9302: (-2.995, 104.74)}
         return [flow.Position(actors[u], *there[u], at + timedelta(seconds=seconds), answer=False) for u in order]
 
-    async def bunch(order: list[int], seconds: int) -> list[flow.Tracked | None]:
+    async def bunch(order: list[int], seconds: int) -> list[PositionResult | None]:
         async with sessions() as own:
             return await flow.positions(own, moves(order, seconds), now=at + timedelta(seconds=5), settings=settings)
 
     first, second = await asyncio.gather(bunch([9301, 9302], 1), bunch([9302, 9301], 2))
     assert all(tracked is not None for tracked in first + second)
-    codes = sorted(t.position.escort_code for t in first + second if t is not None)
+    codes = sorted(t.escort_code for t in first + second if t is not None)
     assert codes == ["KWL-1", "KWL-1", "KWL-2", "KWL-2"]
 
 
@@ -177,7 +178,7 @@ async def test_an_answered_position_tells_what_a_fresh_read_of_the_escort_shows(
     def count(*args: object) -> None:
         statements.append(str(args[2]))
 
-    async def answered(lat: float, lon: float, minute: int) -> flow.Tracked:
+    async def answered(lat: float, lon: float, minute: int) -> PositionResult:
         at = NOW + timedelta(minutes=minute)
         statements.clear()
         event.listen(engine.sync_engine, "before_cursor_execute", count)
@@ -187,23 +188,23 @@ async def test_an_answered_position_tells_what_a_fresh_read_of_the_escort_shows(
             )
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
-        assert tracked is not None and tracked.answer is not None
+        assert tracked is not None and tracked.summary is not None
         fresh = await escorts.escort_detail(session, now=at, settings=settings.escort, code="KWL-1")
-        assert fresh is not None and tracked.answer == fresh.summary
+        assert fresh is not None and tracked.summary == fresh.summary
         return tracked
 
     departed = await answered(-3.0, 104.71, 1)
-    assert departed.position.departed and departed.answer is not None and departed.answer.remaining_m
+    assert departed.departed and departed.summary is not None and departed.summary.remaining_m
     on_the_way = await answered(-3.0, 104.72, 2)
     # the escort locked, its via, the row, the track point: nothing asked again for the answer
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "UPDATE", "INSERT"], statements
     passed = await answered(-3.0, 104.75, 3)
-    assert passed.position.passed == ("DERMAGA-A1",)
+    assert passed.passed == ("DERMAGA-A1",)
     astray = await answered(-3.2, 104.76, 4)
-    assert astray.answer is not None and astray.answer.open_alerts == ("menyimpang",)
+    assert astray.summary is not None and astray.summary.open_alerts == ("menyimpang",)
     back = await answered(-3.0, 104.77, 5)
-    assert back.answer is not None and back.answer.open_alerts == ()
-    assert on_the_way.answer is not None and back.answer.remaining_m < on_the_way.answer.remaining_m
+    assert back.summary is not None and back.summary.open_alerts == ()
+    assert on_the_way.summary is not None and back.summary.remaining_m < on_the_way.summary.remaining_m
 
 
 async def test_a_bunch_of_moves_reads_its_escorts_once_and_writes_them_together(
@@ -236,7 +237,7 @@ async def test_a_bunch_of_moves_reads_its_escorts_once_and_writes_them_together(
             tracked = await flow.positions(session, bunch, now=at + timedelta(seconds=10), settings=settings)
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", count)
-        assert all(t is not None and t.position.kept and t.position.latest for t in tracked)
+        assert all(t is not None and t.kept and t.latest for t in tracked)
         return seen
 
     read = ["SELECT escorts.id, escorts.code,", "SELECT escort_vias.escort_id, escort_vias.seq,"]  # locked; vias
