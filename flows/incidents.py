@@ -159,7 +159,7 @@ async def sweep(session: AsyncSession, *, now: datetime, settings: Settings) -> 
 async def reconcile(session: AsyncSession, *, now: datetime, settings: Settings) -> int:
     """Copies whose send was on the wire when the contingency changed: record their id, edit if stale."""
     edits = 0
-    for contingency_id in await escalation.unsent_copies(session):
+    for contingency_id in await incident_copies.unrecorded(session):
         view = await escalation.load(session, contingency_id)
         if view is not None:
             text, payload = _alert(view, settings)

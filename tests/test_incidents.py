@@ -299,9 +299,12 @@ async def test_a_change_before_the_send_rewrites_it_and_one_on_the_wire_is_edite
     assert await _edits(session) == []
     waiting = (await session.scalars(select(Outbox.text).where(Outbox.state == "pending", Outbox.chat_id < 0))).all()
     assert len(waiting) == 1 and "DITERIMA" in waiting[0]
+    assert await incident_copies.unrecorded(session) == [], "a copy waiting or on the wire is not caught up yet"
     await outbox.mark_sent(session, row_id=on_the_wire[0].id, telegram_message_id=55, at=NOW)
     await session.commit()
+    assert await incident_copies.unrecorded(session) == [contingency_id]
     await flow.sweep(session, now=NOW, settings=settings)
+    assert await incident_copies.unrecorded(session) == [], "caught up once: its message id is recorded"
     await flow.sweep(session, now=NOW, settings=settings)
     edits = await _edits(session)
     assert [(chat, message_id) for chat, message_id, _ in edits] == [(on_the_wire[0].chat_id, 55)]

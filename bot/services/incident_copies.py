@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, String, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.groups import GroupTarget
@@ -42,6 +42,31 @@ NO_MESSAGE = 0  # a copy whose send failed for good: nothing to edit, nothing to
 
 def send_key(contingency_id: int, chat_id: int) -> str:
     return f"cont:{contingency_id}:s:{chat_id}"
+
+
+def _send_key_of(copy: Any) -> ColumnElement[str]:
+    """`send_key` of a copy row, in SQL."""
+    return "cont:" + cast(copy.contingency_id, String) + ":s:" + cast(copy.chat_id, String)
+
+
+RECONCILE_LIMIT = 500
+_UNRECORDED = (
+    select(ContingencyMessage.contingency_id)
+    .join(Outbox, Outbox.dedup_key == _send_key_of(ContingencyMessage))
+    .where(
+        ContingencyMessage.message_id.is_(None),
+        Outbox.state.not_in((OutboxState.pending.value, OutboxState.sending.value)),
+    )
+    .distinct()
+    .limit(RECONCILE_LIMIT)
+)
+
+
+async def unrecorded(session: AsyncSession) -> list[int]:
+    """Contingencies with a copy sent (or given up) whose message id is not recorded yet: what `reconcile`
+    has to catch up. A copy still waiting, or on the wire, is not: a burst of alerts queued behind a
+    group's 20 a minute would otherwise be read again by every sweep of every worker until it is sent."""
+    return list(await session.scalars(_UNRECORDED))
 
 
 def _ref(contingency_id: int, chat_id: int) -> str:
