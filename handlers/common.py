@@ -26,7 +26,7 @@ from bot.render.registration import COMMANDERS_ONLY, NOT_REGISTERED, PRIVATE_ONL
 from bot.runtime import Runtime, runtime_of
 from bot.services.chatstate import Waiting
 from bot.services.people import Actor, actor_for
-from bot.storage.db import database_unreachable, quick
+from bot.storage.db import quick, retry_later
 
 log = logging.getLogger("siaga.handlers")
 
@@ -154,8 +154,8 @@ async def on_error(update: object, context: Context) -> None:
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
     mark = HANDLING.get()
-    if mark is not None and not mark.handled and database_unreachable(error):
-        mark.retry = True  # handled again once the database answers (bot/intake/updater.py); no answer now
+    if mark is not None and not mark.handled and retry_later(error):
+        mark.retry = True  # handled again later (bot/intake/updater.py); no answer now
         log.warning("update %s waits for the database (%s)", update_id, type(error).__name__)
         raise ApplicationHandlerStop
     log.error("update %s failed: %s", update_id, type(error).__name__, exc_info=error)

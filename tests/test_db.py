@@ -269,3 +269,35 @@ async def test_the_aiosqlite_internals_the_driver_uses_are_there(tmp_path: Path)
     finally:
         await connection.close()
     assert getattr(connection, "_connection", "missing") is None, f"{found}: Connection._connection kept after close"
+
+
+async def test_a_deadlock_victim_is_handled_again_later_not_failed() -> None:
+    """PostgreSQL rolls one of two deadlocked transactions back; what it was doing is worth doing again
+    (the intake handles the update again), not a failure to tell the sender of."""
+    if not PG_URL:
+        pytest.skip("a deadlock needs PostgreSQL")
+    pg_url_engine = make_engine(PG_URL)
+    async with pg_url_engine.begin() as setup:
+        await setup.execute(text("CREATE TABLE IF NOT EXISTS deadlock_probe (id int PRIMARY KEY, n int)"))
+        await setup.execute(text("DELETE FROM deadlock_probe"))
+        await setup.execute(text("INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)"))
+    both_hold_one = asyncio.Barrier(2)
+
+    async def take(first: int, second: int) -> BaseException | None:
+        try:
+            async with pg_url_engine.begin() as connection:
+                await connection.execute(text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": first})
+                await both_hold_one.wait()
+                await connection.execute(text("UPDATE deadlock_probe SET n = n + 1 WHERE id = :id"), {"id": second})
+        except Exception as error:
+            return error
+        return None
+
+    outcomes = await asyncio.gather(take(1, 2), take(2, 1))
+    [victim] = [error for error in outcomes if error is not None]
+    assert getattr(getattr(victim, "orig", None), "sqlstate", None) == "40P01"
+    assert db.retry_later(victim)
+    assert not db.retry_later(IntegrityError("INSERT", {}, Exception("duplicate key")))
+    async with pg_url_engine.begin() as cleanup:
+        await cleanup.execute(text("DROP TABLE deadlock_probe"))
+    await pg_url_engine.dispose()

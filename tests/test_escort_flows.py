@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import load_settings
 from bot.services import escorts
-from bot.services.escorts import PositionResult
+from bot.services.escorts import PositionResult, alerts
 from bot.services.people import actors_for
 from flows import escorts as flow
 from models import Escort
@@ -248,3 +248,27 @@ async def test_a_bunch_of_moves_reads_its_escorts_once_and_writes_them_together(
     # SQLite cannot return the ids of many rows in order from one INSERT, PostgreSQL can
     inserts = 1 if backend == "postgresql" else 3
     assert three == [*read, "UPDATE escorts SET", "UPDATE escorts SET", *["INSERT INTO escort_track_points"] * inserts]
+
+
+async def test_an_alert_sweep_inserting_for_an_escort_does_not_hold_up_its_positions(
+    backend: str, sessions: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
+    """An episode (or contingency) inserted for KWL-1 and not yet committed takes a key-share lock on the
+    escort row; the bunch's lock must not wait for it (with `FOR UPDATE` it did, and deadlocked a bench run
+    against a sweep raising 100 `berhenti` in its own order)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no row locks")
+    roster = await build_roster(session)
+    escorts_ = await build_escorts(session, roster)
+    await session.execute(update(Escort).values(state="berangkat", departed_at=NOW))
+    await link(session, roster.person("budi"), 9500)
+    budi = (await actors_for(session, telegram_user_ids=[9500], now=NOW))[9500]
+    await session.commit()
+    at, settings = NOW + timedelta(minutes=1), load_settings(None)
+    async with sessions() as sweep:
+        await alerts.open_once(sweep, [(escorts_["KWL-1"].id, "berhenti")], now=at)  # left uncommitted
+        async with sessions() as own:
+            bunch = [flow.Position(budi, -3.0, 104.71, at, answer=False)]
+            [moved] = await asyncio.wait_for(flow.positions(own, bunch, now=at, settings=settings), timeout=5)
+        await sweep.rollback()
+    assert moved is not None and moved.kept

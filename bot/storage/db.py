@@ -86,9 +86,17 @@ def _scrub(row: Any) -> Any:
     return row
 
 
-def database_unreachable(error: BaseException | None) -> bool:
-    """The database went away (a restart, a network cut, no free connection): worth handling again later."""
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+"""Serialization failure and deadlock: PostgreSQL rolled this transaction back so another could go on."""
+
+
+def retry_later(error: BaseException | None) -> bool:
+    """Worth handling again later, not worth telling the sender it failed: the database went away (a restart,
+    a network cut, no free connection), or chose this transaction as a deadlock's victim. A position lost to
+    a deadlock with an alert sweep could not be sent again by the person: a live location moves on."""
     if isinstance(error, DBAPIError):
+        if getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
         return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
     return isinstance(error, (OSError, SQLAlchemyTimeoutError, DisconnectionError))
 

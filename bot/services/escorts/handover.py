@@ -60,7 +60,7 @@ async def receive(
 ) -> ReceiveResult:
     """`/terima CODE`: hand the escort over to the sender, or say why not. Does not commit."""
     code = code.strip()
-    query = escort_query().where(func.upper(Escort.code) == code.upper()).with_for_update(of=Escort)
+    query = escort_query().where(func.upper(Escort.code) == code.upper()).with_for_update(of=Escort, key_share=True)
     row = (await session.execute(query)).first()
     if row is None:
         return ReceiveResult(ReceiveOutcome.not_found, code)

@@ -162,8 +162,8 @@ class PositionResult:
     `latest`: it is the newest position (the group's live location moves to
     it); `kept`: it became a track point; `passed`: via codes marked passed
     by it; `cleared` / `opened`: alert episodes it ended or began (menyimpang);
-    `route` with the vias it passed; `summary`, when asked for, the escort as
-    it left it.
+    `route` with the vias it passed; `summary`, the escort as it left it, when
+    its sender is to be answered (asked for, or a departure, via or arrival).
     """
 
     escort_id: int

@@ -171,11 +171,14 @@ _MEMBERS_ESCORTS = (
         Escort.state.in_((PLANNED, UNDERWAY)),
     )
     .order_by(Escort.id)
-    .with_for_update(of=Escort)
+    .with_for_update(of=Escort, key_share=True)
 )
 """The members' escorts underway or planned, locked in id order, and whether each has open alerts and vias
 (most have neither, and then a position asks nothing more of them). In id order, two workers' bunches of the
-same escorts lock them one after the other instead of deadlocking. Built once: every bunch asks it."""
+same escorts lock them one after the other instead of deadlocking. `FOR NO KEY UPDATE` (a position never
+changes an escort's id): an alert sweep inserting contingencies and episodes that refer to these escorts
+takes key-share locks on them, in its own order, which a plain `FOR UPDATE` waits for and deadlocks with.
+Built once: every bunch asks it."""
 
 
 async def hold_for_positions(session: AsyncSession, *, personnel_ids: Sequence[int]) -> Held:
@@ -329,7 +332,8 @@ def _audit(session: AsyncSession, escort: Escort, personnel_id: int, *, action: 
 
 
 async def _for_member(session: AsyncSession, escort_id: int, personnel_id: int) -> tuple[Any, ActionOutcome | None]:
-    row = (await session.execute(escort_query().where(Escort.id == escort_id).with_for_update(of=Escort))).first()
+    locked = escort_query().where(Escort.id == escort_id).with_for_update(of=Escort, key_share=True)
+    row = (await session.execute(locked)).first()
     if row is None:
         return None, ActionOutcome.not_found
     member = await session.scalar(
