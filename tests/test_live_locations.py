@@ -10,11 +10,12 @@ calls than its share (half of its 20 per minute).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings, load_settings
 from bot.services import escorts, outbox
@@ -167,7 +168,8 @@ async def test_a_pending_move_carries_the_newer_position_and_arrival_stops_the_p
     assert len(moves) == 1 and moves[0].payload["longitude"] == pytest.approx(east(2_000))
     await _deliver(session, seconds(21))
     await _position(session, settings, person, 11_000 - 100, seconds(60))  # within 300 m of PPK-A2: arrived
-    await sweep_live_locations(session, now=seconds(61), settings=settings)
+    await _deliver(session, seconds(2))
+    await sweep_live_locations(session, now=seconds(63), settings=settings)  # the next minute's share
     await sweep_live_locations(session, now=seconds(64), settings=settings)
     rows = await _live_rows(session)
     assert [row.method for row in rows] == [
@@ -210,3 +212,30 @@ async def test_a_pin_telegram_will_not_move_is_left_alone_and_spends_nothing_mor
         await _position(session, settings, person, 1_500 + tick * 300, seconds(tick * 10))
         await sweep_live_locations(session, now=seconds(tick * 10 + 2), settings=settings)
     assert [row.method for row in await _live_rows(session)] == ["sendLocation", "editMessageLiveLocation"]
+
+
+async def test_a_pass_leaves_an_escort_a_position_holds_to_the_next_pass_instead_of_waiting(
+    backend: str,
+    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    settings: Settings,
+    crews: dict[str, int],
+) -> None:
+    """A bunch of positions holds its escorts locked in id order; a pass that waited for them, in its own
+    order, deadlocked a bench run. Here KWL-X00 is held: the pass starts every other pin, and KWL-X00's next."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has no row locks")
+    for person in crews.values():
+        await _position(session, settings, person, 1_000, seconds(0))
+    held_id = await session.scalar(select(Escort.id).where(Escort.code == "KWL-X00"))
+    async with sessions() as bunch:
+        await escorts.hold_for_positions(bunch, personnel_ids=[crews["KWL-X00"]])  # left uncommitted
+        async with sessions() as other:
+            await asyncio.wait_for(sweep_live_locations(other, now=seconds(1), settings=settings), timeout=5)
+        await bunch.rollback()
+    refs = [row.ref for row in await _live_rows(session) if row.method == "sendLocation"]
+    assert len(refs) == 10 and f"live:{held_id}" not in refs  # the share of the minute, without the held one
+    await _deliver(session, seconds(2))
+    await sweep_live_locations(session, now=seconds(63), settings=settings)  # the next minute's share
+    refs = [row.ref for row in await _live_rows(session) if row.method == "sendLocation"]
+    assert f"live:{held_id}" in refs

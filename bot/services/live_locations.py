@@ -103,6 +103,10 @@ class _Budget:
         self.used[chat_id] = self.used.get(chat_id, 0) + calls
         return True
 
+    def give_back(self, chat_id: int, calls: int = 1) -> None:
+        """Calls taken for an escort the pass then left (`_set`): the next escort may have them."""
+        self.used[chat_id] -= calls
+
 
 async def _used(session: AsyncSession, now: datetime) -> dict[int, int]:
     """Live calls each group may receive within the coming minute: those not sent yet, and those sent in the last.
@@ -177,11 +181,21 @@ async def _forget_lost_pins(session: AsyncSession, now: datetime) -> None:
         )
 
 
-async def _set(session: AsyncSession, escort_id: int, **values: Any) -> None:
-    """Only the live columns: a position being applied to the same escort keeps its own columns."""
-    await session.execute(
-        update(Escort).where(Escort.id == escort_id).values(**values).execution_options(synchronize_session=False)
+async def _set(session: AsyncSession, escort_id: int, **values: Any) -> bool:
+    """Only the live columns: a position being applied to the same escort keeps its own columns.
+
+    False, and nothing written, while a bunch of positions holds the escort: the pass leaves it to the
+    next one instead of waiting. Waiting, in its own order, on bunches that lock escorts in id order (and
+    may wait on an escort this pass already wrote) deadlocked a bench run; a pass that never waits cannot.
+    """
+    free = select(Escort.id).where(Escort.id == escort_id).with_for_update(key_share=True, skip_locked=True)
+    result = await session.execute(
+        update(Escort)
+        .where(Escort.id.in_(free.scalar_subquery()))
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    return rowcount(result) > 0
 
 
 async def _starts(session: AsyncSession, found: LivePlan, budget: _Budget, now: datetime) -> None:
@@ -203,10 +217,11 @@ async def _starts(session: AsyncSession, found: LivePlan, budget: _Budget, now: 
         lat, lon = (escort.last_lat, escort.last_lon) if escort.last_lat is not None else origin.point
         assert lat is not None and lon is not None
         seconds = int((escort.arrive_by + AFTER_DUE - now).total_seconds())
-        found.starts.append(
-            LiveShow(escort.id, target.chat_id, lat, lon, escort.last_at, live_seconds=min(max(seconds, 60), 86_400))
-        )
-        await _set(session, escort.id, live_chat_id=target.chat_id, live_shown_at=escort.last_at)
+        if not await _set(session, escort.id, live_chat_id=target.chat_id, live_shown_at=escort.last_at):
+            budget.give_back(target.chat_id)
+            continue
+        live = min(max(seconds, 60), 86_400)
+        found.starts.append(LiveShow(escort.id, target.chat_id, lat, lon, escort.last_at, live_seconds=live))
 
 
 async def _moves(session: AsyncSession, found: LivePlan, budget: _Budget) -> None:
@@ -231,13 +246,16 @@ async def _moves(session: AsyncSession, found: LivePlan, budget: _Budget) -> Non
     pending = await _pending_moves(session, [row.id for row in rows])
     for row in rows:
         show = LiveShow(row.id, row.live_chat_id, row.last_lat, row.last_lon, row.last_at, row.live_message_id)
+        calls = 0 if row.id in pending else 1
+        if calls and not budget.take(row.live_chat_id):
+            continue
+        if not await _set(session, row.id, live_shown_at=row.last_at):
+            budget.give_back(row.live_chat_id, calls)
+            continue
         if row.id in pending:
             found.rewrite[pending[row.id]] = show
-        elif budget.take(row.live_chat_id):
-            found.moves.append(show)
         else:
-            continue
-        await _set(session, row.id, live_shown_at=row.last_at)
+            found.moves.append(show)
 
 
 async def _pending_moves(session: AsyncSession, escort_ids: list[int]) -> dict[int, int]:
@@ -282,12 +300,14 @@ async def _stops(session: AsyncSession, found: LivePlan, budget: _Budget, now: d
         if not budget.take(row.live_chat_id, calls):
             continue
         show = LiveShow(row.id, row.live_chat_id, row.last_lat, row.last_lon, row.last_at, row.live_message_id)
+        if not await _set(session, row.id, live_shown_at=row.last_at, live_stopped_at=now):
+            budget.give_back(row.live_chat_id, calls)
+            continue
         if behind and row.id in pending:
             found.rewrite[pending[row.id]] = show
         elif behind:
             found.moves.append(show)
         found.stops.append(show)
-        await _set(session, row.id, live_shown_at=row.last_at, live_stopped_at=now)
 
 
 async def _call_off(session: AsyncSession, escort_id: int) -> bool:
