@@ -8,6 +8,8 @@ bunch of senders) carries `escorting`, and only those get `record_position`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,6 +25,21 @@ from models import Escort
 from tests.factories import NOW, build_escorts, build_roster, link
 
 
+@contextmanager
+def statements_run(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL of every statement sent while inside, in order."""
+    seen: list[str] = []
+
+    def note(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
 async def test_the_sender_lookup_says_who_rides_an_escort_in_the_same_statement(
     engine: AsyncEngine, session: AsyncSession
 ) -> None:
@@ -32,17 +49,8 @@ async def test_the_sender_lookup_says_who_rides_an_escort_in_the_same_statement(
     for n, key in enumerate(["budi", "citra", "dedi", "eko"], start=1):
         await link(session, roster.person(key), 9000 + n)
         ids[key] = 9000 + n
-    statements: list[str] = []
-    listen = engine.sync_engine
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(listen, "before_cursor_execute", count)
-    try:
+    with statements_run(engine) as statements:
         found = await actors_for(session, telegram_user_ids=list(ids.values()), now=NOW)
-    finally:
-        event.remove(listen, "before_cursor_execute", count)
     assert len(statements) == 1
     assert {key: found[user].escorting for key, user in ids.items()} == {
         "budi": True,
@@ -175,19 +183,13 @@ async def test_an_answered_position_tells_what_a_fresh_read_of_the_escort_shows(
     settings = load_settings(None)
     statements: list[str] = []
 
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
     async def answered(lat: float, lon: float, minute: int) -> PositionResult:
         at = NOW + timedelta(minutes=minute)
-        statements.clear()
-        event.listen(engine.sync_engine, "before_cursor_execute", count)
-        try:
+        with statements_run(engine) as seen:
             [tracked] = await flow.positions(
                 session, [flow.Position(budi, lat, lon, at, True)], now=at, settings=settings
             )
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", count)
+        statements[:] = seen
         assert tracked is not None and tracked.summary is not None
         fresh = await escorts.escort_detail(session, now=at, settings=settings.escort, code="KWL-1")
         assert fresh is not None and tracked.summary == fresh.summary
@@ -227,18 +229,10 @@ async def test_a_bunch_of_moves_reads_its_escorts_once_and_writes_them_together(
             flow.Position(actors[u], -3.0, 104.71 + minute / 1_000 + n / 100, at + timedelta(seconds=n), answer=False)
             for n, u in enumerate(users)
         ]
-        seen: list[str] = []
-
-        def count(*args: object) -> None:
-            seen.append(" ".join(str(args[2]).split()[:3]))
-
-        event.listen(engine.sync_engine, "before_cursor_execute", count)
-        try:
+        with statements_run(engine) as seen:
             tracked = await flow.positions(session, bunch, now=at + timedelta(seconds=10), settings=settings)
-        finally:
-            event.remove(engine.sync_engine, "before_cursor_execute", count)
         assert all(t is not None and t.kept and t.latest for t in tracked)
-        return seen
+        return [" ".join(sql.split()[:3]) for sql in seen]
 
     read = ["SELECT escorts.id, escorts.code,", "SELECT escort_vias.escort_id, escort_vias.seq,"]  # locked; vias
     one = await statements([9401], 1)
